@@ -128,13 +128,15 @@ def _status_table() -> dict[str, Any]:
         ),
         "datasource": DS,
         "targets": [
-            _target("A", f"max by ({BY}) (time() - clevertap_export_last_completed_timestamp_seconds{{{F}}})",
+            _target("A", f"max by ({BY}) (time() - "
+                         f"clevertap_export_last_completed_timestamp_seconds{{{F}}})",
                     instant=True, fmt="table"),
             _target("B", f"max by ({BY}) (clevertap_export_expected_interval_seconds{{{F}}})",
                     instant=True, fmt="table"),
             _target(
                 "C",
-                f"max by ({BY}) (\n  (time() - clevertap_export_last_completed_timestamp_seconds{{{F}}})\n"
+                f"max by ({BY}) (\n"
+                f"  (time() - clevertap_export_last_completed_timestamp_seconds{{{F}}})\n"
                 f"  / clevertap_export_expected_interval_seconds{{{F}}}\n)",
                 instant=True, fmt="table"),
             _target("D", f"max by ({BY}) (clevertap_export_in_flight{{{F}}})",
@@ -320,7 +322,8 @@ def dashboard() -> dict[str, Any]:
                               LEGEND)], "none"), 12, 8),
         (_timeseries("Age of oldest in-flight export",
                      "How long the oldest running export has been in flight.",
-                     [_target("A", "time() - clevertap_export_in_flight_oldest_start_timestamp_seconds"
+                     [_target("A", "time() - "
+                                   "clevertap_export_in_flight_oldest_start_timestamp_seconds"
                                    f"{{{F}}}", LEGEND)], "s"), 12, 8),
         (_timeseries("Completions per hour",
                      "Completed and failed status events per hour.",
@@ -354,8 +357,8 @@ def dashboard() -> dict[str, Any]:
         (_timeseries("Delivery delay",
                      "Receipt time minus event time of the last webhook per account. Hours "
                      "(positive or negative) mean the exporter's --timezone is wrong.",
-                     [_target("A", 'clevertap_export_last_delivery_delay_seconds{account=~"$account"}',
-                              "{{account}}")], "s",
+                     [_target("A", "clevertap_export_last_delivery_delay_seconds"
+                                   '{account=~"$account"}', "{{account}}")], "s",
                      thresholds=_thresholds(
                          (None, "green"), (THRESHOLDS["delivery_delay_max_seconds"], "red")),
                      threshold_style="line"), 12, 8),

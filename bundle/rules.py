@@ -53,7 +53,8 @@ def recording_rules() -> list[dict[str, Any]]:
                 "(\n"
                 "  clevertap_export_grace_seconds\n"
                 "  or\n"
-                f"  clevertap_export_expected_interval_seconds * 0 + {_t('overdue_grace_seconds')}\n"
+                "  clevertap_export_expected_interval_seconds * 0 + "
+                f"{_t('overdue_grace_seconds')}\n"
                 ")\n"
             ),
         },
@@ -157,8 +158,8 @@ def alerting_rules() -> list[dict[str, Any]]:
         ),
         _alert(
             "ClevertapExportAbandoned",
-            "increase(clevertap_export_abandoned_total"
-            f"[{duration(t['abandoned_window_seconds'])}]) > 0\n",
+            "round(increase(clevertap_export_abandoned_total"
+            f"[{duration(t['abandoned_window_seconds'])}])) > 0\n",
             "CleverTap exports were abandoned without a completion.",
             f"{_WHICH} had {{{{ $value | humanize }}}} in-flight run(s) dropped in the last "
             f"{human(t['abandoned_window_seconds'])} because no completion arrived within "
@@ -175,21 +176,21 @@ def alerting_rules() -> list[dict[str, Any]]:
         ),
         _alert(
             "ClevertapExportWebhooksRejected",
-            "sum by (job, instance, outcome) (\n"
+            "round(sum by (job, instance, outcome) (\n"
             "  increase(clevertap_export_webhook_requests_total"
             '{outcome=~"unauthorized|invalid|too_large"}'
             f"[{duration(t['rejected_window_seconds'])}])\n"
-            f") > {_t('rejected_max_count')}\n",
+            f")) > {_t('rejected_max_count')}\n",
             "The exporter is rejecting webhooks.",
             "Exporter {{ $labels.instance }} rejected {{ $value | humanize }} webhook(s) as "
             f"{{{{ $labels.outcome }}}} in the last {human(t['rejected_window_seconds'])}.",
         ),
         _alert(
             "ClevertapExportLabelOverflow",
-            "sum by (job, instance, label) (\n"
+            "round(sum by (job, instance, label) (\n"
             "  increase(clevertap_export_label_overflow_total"
             f"[{duration(t['overflow_window_seconds'])}])\n"
-            ") > 0\n",
+            ")) > 0\n",
             "Label values are being folded into \"other\".",
             "Exporter {{ $labels.instance }} folded {{ $value | humanize }} value(s) of label "
             "{{ $labels.label }} into \"other\" in the last "
@@ -207,10 +208,10 @@ def alerting_rules() -> list[dict[str, Any]]:
         ),
         _alert(
             "ClevertapExportEventTimeUnparsed",
-            "sum by (job, instance, reason) (\n"
+            "round(sum by (job, instance, reason) (\n"
             "  increase(clevertap_export_event_time_unparsed_total"
             f"[{duration(t['unparsed_window_seconds'])}])\n"
-            ") > 0\n",
+            ")) > 0\n",
             "Webhooks arrive without a usable \"Date and Time\".",
             "Exporter {{ $labels.instance }} used the receipt time for {{ $value | humanize }} "
             "webhook(s) whose event time was {{ $labels.reason }} in the last "
