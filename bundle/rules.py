@@ -198,13 +198,14 @@ def alerting_rules() -> list[dict[str, Any]]:
         ),
         _alert(
             "ClevertapExportTimeZoneMismatch",
-            "abs(clevertap_export_last_delivery_delay_seconds)\n"
-            f"> {_t('delivery_delay_max_seconds')}\n",
+            f"clevertap_export_last_delivery_delay_seconds > {_t('delivery_delay_max_seconds')}\n"
+            "or\n"
+            f"clevertap_export_last_delivery_delay_seconds < -{_t('delivery_delay_max_seconds')}\n",
             "Webhook event times disagree with the receipt time: the time zone looks wrong.",
             "The last webhook of account {{ $labels.account }} arrived "
-            "{{ $value | humanizeDuration }} away from its event time (more than "
-            f"{human(t['delivery_delay_max_seconds'])}); the exporter's --timezone probably "
-            "differs from the CleverTap account's time zone.",
+            "{{ $value | humanizeDuration }} after its event time (beyond "
+            f"+-{human(t['delivery_delay_max_seconds'])}; negative means before it): the "
+            "exporter's --timezone probably differs from the CleverTap account's time zone.",
         ),
         _alert(
             "ClevertapExportEventTimeUnparsed",
