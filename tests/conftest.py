@@ -145,7 +145,7 @@ class ExporterProcess:
                 err = self.proc.stderr.read().decode() if self.proc.stderr else ""
                 raise RuntimeError(f"exporter exited with {self.proc.returncode}: {err}")
             try:
-                with urllib.request.urlopen(f"{self.url}/readyz", timeout=1) as r:  # noqa: S310
+                with urllib.request.urlopen(f"{self.url}/readyz", timeout=1) as r:
                     if r.status == 200:
                         return
             except OSError:
@@ -169,11 +169,11 @@ class ExporterProcess:
         path = "/webhook" if account is None else f"/webhook/{account}"
         req = urllib.request.Request(f"{self.url}{path}", data=json.dumps(body).encode(),
                                      method="POST")
-        with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310
+        with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, json.loads(r.read())["status"]
 
     def metrics(self) -> Samples:
-        with urllib.request.urlopen(f"{self.url}/metrics", timeout=10) as r:  # noqa: S310
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=10) as r:
             return parse_metrics(r.read().decode())
 
 

@@ -22,7 +22,9 @@ async def test_documented_sample_and_metrics(exporter: Exporter) -> None:
     m = await exporter.metrics()
     gcs = series(partner="google_cloud_storage", frequency="one_time")
     assert m["clevertap_export_last_completed_timestamp_seconds"][gcs] == 1690303852.0
-    assert m["clevertap_export_status_events_total"][series(partner="google_cloud_storage", frequency="one_time", status="completed")] == 1
+    gcs_completed = series(partner="google_cloud_storage", frequency="one_time",
+                           status="completed")
+    assert m["clevertap_export_status_events_total"][gcs_completed] == 1
     assert m["clevertap_export_in_flight"][gcs] == 0
     # One-time exports have no schedule, so no expected interval.
     assert gcs not in m.get("clevertap_export_expected_interval_seconds", {})
