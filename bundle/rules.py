@@ -178,7 +178,7 @@ def alerting_rules() -> list[dict[str, Any]]:
             "ClevertapExportWebhooksRejected",
             "round(sum by (job, instance, outcome) (\n"
             "  increase(clevertap_export_webhook_requests_total"
-            '{outcome=~"unauthorized|invalid|too_large"}'
+            '{outcome=~"unauthorized|invalid|too_large|unavailable"}'
             f"[{duration(t['rejected_window_seconds'])}])\n"
             f")) > {_t('rejected_max_count')}\n",
             "The exporter is rejecting webhooks.",
