@@ -187,7 +187,10 @@ class TokenEndpoint:
         if request.content_type != "application/x-www-form-urlencoded":
             raise TokenRequestError("invalid_request", 400,
                                     "send the parameters as application/x-www-form-urlencoded")
-        form = await request.post()
+        try:
+            form = await request.post()
+        except (ValueError, LookupError) as exc:  # undecodable bytes, unknown charset
+            raise TokenRequestError("invalid_request", 400, "the form cannot be decoded") from exc
         grant_types = form.getall("grant_type", [])
         if len(grant_types) != 1:
             raise TokenRequestError("invalid_request", 400, "send 'grant_type' exactly once")
