@@ -193,7 +193,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         response = await handler(request)
     except web.HTTPException as exc:
         if exc.status == 413:
-            limit = request.app[SETTINGS].max_body_bytes
+            limit = request.app[SOURCE_APP][SETTINGS].max_body_bytes
             response = _json_error(413, "too_large",
                                    f"request body exceeds the limit of {limit} bytes")
         elif exc.status < 400:
@@ -206,7 +206,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         log.exception("unexpected error handling %s %s", request.method, request.path)
         response = _json_error(500, "error", "internal error; see the exporter's log")
     if request.path.startswith("/webhook"):
-        instruments = request.app[INSTRUMENTS]
+        instruments = request.app[SOURCE_APP][INSTRUMENTS]
         outcome = request.get(OUTCOME) or _outcome_of(response.status)
         if outcome is not None:
             instruments.requests.labels(outcome).inc()
