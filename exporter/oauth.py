@@ -1,7 +1,8 @@
 """OAuth 2.0 client credentials (RFC 6749 section 4.4) for CleverTap's "OAuth 2.0" webhook mode.
 
-The exporter is its own authorization server: CleverTap posts its client id and secret to
-``POST /oauth/token`` and gets a short-lived bearer token, which it then sends with each webhook.
+The exporter is its own authorization server: CleverTap posts its client id and secret (or a
+``client_secret_jwt`` assertion signed with the secret) to ``POST /oauth/token`` and gets a
+short-lived bearer token, which it then sends with each webhook.
 
 Access tokens are HS256 JSON Web Tokens (RFC 7519) so that they are stateless: the expiry, the
 client id and an HMAC-SHA256 signature are all in the token. Nothing is stored, a restart does
@@ -23,7 +24,7 @@ import logging
 import secrets
 import time
 from collections.abc import Mapping
-from typing import Final
+from typing import Any, Final
 from urllib.parse import unquote_plus
 
 from aiohttp import web
@@ -37,6 +38,7 @@ _Form = MultiDictProxy[str | bytes | bytearray | web.FileField]  # what ``Reques
 
 TOKEN_PATH: Final = "/oauth/token"  # noqa: S105 (a URL path, not a password)
 GRANT_TYPE: Final = "client_credentials"
+ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ISSUER: Final = "clevertap-export-exporter"
 # Tokens are minted for this audience only, so a token from another HS256 issuer that happens to
 # share the key is still refused.
@@ -88,36 +90,77 @@ class TokenIssuer:
 
     def verify(self, token: str, now: float | None = None) -> bool:
         """True for a token this issuer minted (same key and client) that has not expired."""
-        parts = token.split(".")
-        if len(parts) != 3 or not token.isascii():
+        decoded = _decode_hs256(token, self._key)
+        if decoded is None or decoded[0] != _HEADER:
             return False
-        header_b64, claims_b64, signature_b64 = parts
-        try:
-            signature = _b64url_decode(signature_b64)
-        except (binascii.Error, ValueError):
-            return False
-        # Check the signature before parsing anything the sender chose.
-        if not hmac.compare_digest(signature, self._sign(f"{header_b64}.{claims_b64}")):
-            return False
-        try:
-            header = json.loads(_b64url_decode(header_b64))
-            claims = json.loads(_b64url_decode(claims_b64))
-        except (binascii.Error, ValueError):
-            return False
-        if header != _HEADER or not isinstance(claims, dict):
-            return False
+        claims = decoded[1]
         current = time.time() if now is None else now
-        exp, iat = claims.get("exp"), claims.get("iat")
+        iat = claims.get("iat")
         return (
             claims.get("iss") == ISSUER
             and claims.get("aud") == AUDIENCE
             and claims.get("sub") == self.client_id
-            and isinstance(exp, int) and current < exp
+            and _unexpired(claims, current)
             and isinstance(iat, int) and iat <= current + LEEWAY_SECONDS
         )
 
+    def assertion_matches(self, assertion: str, now: float | None = None) -> bool:
+        """Client authentication by ``client_secret_jwt`` (RFC 7523 section 2.2, OpenID Connect).
+
+        The client signs a short JWT with its secret as the HS256 key: ``iss`` and ``sub`` are
+        its client id, ``aud`` names the token endpoint, ``exp`` is in the future. The endpoint
+        URL as the client sees it depends on proxies, so any audience ending in the token path
+        is accepted.
+        """
+        decoded = _decode_hs256(assertion, self._client_secret.encode())
+        if decoded is None or decoded[0].get("alg") != "HS256":
+            return False
+        claims = decoded[1]
+        audiences = claims.get("aud")
+        if isinstance(audiences, str):
+            audiences = [audiences]
+        return (
+            claims.get("iss") == self.client_id
+            and claims.get("sub") == self.client_id
+            and isinstance(audiences, list)
+            and any(isinstance(a, str) and a.rstrip("/").endswith(TOKEN_PATH) for a in audiences)
+            and _unexpired(claims, time.time() if now is None else now)
+        )
+
     def _sign(self, signing_input: str) -> bytes:
-        return hmac.new(self._key, signing_input.encode("ascii"), hashlib.sha256).digest()
+        return _hs256(self._key, signing_input)
+
+
+def _hs256(key: bytes, signing_input: str) -> bytes:
+    return hmac.new(key, signing_input.encode("ascii"), hashlib.sha256).digest()
+
+
+def _decode_hs256(token: str, key: bytes) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """Header and claims of a compact JWS signed with HMAC-SHA256 under ``key``, else None."""
+    parts = token.split(".")
+    if len(parts) != 3 or not token.isascii():
+        return None
+    header_b64, claims_b64, signature_b64 = parts
+    try:
+        signature = _b64url_decode(signature_b64)
+    except (binascii.Error, ValueError):
+        return None
+    # Check the signature before parsing anything the sender chose.
+    if not hmac.compare_digest(signature, _hs256(key, f"{header_b64}.{claims_b64}")):
+        return None
+    try:
+        header = json.loads(_b64url_decode(header_b64))
+        claims = json.loads(_b64url_decode(claims_b64))
+    except (binascii.Error, ValueError):
+        return None
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        return None
+    return header, claims
+
+
+def _unexpired(claims: Mapping[str, Any], now: float) -> bool:
+    exp = claims.get("exp")
+    return isinstance(exp, int) and not isinstance(exp, bool) and now < exp
 
 
 class TokenRequestError(Exception):
@@ -194,15 +237,30 @@ class TokenEndpoint:
         grant_types = form.getall("grant_type", [])
         if len(grant_types) != 1:
             raise TokenRequestError("invalid_request", 400, "send 'grant_type' exactly once")
-        client_id, client_secret = client_credentials(request.headers, form)
-        if not (self.issuer.client_matches(client_id, client_secret)
-                or self.issuer.client_matches(unquote_plus(client_id),
-                                              unquote_plus(client_secret))):
-            raise TokenRequestError("invalid_client", 401, "unknown client or wrong secret")
+        if "client_assertion_type" in form or "client_assertion" in form:
+            self._check_assertion(request.headers, form)
+        else:
+            client_id, client_secret = client_credentials(request.headers, form)
+            if not (self.issuer.client_matches(client_id, client_secret)
+                    or self.issuer.client_matches(unquote_plus(client_id),
+                                                  unquote_plus(client_secret))):
+                raise TokenRequestError("invalid_client", 401, "unknown client or wrong secret")
         if grant_types[0] != GRANT_TYPE:
             raise TokenRequestError("unsupported_grant_type", 400,
                                     f"only grant_type={GRANT_TYPE} is supported")
         return self.issuer.issue()
+
+    def _check_assertion(self, headers: Mapping[str, str], form: _Form) -> None:
+        if "Authorization" in headers or "client_secret" in form:
+            raise TokenRequestError("invalid_request", 400,
+                                    "use one client authentication method, not two")
+        if _single(form, "client_assertion_type") != ASSERTION_TYPE:
+            raise TokenRequestError("invalid_request", 400,
+                                    f"client_assertion_type must be {ASSERTION_TYPE}")
+        if not self.issuer.assertion_matches(_single(form, "client_assertion")):
+            raise TokenRequestError("invalid_client", 401, "client assertion not valid: sign "
+                                    "it with the client secret (HS256), iss and sub the client "
+                                    "id, aud the token URL, exp in the future")
 
 
 # RFC 6749 section 5.1: token responses must not be cached.

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -200,6 +203,48 @@ async def test_no_secret_or_token_in_the_log(start_exporter: Start,
     text = "\n".join(r.getMessage() for r in caplog.records)
     for secret in (CLIENT[1], wrong, token, token.split(".")[2]):
         assert secret not in text
+
+
+# --- "OAuth with JWT": client authentication by a client_secret_jwt assertion (RFC 7523) -------
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+def assertion(secret: str = CLIENT[1], **overrides: Any) -> str:
+    claims = {"iss": CLIENT[0], "sub": CLIENT[0], "aud": "https://exporter.example/oauth/token",
+              "exp": int(time.time()) + 300, "jti": "1", **overrides}
+    signing_input = b64url({"alg": "HS256", "typ": "JWT"}) + "." + b64url(claims)
+    signature = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return signing_input + "." + base64.urlsafe_b64encode(signature).rstrip(b"=").decode()
+
+
+async def test_client_secret_jwt_assertion(start_exporter: Start) -> None:
+    exp = await start_exporter(*OAUTH)
+    form = {"grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE}
+    status, body, _ = await request_token(exp, {**form, "client_assertion": assertion()})
+    assert status == 200
+    bearer = {"Authorization": f"Bearer {body['access_token']}"}
+    assert (await exp.post(event(1), headers=bearer))[0] == 200
+    # A list audience naming the token URL is fine too.
+    good = assertion(aud=["other", "http://10.0.0.1:9877/oauth/token"])
+    assert (await request_token(exp, {**form, "client_assertion": good}))[0] == 200
+
+
+@pytest.mark.parametrize(("jwt", "extra", "status", "error"), [
+    (assertion("wrong-secret"), {}, 401, "invalid_client"),
+    (assertion(exp=int(time.time()) - 1), {}, 401, "invalid_client"),
+    (assertion(aud="https://elsewhere.example/token"), {}, 401, "invalid_client"),
+    (assertion(iss="someone"), {}, 401, "invalid_client"),
+    (assertion(), {"client_assertion_type": "urn:example:saml"}, 400, "invalid_request"),
+    (assertion(), {"client_secret": CLIENT[1]}, 400, "invalid_request"),
+])
+async def test_bad_client_assertions(start_exporter: Start, jwt: str, extra: dict[str, str],
+                                     status: int, error: str) -> None:
+    exp = await start_exporter(*OAUTH)
+    form = {"grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": jwt, **extra}
+    got, body, _ = await request_token(exp, form)
+    assert (got, body["error"]) == (status, error)
 
 
 def test_oauth_flags(tmp_path: Path) -> None:
