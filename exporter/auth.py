@@ -14,6 +14,9 @@ import binascii
 import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Final
+
+BASIC_CHALLENGE: Final = 'Basic realm="clevertap-export-exporter", charset="UTF-8"'
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ class WebhookAuth:
     def challenge(self) -> str:
         """The ``WWW-Authenticate`` value for a refused request."""
         if self.basic_user is not None:
-            return 'Basic realm="clevertap-export-exporter", charset="UTF-8"'
+            return BASIC_CHALLENGE
         return 'Bearer realm="clevertap-export-exporter"'
 
     def check(self, headers: Mapping[str, str]) -> str | None:

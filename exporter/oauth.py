@@ -30,7 +30,7 @@ from urllib.parse import unquote_plus
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from exporter.auth import decode_basic, same_secret
+from exporter.auth import BASIC_CHALLENGE, decode_basic, same_secret
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +220,7 @@ class TokenEndpoint:
                 {"error": exc.code, "error_description": exc.description}, status=exc.status,
                 headers=_NO_STORE)
             if exc.status == 401:
-                response.headers["WWW-Authenticate"] = 'Basic realm="clevertap-export-exporter"'
+                response.headers["WWW-Authenticate"] = BASIC_CHALLENGE
             return response, exc.code
         return web.json_response({"access_token": token, "token_type": "Bearer",
                                   "expires_in": self.issuer.ttl_seconds},

@@ -30,7 +30,7 @@ from prometheus_client.exposition import choose_encoder
 
 from exporter import __version__, oauth
 from exporter.allowlist import SourcePolicy
-from exporter.auth import WebhookAuth
+from exporter.auth import BASIC_CHALLENGE, WebhookAuth
 from exporter.collector import SeriesExposition, TrackerCollector
 from exporter.config import Settings
 from exporter.oauth import TOKEN_PATH, TokenEndpoint, TokenIssuer
@@ -299,18 +299,15 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             log.info("refused webhook from %s: %s", request.remote, problem)
             response = _json_error(401, "unauthorized", problem)
             response.headers["WWW-Authenticate"] = (
-                auth.challenge if auth.enabled else _BASIC_CHALLENGE)
+                auth.challenge if auth.enabled else BASIC_CHALLENGE)
             return response
     elif users is not None and not (request.path == TOKEN_PATH and TOKEN_ENDPOINT in source):
         if not await users.admits(request.headers):
             response = _json_error(401, "unauthorized", "HTTP Basic authorization of a web "
                                    "config user required")
-            response.headers["WWW-Authenticate"] = _BASIC_CHALLENGE
+            response.headers["WWW-Authenticate"] = BASIC_CHALLENGE
             return response
     return await handler(request)
-
-
-_BASIC_CHALLENGE: Final = 'Basic realm="clevertap-export-exporter", charset="UTF-8"'
 
 
 @web.middleware
