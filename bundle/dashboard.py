@@ -293,7 +293,9 @@ def dashboard() -> dict[str, Any]:
             "Since last webhook", "Time since the exporter last accepted a webhook.",
             [_target("A", "time() - clevertap_export_webhook_last_received_timestamp_seconds",
                      "{{instance}}", instant=True)], "s",
-            _thresholds((None, "green"), (4 * 3600, "yellow"), (26 * 3600, "red"))), 6, 4),
+            _thresholds((None, "green"), (4 * 3600, "yellow"),
+                        (24 * 3600 + THRESHOLDS["webhooks_missing_margin_seconds"], "red"))),
+         6, 4),
         (_stat(
             "Exports in flight", "Exports initiated and not yet completed.",
             [_target("A", f"sum(clevertap_export_in_flight{{{F}}})", "in flight",
