@@ -163,3 +163,15 @@ def test_grafana_provisioning_points_at_the_dashboards() -> None:
     assert ds["datasources"][0]["type"] == "prometheus"
     providers = yaml.safe_load((prov / "dashboards" / "clevertap.yml").read_text())
     assert providers["providers"][0]["options"]["path"]
+
+
+def test_dockerfile_is_small_non_root_and_healthchecked() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    bases = re.findall(r"^FROM\s+(\S+)", text, re.M)
+    assert bases and all(":" in b and "slim" in b for b in bases), bases
+    user = re.findall(r"^USER\s+(\S+)", text, re.M)
+    assert user and not user[-1].startswith(("root", "0")), user
+    assert re.search(r"^HEALTHCHECK .*\n?.*/healthz", text, re.M)
+    assert "EXPORTER_STATE_PATH=/data/state.db" in text and 'VOLUME ["/data"]' in text
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert ignored[0] == "*" or "*" in ignored, "the build context should be a whitelist"
