@@ -1,0 +1,85 @@
+"""Webhook credentials: a shared token (Bearer or a custom header) and HTTP Basic.
+
+Secrets are compared with ``hmac.compare_digest`` so the time taken does not reveal how much of a
+guess was right. When several methods are configured, any one of them admits the request.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class WebhookAuth:
+    token: str | None = None
+    token_header: str | None = None
+    basic_user: str | None = None
+    basic_password: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.token is not None or self.basic_user is not None
+
+    @property
+    def challenge(self) -> str:
+        """The ``WWW-Authenticate`` value for a refused request."""
+        if self.basic_user is not None:
+            return 'Basic realm="clevertap-export-exporter", charset="UTF-8"'
+        return 'Bearer realm="clevertap-export-exporter"'
+
+    def check(self, headers: Mapping[str, str]) -> str | None:
+        """Return None when ``headers`` carry valid credentials, else why they do not."""
+        if not self.enabled:
+            return None
+        authorization = headers.get("Authorization", "")
+        scheme, _, value = authorization.partition(" ")
+        scheme = scheme.lower()
+        value = value.strip()
+        if self.token is not None:
+            if scheme == "bearer" and _same(value, self.token):
+                return None
+            if self.token_header is not None:
+                custom = headers.get(self.token_header)
+                if custom is not None and _same(custom.strip(), self.token):
+                    return None
+        if self.basic_user is not None and self.basic_password is not None and scheme == "basic":
+            user, password = _decode_basic(value)
+            # Evaluate both comparisons so a wrong user costs the same time as a wrong password.
+            ok_user = _same(user, self.basic_user)
+            ok_password = _same(password, self.basic_password)
+            if ok_user and ok_password:
+                return None
+            return "invalid Basic credentials"
+        if not authorization and not self._custom_present(headers):
+            return "missing credentials: send " + self._expected()
+        return "invalid credentials: send " + self._expected()
+
+    def _custom_present(self, headers: Mapping[str, str]) -> bool:
+        return self.token_header is not None and self.token_header in headers
+
+    def _expected(self) -> str:
+        ways = []
+        if self.token is not None:
+            ways.append("'Authorization: Bearer <token>'")
+            if self.token_header is not None:
+                ways.append(f"the token in header '{self.token_header}'")
+        if self.basic_user is not None:
+            ways.append("HTTP Basic authorization")
+        return " or ".join(ways)
+
+
+def _same(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode())
+
+
+def _decode_basic(value: str) -> tuple[str, str]:
+    try:
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return "", ""
+    user, _, password = decoded.partition(":")
+    return user, password

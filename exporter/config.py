@@ -1,0 +1,193 @@
+"""Command-line flags, each mirrored by an environment variable, parsed into ``Settings``.
+
+Precedence: flag, then ``EXPORTER_*`` variable, then default. Secrets may also come from a file
+named by ``EXPORTER_*_FILE`` (Docker and Kubernetes secrets), read once at start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
+_UNIT_SECONDS: Final = {
+    "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0,
+    "y": 31536000.0,
+}
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_SECRETS: Final = ("auth_token", "basic_auth_password")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Prometheus-style duration (``48h``, ``1h30m``, ``90s``) or plain seconds."""
+    value = text.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        parts = _DURATION_PART.findall(value)
+        if not parts or "".join(n + u for n, u in parts) != value:
+            raise argparse.ArgumentTypeError(
+                f"invalid duration {text!r}: use e.g. 48h, 90m, 30s or plain seconds"
+            ) from None
+        seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"duration {text!r} must be positive")
+    return seconds
+
+
+def _timezone(text: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(f"unknown IANA time zone {text!r}") from exc
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {text} out of range")
+    return port
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def _header(text: str) -> str:
+    if not _HEADER_NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"invalid HTTP header name {text!r}")
+    return text
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str
+    port: int
+    metrics_port: int | None
+    state_path: Path
+    timezone: ZoneInfo
+    auth_token: str | None
+    auth_header: str | None
+    basic_auth_user: str | None
+    basic_auth_password: str | None
+    in_flight_timeout: float
+    retention: float
+    max_label_values: int
+    max_body_bytes: int
+    log_level: str
+    log_format: str
+    access_log: bool
+    bench_noop: bool
+
+    @property
+    def webhook_open(self) -> bool:
+        """True when no webhook credentials are configured."""
+        return self.auth_token is None and self.basic_auth_user is None
+
+
+# (flag, environment variable, type, default, help)
+_FLAGS: Final[list[tuple[str, str, Callable[[str], object], object, str]]] = [
+    ("--host", "EXPORTER_HOST", str, "0.0.0.0", "address to listen on"),  # noqa: S104
+    ("--port", "EXPORTER_PORT", _port, 9877, "port of the webhook (and /metrics unless "
+     "--metrics-port is set)"),
+    ("--metrics-port", "EXPORTER_METRICS_PORT", _port, None, "serve /metrics and health "
+     "checks on this separate port only, so the webhook port can face the internet"),
+    ("--state-path", "EXPORTER_STATE_PATH", Path, Path("./data/state.db"), "SQLite state file"),
+    ("--timezone", "EXPORTER_TIMEZONE", _timezone, "UTC", "IANA time zone of CleverTap's "
+     "'Date and Time' when it carries no offset (your CleverTap account's zone)"),
+    ("--auth-token", "EXPORTER_AUTH_TOKEN", str, None, "require this token as "
+     "'Authorization: Bearer <token>' or in --auth-header"),
+    ("--auth-header", "EXPORTER_AUTH_HEADER", _header, None, "custom header that may carry "
+     "the token, for CleverTap's Headers tab (e.g. X-Webhook-Token)"),
+    ("--basic-auth-user", "EXPORTER_BASIC_AUTH_USER", str, None, "require HTTP Basic "
+     "authorization with this user"),
+    ("--basic-auth-password", "EXPORTER_BASIC_AUTH_PASSWORD", str, None, "password for "
+     "--basic-auth-user"),
+    ("--in-flight-timeout", "EXPORTER_IN_FLIGHT_TIMEOUT", parse_duration, "48h", "give up an "
+     "in-flight export whose start is older than this (counted as abandoned)"),
+    ("--retention", "EXPORTER_RETENTION", parse_duration, "7d", "how long deliveries are "
+     "remembered to recognise redeliveries, and finished runs are kept"),
+    ("--max-label-values", "EXPORTER_MAX_LABEL_VALUES", _positive_int, 32, "distinct values "
+     "admitted per label before new ones fold into 'other'"),
+    ("--max-body-bytes", "EXPORTER_MAX_BODY_BYTES", _positive_int, 65536, "largest webhook "
+     "body accepted, in bytes"),
+    ("--log-level", "EXPORTER_LOG_LEVEL", str.upper, "INFO", "DEBUG, INFO, WARNING or ERROR"),
+    ("--log-format", "EXPORTER_LOG_FORMAT", str, "text", "text or json"),
+]
+
+
+def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clevertap-export-exporter",
+        description="Receive CleverTap Export Status Alerts webhooks and expose Prometheus "
+        "metrics. Every flag can also be set with the environment variable shown.",
+    )
+    for flag, var, kind, default, text in _FLAGS:
+        raw = env.get(var, default)
+        parser.add_argument(
+            flag, type=kind, default=raw, help=f"{text} (env {var}; default: %(default)s)"
+        )
+    parser.add_argument("--access-log", action=argparse.BooleanOptionalAction,
+                        default=_truthy(env.get("EXPORTER_ACCESS_LOG", "false")),
+                        help="log every HTTP request (env EXPORTER_ACCESS_LOG; default: off)")
+    parser.add_argument("--bench-noop", action="store_true",
+                        help="serve POST /-/noop, which answers without parsing or storing: "
+                        "the stack's ceiling, for benchmarks only")
+    return parser
+
+
+def parse_settings(argv: Sequence[str] | None = None,
+                   env: Mapping[str, str] | None = None) -> Settings:
+    """Parse flags and environment; exits with a usage error for invalid values."""
+    env = dict(os.environ if env is None else env)
+    parser = build_parser(env)
+    args = parser.parse_args(argv)
+    for name in _SECRETS:
+        file_var = f"EXPORTER_{name.upper()}_FILE"
+        if getattr(args, name) is None and env.get(file_var):
+            try:
+                setattr(args, name, Path(env[file_var]).read_text().strip())
+            except OSError as exc:
+                parser.error(f"cannot read {file_var}: {exc}")
+    if (args.basic_auth_user is None) != (args.basic_auth_password is None):
+        parser.error("--basic-auth-user and --basic-auth-password go together")
+    if args.auth_header is not None and args.auth_token is None:
+        parser.error("--auth-header needs --auth-token")
+    if args.log_format not in ("text", "json"):
+        parser.error("--log-format must be text or json")
+    if args.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        parser.error("--log-level must be DEBUG, INFO, WARNING or ERROR")
+    if args.metrics_port is not None and args.metrics_port == args.port:
+        parser.error("--metrics-port must differ from --port")
+    return Settings(
+        host=args.host,
+        port=args.port,
+        metrics_port=args.metrics_port,
+        state_path=Path(args.state_path),
+        timezone=args.timezone,
+        auth_token=args.auth_token,
+        auth_header=args.auth_header,
+        basic_auth_user=args.basic_auth_user,
+        basic_auth_password=args.basic_auth_password,
+        in_flight_timeout=args.in_flight_timeout,
+        retention=args.retention,
+        max_label_values=args.max_label_values,
+        max_body_bytes=args.max_body_bytes,
+        log_level=args.log_level,
+        log_format=args.log_format,
+        access_log=args.access_log,
+        bench_noop=args.bench_noop,
+    )
+
+
+def _truthy(text: str) -> bool:
+    return text.strip().lower() in ("1", "true", "yes", "on")

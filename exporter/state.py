@@ -1,0 +1,323 @@
+"""The export state model and the rules that move it: the domain of the exporter.
+
+``ExportTracker`` owns one in-memory model of every export series (last times, counts,
+durations), every known run (per account and Export Request Id) and the recent deliveries used
+to recognise redeliveries. Each event changes the model on the event loop, so decisions are
+atomic, and is acknowledged only after the rows it touched are committed to the store. The
+metrics collector reads the model; nothing else writes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+import orjson
+
+from exporter import normalize
+from exporter.payload import StatusEvent
+from exporter.store import Changes, DeliveryRow, RunRow, SeriesRow, SQLiteStore, StoreError
+
+log = logging.getLogger(__name__)
+
+SeriesKey = tuple[str, str, str, str]  # account, partner, export_type, frequency
+RunKey = tuple[str, str]  # account, export id
+DeliveryKey = tuple[str, str, str, float]  # account, export id, status, event time
+
+#: Upper bounds (seconds) of the duration histogram: 1 min to 48 h.
+DURATION_BUCKETS: Final[tuple[float, ...]] = (
+    60, 300, 600, 1800, 3600, 7200, 14400, 28800, 43200, 86400, 172800,
+)
+#: Labels whose distinct values are capped, in the order events carry them.
+CAPPED_LABELS: Final = ("account", "partner", "export_type", "frequency", "status")
+
+ACCEPTED: Final = "accepted"
+DUPLICATE: Final = "duplicate"
+
+
+@dataclass(slots=True)
+class Series:
+    """What is known of one (account, partner, export_type, frequency) combination."""
+
+    last_initiated: float | None = None
+    last_completed: float | None = None
+    last_failed: float | None = None
+    last_duration: float | None = None
+    abandoned: int = 0
+    status_counts: dict[str, int] = field(default_factory=dict)
+    # Non-cumulative counts per bucket of DURATION_BUCKETS, the last one for +Inf.
+    duration_buckets: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
+    duration_sum: float = 0.0
+
+    def encode(self) -> bytes:
+        return orjson.dumps(
+            [self.last_initiated, self.last_completed, self.last_failed, self.last_duration,
+             self.abandoned, self.status_counts, self.duration_buckets, self.duration_sum]
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> Series:
+        li, lc, lf, ld, ab, counts, buckets, dsum = orjson.loads(data)
+        return cls(li, lc, lf, ld, ab, counts, buckets, dsum)
+
+    def observe_duration(self, seconds: float) -> None:
+        i = 0
+        while i < len(DURATION_BUCKETS) and seconds > DURATION_BUCKETS[i]:
+            i += 1
+        self.duration_buckets[i] += 1
+        self.duration_sum += seconds
+        self.last_duration = seconds
+
+
+@dataclass(slots=True)
+class Run:
+    """One export request: ``started`` is the event time of its in-flight run, None when idle."""
+
+    series: SeriesKey
+    started: float | None
+    last_finished: float | None
+    updated: float
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerSettings:
+    max_label_values: int = 32
+    in_flight_timeout: float = 48 * 3600.0
+    #: How long deliveries are remembered for redelivery detection, and idle runs are kept.
+    retention: float = 7 * 24 * 3600.0
+
+
+class ExportTracker:
+    """Applies status events to the export model and keeps the store in step with it."""
+
+    def __init__(
+        self,
+        store: SQLiteStore,
+        settings: TrackerSettings,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.series: dict[SeriesKey, Series] = {}
+        self.runs: dict[RunKey, Run] = {}
+        self.in_flight: dict[RunKey, Run] = {}
+        self.deliveries: dict[DeliveryKey, float] = {}
+        self.admitted: dict[str, set[str]] = {label: set() for label in CAPPED_LABELS}
+        self.last_received: float | None = None
+        self.delivery_delay: dict[str, float] = {}
+        # Process counters: they start at zero with the process, like any exporter's own.
+        self.label_overflow: dict[str, int] = {}
+        self.time_problems: dict[str, int] = {}
+        self.version = 0  # bumped on every change, so readers can cache what they derive
+        self._seen_failures = store.failures
+        self.reload()
+
+    def reload(self) -> None:
+        """Replace the in-memory model with what the store holds."""
+        snap = self.store.load()
+        self.series = {
+            (r.account, r.partner, r.export_type, r.frequency): Series.decode(r.data)
+            for r in snap.series
+        }
+        self.runs = {}
+        self.in_flight = {}
+        for rr in snap.runs:
+            run = Run((rr.account, rr.partner, rr.export_type, rr.frequency),
+                      rr.started, rr.last_finished, rr.updated)
+            self.runs[(rr.account, rr.export_id)] = run
+            if run.started is not None:
+                self.in_flight[(rr.account, rr.export_id)] = run
+        self.deliveries = {(d.account, d.export_id, d.status, d.event_time): d.received
+                           for d in snap.deliveries}
+        self.admitted = {label: set() for label in CAPPED_LABELS}
+        for label, value in snap.label_values:
+            self.admitted.setdefault(label, set()).add(value)
+        self.last_received = snap.gauges.get("last_received")
+        self.delivery_delay = {
+            k.removeprefix("delay:"): v for k, v in snap.gauges.items() if k.startswith("delay:")
+        }
+        self.version += 1
+
+    async def ingest(self, event: StatusEvent) -> str:
+        """Apply ``event`` and make it durable; returns ``accepted`` or ``duplicate``.
+
+        Raises ``StoreError`` when it could not be stored; the model is then reloaded from
+        the store, so memory never claims an event that the disk does not hold.
+        """
+        changes = Changes()
+        labels = self._fold_labels(event, changes)
+        account, partner, export_type, frequency, status = labels
+        dkey: DeliveryKey = (account, event.export_id, status, event.event_time)
+        if dkey in self.deliveries:
+            # Wait for the original's commit (it may still be queued): a duplicate is only
+            # acknowledged once the event it repeats is stored.
+            await self._commit(Changes())
+            return DUPLICATE
+        if event.time_problem is not None:
+            self.time_problems[event.time_problem] = self.time_problems.get(
+                event.time_problem, 0) + 1
+
+        key: SeriesKey = (account, partner, export_type, frequency)
+        series = self._series(key)
+        series.status_counts[status] = series.status_counts.get(status, 0) + 1
+        touched = {key}
+        t = event.event_time
+        rkey: RunKey = (account, event.export_id)
+        run = self.runs.get(rkey)
+        if status == normalize.STATUS_INITIATED:
+            series.last_initiated = _later(series.last_initiated, t)
+            run = self._start_run(rkey, run, key, t, event.received, touched)
+        elif status in (normalize.STATUS_COMPLETED, normalize.STATUS_FAILED):
+            if status == normalize.STATUS_COMPLETED:
+                series.last_completed = _later(series.last_completed, t)
+            else:
+                series.last_failed = _later(series.last_failed, t)
+            run = self._finish_run(rkey, run, key, t, status, event.received, touched)
+
+        self.deliveries[dkey] = event.received
+        self.last_received = _later(self.last_received, event.received)
+        changes.gauges.append(("last_received", self.last_received))
+        if event.time_problem is None:
+            self.delivery_delay[account] = event.received - t
+            changes.gauges.append((f"delay:{account}", self.delivery_delay[account]))
+        changes.deliveries.append(DeliveryRow(*dkey, event.received))
+        if run is not None:
+            changes.runs.append(_run_row(rkey, run))
+        changes.series.extend(self._series_row(k) for k in touched)
+        self.version += 1
+        await self._commit(changes)
+        return ACCEPTED
+
+    def _start_run(self, rkey: RunKey, run: Run | None, key: SeriesKey, t: float,
+                   now: float, touched: set[SeriesKey]) -> Run:
+        if run is None:
+            run = self.runs[rkey] = Run(key, t, None, now)
+            self.in_flight[rkey] = run
+            return run
+        run.updated = now
+        if run.last_finished is not None and t <= run.last_finished:
+            return run  # a late Initiated of a run that already finished
+        if run.started is not None:
+            if t <= run.started:
+                return run
+            # The id started again before its previous run finished: that run is given up.
+            self.series[run.series].abandoned += 1
+            touched.add(run.series)
+        run.series = key
+        run.started = t
+        self.in_flight[rkey] = run
+        return run
+
+    def _finish_run(self, rkey: RunKey, run: Run | None, key: SeriesKey, t: float,
+                    status: str, now: float, touched: set[SeriesKey]) -> Run:
+        if run is None:
+            # Completed before (or without) its Initiated: remember the finish so the late
+            # Initiated cannot open a phantom in-flight run.
+            run = self.runs[rkey] = Run(key, None, t, now)
+            return run
+        run.updated = now
+        if run.started is not None and run.started <= t:
+            if status == normalize.STATUS_COMPLETED:
+                self.series[run.series].observe_duration(t - run.started)
+                touched.add(run.series)
+            run.started = None
+            self.in_flight.pop(rkey, None)
+        run.last_finished = _later(run.last_finished, t)
+        return run
+
+    async def expire(self) -> int:
+        """Give up in-flight runs older than the timeout and forget what retention allows.
+
+        Returns how many runs were abandoned.
+        """
+        now = self.clock()
+        changes = Changes()
+        deadline = now - self.settings.in_flight_timeout
+        touched: set[SeriesKey] = set()
+        abandoned = 0
+        for rkey, run in list(self.in_flight.items()):
+            if run.started is not None and run.started < deadline:
+                self.series[run.series].abandoned += 1
+                touched.add(run.series)
+                run.started = None
+                run.updated = now
+                del self.in_flight[rkey]
+                changes.runs.append(_run_row(rkey, run))
+                abandoned += 1
+        horizon = now - self.settings.retention
+        for rkey, run in list(self.runs.items()):
+            if run.started is None and run.updated < horizon:
+                del self.runs[rkey]
+                changes.deleted_runs.append(rkey)
+        stale = [k for k, received in self.deliveries.items() if received < horizon]
+        for k in stale:
+            del self.deliveries[k]
+        if stale:
+            changes.deliveries_received_before = horizon
+        changes.series.extend(self._series_row(k) for k in touched)
+        if abandoned or changes.deleted_runs or stale:
+            self.version += 1
+            await self._commit(changes)
+        if abandoned:
+            log.warning("abandoned %d in-flight export(s) older than %.0f s",
+                        abandoned, self.settings.in_flight_timeout)
+        return abandoned
+
+    def _series(self, key: SeriesKey) -> Series:
+        series = self.series.get(key)
+        if series is None:
+            series = self.series[key] = Series()
+        return series
+
+    def _series_row(self, key: SeriesKey) -> SeriesRow:
+        return SeriesRow(*key, self.series[key].encode())
+
+    def _fold_labels(self, event: StatusEvent, changes: Changes) -> tuple[str, str, str, str, str]:
+        values = (event.account, event.partner, event.export_type, event.frequency, event.status)
+        out: list[str] = []
+        cap = self.settings.max_label_values
+        for label, value in zip(CAPPED_LABELS, values, strict=True):
+            admitted = self.admitted[label]
+            if value in admitted or value == normalize.OTHER:
+                out.append(value)
+            elif len(admitted) < cap:
+                admitted.add(value)
+                changes.label_values.append((label, value))
+                out.append(value)
+            else:
+                self.label_overflow[label] = self.label_overflow.get(label, 0) + 1
+                out.append(normalize.OTHER)
+        return out[0], out[1], out[2], out[3], out[4]
+
+    async def _commit(self, changes: Changes) -> None:
+        try:
+            await self.store.commit(changes)
+        except StoreError:
+            self._recover()
+            raise
+
+    def _recover(self) -> None:
+        if self.store.failures == self._seen_failures:
+            return  # another caller already reloaded after this failure
+        log.error("state write failed; reloading the model from the store")
+        try:
+            self.reload()
+        except StoreError:
+            log.exception("state store unreadable; writes stay refused until it recovers")
+            return
+        self._seen_failures = self.store.failures
+        self.store.resume()
+
+
+def _later(current: float | None, candidate: float) -> float:
+    return candidate if current is None or candidate > current else current
+
+
+def _run_row(rkey: RunKey, run: Run) -> RunRow:
+    _, partner, export_type, frequency = run.series
+    return RunRow(rkey[0], rkey[1], partner, export_type, frequency, run.started,
+                  run.last_finished, run.updated)

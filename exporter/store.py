@@ -1,0 +1,302 @@
+"""Durable state: an embedded SQLite database written with group commit.
+
+The store knows tables and rows, not exports. Writes go through one background thread that takes
+every change queued since its last commit, applies them in one transaction and syncs once
+(WAL, ``synchronous=FULL``), then wakes each waiting caller. So a caller is answered only after
+its change is on disk, and concurrent callers share one disk sync instead of queueing behind
+one another's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import sqlite3
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final, NamedTuple
+
+SCHEMA_VERSION: Final = 1
+_MAX_BATCH: Final = 4096
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS series (
+    account TEXT NOT NULL, partner TEXT NOT NULL, export_type TEXT NOT NULL,
+    frequency TEXT NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (account, partner, export_type, frequency)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs (
+    account TEXT NOT NULL, export_id TEXT NOT NULL, partner TEXT NOT NULL,
+    export_type TEXT NOT NULL, frequency TEXT NOT NULL,
+    started REAL, last_finished REAL, updated REAL NOT NULL,
+    PRIMARY KEY (account, export_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS deliveries (
+    account TEXT NOT NULL, export_id TEXT NOT NULL, status TEXT NOT NULL,
+    event_time REAL NOT NULL, received REAL NOT NULL,
+    PRIMARY KEY (account, export_id, status, event_time)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS deliveries_received ON deliveries (received);
+CREATE TABLE IF NOT EXISTS label_values (
+    label TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (label, value)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS gauges (key TEXT PRIMARY KEY, value REAL NOT NULL) WITHOUT ROWID;
+"""
+
+
+class StoreError(RuntimeError):
+    """A change could not be made durable; the caller must not acknowledge it."""
+
+
+class SeriesRow(NamedTuple):
+    account: str
+    partner: str
+    export_type: str
+    frequency: str
+    data: bytes  # the series' own encoding, opaque to the store
+
+
+class RunRow(NamedTuple):
+    account: str
+    export_id: str
+    partner: str
+    export_type: str
+    frequency: str
+    started: float | None
+    last_finished: float | None
+    updated: float
+
+
+class DeliveryRow(NamedTuple):
+    account: str
+    export_id: str
+    status: str
+    event_time: float
+    received: float
+
+
+@dataclass(slots=True)
+class Changes:
+    """Everything one caller wants written atomically."""
+
+    series: list[SeriesRow] = field(default_factory=list)
+    runs: list[RunRow] = field(default_factory=list)
+    deleted_runs: list[tuple[str, str]] = field(default_factory=list)
+    deliveries: list[DeliveryRow] = field(default_factory=list)
+    deliveries_received_before: float | None = None
+    label_values: list[tuple[str, str]] = field(default_factory=list)
+    gauges: list[tuple[str, float]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """The whole stored state, as read at start-up or after a failed write."""
+
+    series: list[SeriesRow]
+    runs: list[RunRow]
+    deliveries: list[DeliveryRow]
+    label_values: list[tuple[str, str]]
+    gauges: dict[str, float]
+
+
+_Waiter = tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]
+_RESUME: Final = object()
+_STOP: Final = object()
+
+
+class SQLiteStore:
+    """SQLite state file with a group-committing writer thread.
+
+    After a failed commit the writer refuses every queued change until ``resume()`` is called:
+    those changes were computed from in-memory state that the disk never received, so the owner
+    must reload its state from ``load()`` first.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.failures = 0
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._rejecting = False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = self._connect(check_same_thread=False)
+            self._conn.executescript(_SCHEMA)
+            self._conn.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open state database {self.path}: {exc}") from exc
+
+    def _connect(self, *, check_same_thread: bool = True) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=check_same_thread, timeout=30
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        return conn
+
+    def start(self) -> None:
+        """Start the writer thread."""
+        self._thread = threading.Thread(target=self._run, name="state-writer", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Let queued changes commit, stop the writer and close the database."""
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join()
+            self._thread = None
+        self._conn.close()
+
+    @property
+    def healthy(self) -> bool:
+        """Whether the writer runs and its last commit succeeded."""
+        return self._thread is not None and self._thread.is_alive() and not self._rejecting
+
+    def load(self) -> Snapshot:
+        """Read the whole state. Call it before ``start()`` or while the writer is refusing."""
+        try:
+            conn = self._connect()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open state database {self.path}: {exc}") from exc
+        try:
+            return Snapshot(
+                series=[SeriesRow(*r) for r in conn.execute("SELECT * FROM series")],
+                runs=[RunRow(*r) for r in conn.execute("SELECT * FROM runs")],
+                deliveries=[DeliveryRow(*r) for r in conn.execute("SELECT * FROM deliveries")],
+                label_values=list(conn.execute("SELECT label, value FROM label_values")),
+                gauges=dict(conn.execute("SELECT key, value FROM gauges")),
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read state database {self.path}: {exc}") from exc
+        finally:
+            conn.close()
+
+    def check(self) -> bool:
+        """A cheap read that proves the database file is usable."""
+        try:
+            conn = self._connect()
+            try:
+                conn.execute("SELECT 1 FROM meta LIMIT 1").fetchall()
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            return False
+        return True
+
+    def size_bytes(self) -> int:
+        """Bytes on disk of the database and its write-ahead log."""
+        total = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(OSError):
+                total += Path(f"{self.path}{suffix}").stat().st_size
+        return total
+
+    async def commit(self, changes: Changes) -> None:
+        """Make ``changes`` durable; returns once they are synced, raises ``StoreError`` if not."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._queue.put((changes, (loop, fut)))
+        await fut
+
+    def resume(self) -> None:
+        """Accept changes again after a failure, once the owner has reloaded its state."""
+        self._queue.put(_RESUME)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            batch: list[tuple[Changes, _Waiter]] = []
+            stop = False
+            while True:
+                if item is _STOP:
+                    stop = True
+                    break
+                if item is _RESUME:
+                    self._rejecting = False
+                else:
+                    batch.append(item)  # type: ignore[arg-type]
+                if len(batch) >= _MAX_BATCH:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                self._write(batch)
+            if stop:
+                return
+
+    def _write(self, batch: list[tuple[Changes, _Waiter]]) -> None:
+        error: BaseException | None = None
+        if self._rejecting:
+            error = StoreError("state store is recovering from a failed write")
+        else:
+            try:
+                self._apply(c for c, _ in batch)
+            except (sqlite3.Error, OSError) as exc:
+                self.failures += 1
+                self._rejecting = True
+                error = StoreError(f"state store write failed: {exc}")
+        _wake([w for _, w in batch], error)
+
+    def _apply(self, changes: Iterable[Changes]) -> None:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for c in changes:
+                if c.label_values:
+                    conn.executemany(
+                        "INSERT OR IGNORE INTO label_values VALUES (?, ?)", c.label_values
+                    )
+                if c.series:
+                    conn.executemany("INSERT OR REPLACE INTO series VALUES (?,?,?,?,?)", c.series)
+                if c.runs:
+                    conn.executemany(
+                        "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?)", c.runs
+                    )
+                if c.deleted_runs:
+                    conn.executemany(
+                        "DELETE FROM runs WHERE account = ? AND export_id = ?", c.deleted_runs
+                    )
+                if c.deliveries:
+                    conn.executemany(
+                        "INSERT OR IGNORE INTO deliveries VALUES (?,?,?,?,?)", c.deliveries
+                    )
+                if c.deliveries_received_before is not None:
+                    conn.execute(
+                        "DELETE FROM deliveries WHERE received < ?",
+                        (c.deliveries_received_before,),
+                    )
+                if c.gauges:
+                    conn.executemany("INSERT OR REPLACE INTO gauges VALUES (?, ?)", c.gauges)
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+
+
+def _wake(waiters: list[_Waiter], error: BaseException | None) -> None:
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for loop, fut in waiters:
+        by_loop.setdefault(loop, []).append(fut)
+    for loop, futs in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # loop already closed at shutdown
+            loop.call_soon_threadsafe(_settle, futs, error)
+
+
+def _settle(futs: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for fut in futs:
+        if fut.done():
+            continue
+        if error is None:
+            fut.set_result(None)
+        else:
+            fut.set_exception(error)

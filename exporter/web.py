@@ -1,0 +1,296 @@
+"""The HTTP layer: application factory, routes, middlewares and the exporter's own metrics.
+
+Handlers translate HTTP into calls on the domain (``ExportTracker``) and back; they hold no
+export logic. Cross-cutting concerns are middlewares: error shaping and outcome counting
+(outermost), webhook authentication, and the body size limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Final
+
+from aiohttp import web
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+)
+from prometheus_client.exposition import choose_encoder
+
+from exporter import __version__
+from exporter.auth import WebhookAuth
+from exporter.collector import ExportCollector
+from exporter.config import Settings
+from exporter.payload import PayloadError, StatusEvent, TestPing, parse_body
+from exporter.state import ExportTracker, TrackerSettings
+from exporter.store import SQLiteStore, StoreError
+
+log = logging.getLogger(__name__)
+
+ACCOUNT_RE: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+DEFAULT_ACCOUNT: Final = "default"
+OUTCOMES: Final = ("accepted", "duplicate", "test", "invalid", "unauthorized", "too_large",
+                   "unavailable")
+EXPIRE_EVERY_SECONDS: Final = 30.0
+
+# `_created` samples double the series count and no rule or dashboard here uses them.
+disable_created_metrics()
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Instruments:
+    """The exporter's own request metrics, in an application-owned registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "clevertap_export_webhook_requests",
+            "Webhook requests by outcome: accepted, duplicate (redelivery), test (CleverTap's "
+            "ping), invalid, unauthorized, too_large, unavailable (state store failed).",
+            ["outcome"],
+            registry=registry,
+        )
+        for outcome in OUTCOMES:
+            self.requests.labels(outcome)
+        self.latency = Histogram(
+            "clevertap_export_webhook_request_duration_seconds",
+            "Seconds from receiving a webhook to answering it, including the durable commit.",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
+            registry=registry,
+        )
+        Gauge(
+            "clevertap_export_exporter_build_info",
+            "Always 1; the exporter's version as a label.",
+            ["version"],
+            registry=registry,
+        ).labels(__version__).set(1)
+
+
+SETTINGS: Final = web.AppKey("settings", Settings)
+TRACKER: Final = web.AppKey("tracker", ExportTracker)
+REGISTRY: Final = web.AppKey("registry", CollectorRegistry)
+INSTRUMENTS: Final = web.AppKey("instruments", Instruments)
+AUTH: Final = web.AppKey("auth", WebhookAuth)
+SOURCE_APP: Final = web.AppKey("source_app", web.Application)
+
+
+def create_app(settings: Settings, *, serve_metrics: bool = True) -> web.Application:
+    """Build the exporter application; its state store opens and closes with the app.
+
+    With ``serve_metrics=False`` the app serves only the webhook; pair it with
+    ``create_metrics_app`` on another port.
+    """
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[error_middleware, auth_middleware, body_limit_middleware],
+    )
+    app[SETTINGS] = settings
+    app[AUTH] = WebhookAuth(settings.auth_token, settings.auth_header,
+                            settings.basic_auth_user, settings.basic_auth_password)
+    registry = CollectorRegistry(auto_describe=False)
+    app[REGISTRY] = registry
+    app[INSTRUMENTS] = Instruments(registry)
+    app.cleanup_ctx.append(_state_context)
+    app.router.add_post("/webhook", webhook)
+    app.router.add_post("/webhook/{account}", webhook)
+    if settings.bench_noop:
+        app.router.add_post("/-/noop", noop)
+    app[SOURCE_APP] = app
+    if serve_metrics:
+        _add_observability_routes(app)
+    return app
+
+
+def create_metrics_app(source: web.Application) -> web.Application:
+    """An app serving ``/metrics`` and health checks of ``source``, for ``--metrics-port``."""
+    app = web.Application(middlewares=[error_middleware])
+    app[SOURCE_APP] = source
+    _add_observability_routes(app)
+    return app
+
+
+def _add_observability_routes(app: web.Application) -> None:
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+
+
+async def _state_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    store = SQLiteStore(settings.state_path)
+    tracker = ExportTracker(
+        store,
+        TrackerSettings(
+            max_label_values=settings.max_label_values,
+            in_flight_timeout=settings.in_flight_timeout,
+            retention=settings.retention,
+        ),
+    )
+    store.start()
+    app[TRACKER] = tracker
+    registry = app[REGISTRY]
+    registry.register(ExportCollector(tracker))
+    ProcessCollector(registry=registry)
+    log.info("state loaded from %s: %d series, %d in flight, %d remembered deliveries",
+             settings.state_path, len(tracker.series), len(tracker.in_flight),
+             len(tracker.deliveries))
+    if settings.webhook_open:
+        log.warning("no webhook credentials configured: anyone who can reach the port can "
+                    "post events (set --auth-token or --basic-auth-user)")
+    await _expire(tracker)
+    task = asyncio.create_task(_expire_periodically(tracker))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await asyncio.to_thread(store.close)
+
+
+async def _expire(tracker: ExportTracker) -> None:
+    try:
+        await tracker.expire()
+    except StoreError:
+        log.exception("could not store the expiry of in-flight exports; will retry")
+
+
+async def _expire_periodically(tracker: ExportTracker) -> None:
+    while True:
+        await asyncio.sleep(EXPIRE_EVERY_SECONDS)
+        await _expire(tracker)
+
+
+def _json_error(status: int, outcome: str, message: str, **extra: object) -> web.Response:
+    return web.json_response({"status": outcome, "error": message, **extra}, status=status)
+
+
+def _outcome_of(status: int) -> str | None:
+    if status in (400, 422):
+        return "invalid"
+    return {401: "unauthorized", 413: "too_large", 503: "unavailable"}.get(status)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Shape every error as JSON, never leak a 500 for client input, count webhook outcomes."""
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        if exc.status == 413:
+            limit = request.app[SETTINGS].max_body_bytes
+            response = _json_error(413, "too_large",
+                                   f"request body exceeds the limit of {limit} bytes")
+        elif exc.status < 400:
+            raise
+        else:
+            response = _json_error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+            response.headers.update({k: v for k, v in exc.headers.items()
+                                     if k in ("Allow", "WWW-Authenticate")})
+    except Exception:
+        log.exception("unexpected error handling %s %s", request.method, request.path)
+        response = _json_error(500, "error", "internal error; see the exporter's log")
+    if request.path.startswith("/webhook"):
+        instruments = request.app[INSTRUMENTS]
+        outcome = request.get("outcome") or _outcome_of(response.status)
+        if outcome is not None:
+            instruments.requests.labels(outcome).inc()
+            instruments.latency.observe(time.perf_counter() - started)
+    return response
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Require the configured webhook credentials on webhook routes only."""
+    if request.path.startswith("/webhook"):
+        auth = request.app[AUTH]
+        problem = auth.check(request.headers)
+        if problem is not None:
+            log.info("refused webhook from %s: %s", request.remote, problem)
+            response = _json_error(401, "unauthorized", problem)
+            response.headers["WWW-Authenticate"] = auth.challenge
+            return response
+    return await handler(request)
+
+
+@web.middleware
+async def body_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse a declared oversize body before reading it (chunked bodies hit client_max_size)."""
+    limit = request.app[SETTINGS].max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    return await handler(request)
+
+
+async def webhook(request: web.Request) -> web.Response:
+    """Receive one CleverTap export status event."""
+    account = request.match_info.get("account", DEFAULT_ACCOUNT)
+    if not ACCOUNT_RE.fullmatch(account):
+        return _json_error(400, "invalid",
+                           "account in the URL must match [A-Za-z0-9_.-]{1,64}")
+    body = await request.read()
+    settings = request.app[SETTINGS]
+    result = parse_body(body, account, time.time(), settings.timezone)
+    if isinstance(result, PayloadError):
+        log.info("rejected webhook for account %s: %s", account, result.message)
+        extra = {"fields": result.fields} if result.fields else {}
+        return _json_error(result.http_status, "invalid", result.message, **extra)
+    if isinstance(result, TestPing):
+        request["outcome"] = "test"
+        return web.json_response({"status": "test", "message": "test webhook acknowledged"})
+    return await _ingest(request, result)
+
+
+async def _ingest(request: web.Request, event: StatusEvent) -> web.Response:
+    try:
+        outcome = await request.app[TRACKER].ingest(event)
+    except StoreError as exc:
+        log.error("could not store event for account %s: %s", event.account, exc)
+        return _json_error(503, "unavailable", "the event could not be stored; retry later")
+    if event.time_problem is not None:
+        log.warning("account %s export %s: 'Date and Time' %s, used the receipt time",
+                    event.account, event.export_id, event.time_problem)
+    request["outcome"] = outcome
+    return web.json_response({"status": outcome})
+
+
+async def noop(request: web.Request) -> web.Response:
+    """Answer like an accepted webhook without reading, parsing or storing: the stack's ceiling."""
+    return web.json_response({"status": "accepted"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition; OpenMetrics when the scraper asks for it."""
+    source = request.app[SOURCE_APP]
+    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+    body = encoder(source[REGISTRY])
+    response = web.Response(body=body, headers={"Content-Type": content_type})
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        response.enable_compression(web.ContentCoding.gzip)
+    return response
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """The process is alive and serving."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """The state store is usable: the writer runs and the database answers."""
+    source = request.app[SOURCE_APP]
+    tracker = source.get(TRACKER)
+    if tracker is None or not tracker.store.healthy:
+        return _json_error(503, "unavailable", "state store is not ready")
+    if not await asyncio.to_thread(tracker.store.check):
+        return _json_error(503, "unavailable", "state database cannot be read")
+    return web.json_response({"status": "ready"})
