@@ -298,8 +298,10 @@ class Bench:
         cmd = pinned(self.load_cpu, ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s",
                                      "--timeout", "30s", "-s", str(LUA),
                                      f"http://{HOST}:{server.port}{path}"])
+        before = self.cpu_snapshot(server)
         p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=seconds + 60,
                            check=False)
+        foreign = self.foreign_share(server, before)
         line = next((x for x in p.stdout.splitlines() if x.startswith("BENCH_JSON ")), None)
         if p.returncode != 0 or line is None:
             raise HarnessError(f"wrk failed ({p.returncode}): {p.stdout}\n{p.stderr}")
@@ -313,12 +315,30 @@ class Bench:
             raise HarnessError(f"wrk against {server.name}{path}: {bad} non-2xx in "
                                f"{res.requests} requests {d['errors']}; server log:\n"
                                f"{server.log_tail()}")
+        if foreign is not None:
+            self.results.setdefault("foreign_cpu", []).append(
+                {"server": server.name, "path": path, "conns": conns, "share": foreign})
         if sum(d["errors"].values()):
             self.results.setdefault("wrk_errors", []).append(
                 {"server": server.name, "path": path, "conns": conns, "seconds": seconds,
                  "requests": res.requests, "errors": d["errors"]})
         time.sleep(0.3)  # let background commits settle between runs
         return res
+
+    def cpu_snapshot(self, server: Server) -> tuple[int, int, int] | None:
+        if self.server_cpu is None:
+            return None
+        busy, total = cpu_jiffies(self.server_cpu)
+        return busy, total, proc_jiffies(server.pid)
+
+    def foreign_share(self, server: Server, before: tuple[int, int, int] | None
+                      ) -> float | None:
+        """Share of the server CPU used by processes other than the server during a run."""
+        after = self.cpu_snapshot(server)
+        if before is None or after is None or after[1] == before[1]:
+            return None
+        other = (after[0] - before[0]) - (after[2] - before[2])
+        return max(0.0, other / (after[1] - before[1]))
 
     def post_many(self, server: Server, reqs: Iterable[tuple[str, bytes]],
                   concurrency: int = 32) -> Counter[str]:
@@ -677,6 +697,21 @@ def p50s(r: dict[str, Any], kind: str) -> list[float]:
     return [x["p50_ms"] for x in r[kind]]
 
 
+def cpu_jiffies(cpu: int) -> tuple[int, int]:
+    """(busy, total) jiffies of one CPU from /proc/stat."""
+    for ln in Path("/proc/stat").read_text().splitlines():
+        if ln.startswith(f"cpu{cpu} "):
+            v = [int(x) for x in ln.split()[1:9]]
+            return sum(v) - v[3] - v[4], sum(v)
+    raise HarnessError(f"cpu{cpu} not in /proc/stat")
+
+
+def proc_jiffies(pid: int) -> int:
+    """utime + stime of a process (all threads)."""
+    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(f[11]) + int(f[12])
+
+
 def count_samples(raw: bytes) -> int:
     return sum(1 for ln in raw.splitlines() if ln and not ln.startswith(b"#"))
 
@@ -712,6 +747,7 @@ def machine_info(args: argparse.Namespace, prof: Profile) -> dict[str, Any]:
         "python": platform.python_version(), "versions": vers,
         "sqlite": __import__("sqlite3").sqlite_version,
         "pushgateway": pg[0] if pg else "?", "wrk": wrk[0] if wrk else "?",
+        "loadavg_start": Path("/proc/loadavg").read_text().strip(),
         "git": run_cmd(["git", "-C", str(REPO), "describe", "--always", "--dirty"]),
         "command": " ".join(["python", "bench/run.py", *sys.argv[1:]]),
         "profile": prof.__dict__,
@@ -739,6 +775,14 @@ def write_report(res: dict[str, Any], path: Path) -> None:
     a(f"- exporter and Pushgateway each pinned to CPU {pin['servers']} (`taskset`), wrk and "
       f"this harness to CPU {pin['load']}; wrk `-t1`, {p['duration']} s per run, "
       "`bench/post.lua` bodies")
+    fc = [x["share"] for x in res.get("foreign_cpu", [])]
+    if fc:
+        a(f"- noise: other processes on the machine used {med(fc) * 100:.0f}% "
+          f"[{min(fc) * 100:.0f}-{max(fc) * 100:.0f}%] of the servers' CPU during the wrk "
+          f"runs (CPU busy time minus the server's own); load average at start "
+          f"`{m['loadavg_start']}`, at end `{m.get('loadavg_end', '?')}`"
+          + (". **The machine was not quiet: absolute figures are depressed and noisy; "
+             "compare the ratios.**" if med(fc) > 0.05 else ""))
     a("- exporter: `python -m exporter --host 127.0.0.1 --port P --state-path DIR/state.db "
       "--bench-noop --max-label-values 100000` (durable SQLite, default access log); "
       "Pushgateway: `prometheus-pushgateway --web.listen-address=127.0.0.1:P "
@@ -934,6 +978,7 @@ def main() -> int:
     try:
         res = bench.run()
         res["meta"]["wall_seconds"] = time.perf_counter() - started
+        res["meta"]["loadavg_end"] = Path("/proc/loadavg").read_text().strip()
         (out / "results.json").write_text(json.dumps(res, indent=1) + "\n")
         write_report(res, out / "RESULTS.md")
         ok = True
