@@ -89,8 +89,8 @@ FULL = Profile("full", reps=3, duration=5, conns=(1, 8, 64), sizes=(100, 1000, 1
                held=10000, scrapes=20, scrape_load_seconds=10, restart_inflight=10000,
                restart_deliveries=100000, restart_reps=3)
 SMOKE = Profile("smoke", reps=1, duration=1, conns=(1, 8, 64), sizes=(100, 1000), held=1000,
-                scrapes=5, scrape_load_seconds=2, restart_inflight=500,
-                restart_deliveries=5000, restart_reps=1, scrape_budget=2.0)
+                scrapes=5, scrape_load_seconds=2, restart_inflight=200,
+                restart_deliveries=2000, restart_reps=1, scrape_budget=2.0)
 
 
 # --------------------------------------------------------------------------------------------
