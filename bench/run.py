@@ -605,6 +605,7 @@ class Bench:
     def run(self) -> dict[str, Any]:
         self.results["meta"] = machine_info(self.args, self.prof)
         self.results["meta"]["pinning"] = {"servers": self.server_cpu, "load": self.load_cpu}
+        self.results["meta"]["fsync"] = fsync_probe(self.work / "main")
         exp = self.exporter("exporter", self.work / "main")
         pgw = self.pushgateway()
         exp.start()
@@ -712,6 +713,25 @@ def proc_jiffies(pid: int) -> int:
     return int(f[11]) + int(f[12])
 
 
+def fsync_probe(directory: Path, n: int = 200) -> dict[str, float]:
+    """Latency of write(4 KiB) + fsync in the state directory's file system."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "fsync-probe"
+    times = []
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for _ in range(n):
+            os.write(fd, b"x" * 4096)
+            t = time.perf_counter()
+            os.fsync(fd)
+            times.append(time.perf_counter() - t)
+    finally:
+        os.close(fd)
+        path.unlink()
+    times.sort()
+    return {"p50_ms": med(times) * 1000, "p99_ms": times[int(n * 0.99)] * 1000}
+
+
 def count_samples(raw: bytes) -> int:
     return sum(1 for ln in raw.splitlines() if ln and not ln.startswith(b"#"))
 
@@ -747,6 +767,7 @@ def machine_info(args: argparse.Namespace, prof: Profile) -> dict[str, Any]:
         "python": platform.python_version(), "versions": vers,
         "sqlite": __import__("sqlite3").sqlite_version,
         "pushgateway": pg[0] if pg else "?", "wrk": wrk[0] if wrk else "?",
+        "state_dir": tempfile.gettempdir(),
         "loadavg_start": Path("/proc/loadavg").read_text().strip(),
         "git": run_cmd(["git", "-C", str(REPO), "describe", "--always", "--dirty"]),
         "command": " ".join(["python", "bench/run.py", *sys.argv[1:]]),
@@ -772,6 +793,9 @@ def write_report(res: dict[str, Any], path: Path) -> None:
       + f", SQLite {m['sqlite']}")
     a(f"- {m['pushgateway']}; {m['wrk']}")
     pin = m["pinning"]
+    fs = m["fsync"]
+    a(f"- state directory `{m['state_dir']}`: write 4 KiB + fsync p50 {fs['p50_ms']:.3f} ms, "
+      f"p99 {fs['p99_ms']:.3f} ms (200 probes before the run)")
     a(f"- exporter and Pushgateway each pinned to CPU {pin['servers']} (`taskset`), wrk and "
       f"this harness to CPU {pin['load']}; wrk `-t1`, {p['duration']} s per run, "
       "`bench/post.lua` bodies")
