@@ -66,8 +66,8 @@ class Instruments:
             ["outcome"],
             registry=registry,
         )
-        for outcome in OUTCOMES:
-            self.requests.labels(outcome)
+        # Children resolved once: labels() per request showed in the webhook profile.
+        self.request_outcomes = {outcome: self.requests.labels(outcome) for outcome in OUTCOMES}
         self.token_requests = Counter(
             "clevertap_export_oauth_token_requests",
             "OAuth token endpoint requests by outcome: granted, or the refusal's RFC 6749 "
@@ -174,7 +174,6 @@ async def _state_context(app: web.Application) -> AsyncIterator[None]:
             retention=settings.retention,
         ),
     )
-    store.start()
     app[TRACKER] = tracker
     registry = app[REGISTRY]
     registry.register(TrackerCollector(tracker))
@@ -195,7 +194,7 @@ async def _state_context(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await asyncio.to_thread(store.close)
+        store.close()
 
 
 async def _expire(tracker: ExportTracker) -> None:
@@ -251,7 +250,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     if request.path.startswith("/webhook"):
         outcome = request.get(OUTCOME) or _outcome_of(response.status)
         if outcome is not None:
-            instruments.requests.labels(outcome).inc()
+            child = instruments.request_outcomes.get(outcome)
+            (child or instruments.requests.labels(outcome)).inc()
             instruments.latency.observe(time.perf_counter() - started)
     elif request.path == TOKEN_PATH:
         outcome = request.get(OUTCOME) or {403: "forbidden", 413: "too_large"}.get(
