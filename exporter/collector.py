@@ -18,6 +18,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from exporter import normalize
+from exporter.declared import ConfigHolder
 from exporter.state import DURATION_BUCKETS, ExportTracker, SeriesKey
 
 SERIES_LABELS = ["account", "partner", "export_type", "frequency"]
@@ -27,8 +28,9 @@ _BUCKET_BOUNDS = [str(float(b)) for b in DURATION_BUCKETS] + ["+Inf"]
 class ExportCollector(Collector):
     """Exposes the ``clevertap_export_*`` metrics derived from an ``ExportTracker``."""
 
-    def __init__(self, tracker: ExportTracker) -> None:
+    def __init__(self, tracker: ExportTracker, config: ConfigHolder | None = None) -> None:
         self.tracker = tracker
+        self.config = config
 
     def collect(self) -> Iterable[Metric]:
         t = self.tracker
@@ -84,6 +86,12 @@ class ExportCollector(Collector):
             count, first = running.get(run.series, (0, run.started))
             running[run.series] = (count + 1, min(first, run.started))
 
+        declared = self.config.config.exports if self.config is not None else {}
+        for key in declared.keys() - t.series.keys():
+            # Declared but never reported: present from start-up, nothing in flight.
+            in_flight.add_metric(list(key), 0)
+            _add(interval, list(key), normalize.interval_seconds(key[3]))
+
         for key, s in t.series.items():
             labels = list(key)
             for status, n in s.status_counts.items():
@@ -106,7 +114,67 @@ class ExportCollector(Collector):
 
         yield from (events, last_initiated, last_completed, last_failed, in_flight, oldest,
                     duration, last_duration, interval, abandoned)
+        yield from self._declared_view()
         yield from self._process_view()
+
+    def _declared_view(self) -> Iterator[Metric]:
+        if self.config is None:
+            return
+        holder = self.config
+        info = GaugeMetricFamily(
+            "clevertap_export_declared_info",
+            "Always 1 for each export declared in the configuration file; 'name' is its "
+            "human name (empty when none is given).",
+            labels=[*SERIES_LABELS, "name"],
+        )
+        since = _gauge(
+            "clevertap_export_declared_timestamp_seconds",
+            "When (Unix seconds) the exporter first found this export in its configuration "
+            "(kept across restarts): the reference of the overdue alert for an export that "
+            "never completed.",
+        )
+        grace = _gauge(
+            "clevertap_export_grace_seconds",
+            "Declared grace in seconds: how late past its expected interval (times the "
+            "rules' tolerance) a recurring export may complete before it is overdue.",
+        )
+        max_runtime = _gauge(
+            "clevertap_export_max_runtime_seconds",
+            "Declared longest acceptable run in seconds: in flight for longer is stuck.",
+        )
+        min_runtime = _gauge(
+            "clevertap_export_min_runtime_seconds",
+            "Declared shortest plausible run in seconds: a run completing faster probably "
+            "exported nothing.",
+        )
+        declared_since = self.tracker.declared_since
+        for key, export in holder.config.exports.items():
+            labels = list(key)
+            info.add_metric([*labels, export.name], 1)
+            _add(since, labels, declared_since.get(key))
+            _add(grace, labels, export.grace)
+            _add(max_runtime, labels, export.max_runtime)
+            _add(min_runtime, labels, export.min_runtime)
+        yield from (info, since, grace, max_runtime, min_runtime)
+        yield GaugeMetricFamily(
+            "clevertap_export_config_last_reload_successful",
+            "1 when the last load of the configuration file succeeded, 0 when it failed "
+            "(the previous configuration stays in force).",
+            value=1 if holder.last_reload_successful else 0,
+        )
+        yield GaugeMetricFamily(
+            "clevertap_export_config_last_reload_success_timestamp_seconds",
+            "When (Unix seconds) the configuration was last loaded successfully.",
+            value=holder.last_success,
+        )
+        reloads = CounterMetricFamily(
+            "clevertap_export_config_reloads",
+            "Configuration reloads (SIGHUP or POST /-/reload) by result: success, failure.",
+            labels=["result"],
+        )
+        for result, n in holder.reloads.items():
+            reloads.add_metric([result], n)
+        yield reloads
 
     def _process_view(self) -> Iterator[Metric]:
         t = self.tracker
