@@ -1,0 +1,192 @@
+"""Shared fixtures: real exporter apps on real SQLite files, and metric read-back helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.config import Settings, parse_settings
+from exporter.web import create_app
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT.parent / "shared" / "samples"
+
+Labels = tuple[tuple[str, str], ...]
+Samples = dict[str, dict[Labels, float]]
+
+
+def make_settings(state_path: Path, *args: str) -> Settings:
+    """Settings as the command line would give them, with no environment variables."""
+    return parse_settings(["--state-path", str(state_path), *args], env={})
+
+
+def parse_metrics(text: str) -> Samples:
+    """Index every sample as ``{name: {sorted label pairs: value}}``."""
+    out: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out.setdefault(s.name, {})[tuple(sorted(s.labels.items()))] = s.value
+    return out
+
+
+def labels(**kw: str) -> Labels:
+    return tuple(sorted(kw.items()))
+
+
+def series(account: str = "default", partner: str = "amazon_s3", export_type: str = "events",
+           frequency: str = "4h", **extra: str) -> Labels:
+    return labels(account=account, partner=partner, export_type=export_type,
+                  frequency=frequency, **extra)
+
+
+def event(export_id: int | str = 1, status: str = "Initiated", when: Any = None, *,
+          partner: str = "Amazon S3", type_: str = "Events",
+          frequency: str = "Every 4 hours") -> dict[str, Any]:
+    """A CleverTap body; ``when`` defaults to now, as epoch seconds."""
+    return {
+        "Export Request Id": export_id,
+        "Partner": partner,
+        "Type": type_,
+        "Status": status,
+        "Frequency": frequency,
+        "Date and Time": time.time() if when is None else when,
+    }
+
+
+ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
+
+
+class Exporter:
+    """A test client bound to one exporter app and its state file."""
+
+    def __init__(self, client: TestClient[web.Request, web.Application], state: Path) -> None:
+        self.client = client
+        self.state = state
+
+    @property
+    def app(self) -> web.Application:
+        return self.client.app  # type: ignore[return-value]
+
+    async def post(self, body: Any, account: str | None = None,
+                   headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        path = "/webhook" if account is None else f"/webhook/{account}"
+        resp = await self.client.post(path, data=data, headers=headers or {})
+        return resp.status, await resp.json()
+
+    async def metrics(self) -> Samples:
+        resp = await self.client.get("/metrics")
+        assert resp.status == 200
+        return parse_metrics(await resp.text())
+
+
+@pytest.fixture
+def start_exporter(
+    aiohttp_client: ClientFactory, tmp_path: Path
+) -> Callable[..., Awaitable[Exporter]]:
+    """Start an exporter app on a real test server; extra args are command-line flags."""
+
+    async def start(*args: str, state: Path | None = None) -> Exporter:
+        path = state or tmp_path / "state.db"
+        client = await aiohttp_client(create_app(make_settings(path, *args)))
+        return Exporter(client, path)
+
+    return start
+
+
+@pytest.fixture
+async def exporter(start_exporter: Callable[..., Awaitable[Exporter]]) -> AsyncIterator[Exporter]:
+    yield await start_exporter()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ExporterProcess:
+    """The exporter as a real process (``python -m exporter``), for kill and restart tests."""
+
+    def __init__(self, state: Path, *args: str) -> None:
+        self.state = state
+        self.args = args
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 15.0) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "exporter", "--host", "127.0.0.1", "--port", str(self.port),
+             "--state-path", str(self.state), *self.args],
+            cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                raise RuntimeError(f"exporter exited with {self.proc.returncode}: {err}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/readyz", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("exporter did not become ready")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def post(self, body: dict[str, Any], account: str | None = None) -> tuple[int, str]:
+        path = "/webhook" if account is None else f"/webhook/{account}"
+        req = urllib.request.Request(f"{self.url}{path}", data=json.dumps(body).encode(),
+                                     method="POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())["status"]
+
+    def metrics(self) -> Samples:
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=10) as r:
+            return parse_metrics(r.read().decode())
+
+
+@pytest.fixture
+def exporter_process(tmp_path: Path) -> Iterator[Callable[..., ExporterProcess]]:
+    """Factory of exporter processes; every one started is stopped at teardown."""
+    made: list[ExporterProcess] = []
+
+    def make(*args: str, state: Path | None = None) -> ExporterProcess:
+        p = ExporterProcess(state or tmp_path / "state.db", *args)
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        p.stop()

@@ -1,0 +1,80 @@
+"""Flags, environment variables, secret files and their validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from exporter.config import parse_duration, parse_settings
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("48h", 172800.0), ("90m", 5400.0), ("30s", 30.0), ("1h30m", 5400.0), ("7d", 604800.0),
+    ("1w", 604800.0), ("500ms", 0.5), ("3600", 3600.0), ("2.5", 2.5),
+])
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "abc", "10x", "h", "-5", "0", "5h garbage", "inf"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(Exception, match="duration"):
+        parse_duration(text)
+
+
+def test_defaults() -> None:
+    s = parse_settings([], env={})
+    assert (s.host, s.port, s.metrics_port) == ("0.0.0.0", 9877, None)
+    assert s.state_path == Path("data/state.db")
+    assert str(s.timezone) == "UTC"
+    assert s.in_flight_timeout == 48 * 3600
+    assert (s.max_label_values, s.max_body_bytes) == (32, 65536)
+    assert s.webhook_open and not s.access_log
+
+
+def test_environment_and_flag_precedence(tmp_path: Path) -> None:
+    env = {"EXPORTER_PORT": "9100", "EXPORTER_TIMEZONE": "Asia/Kolkata",
+           "EXPORTER_IN_FLIGHT_TIMEOUT": "90m", "EXPORTER_AUTH_TOKEN": "from-env",
+           "EXPORTER_ACCESS_LOG": "true"}
+    s = parse_settings([], env=env)
+    assert (s.port, str(s.timezone), s.in_flight_timeout) == (9100, "Asia/Kolkata", 5400.0)
+    assert s.auth_token == "from-env" and s.access_log
+    assert parse_settings(["--port", "9200"], env=env).port == 9200
+
+
+def test_secret_files(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("file-secret\n")
+    password = tmp_path / "password"
+    password.write_text("pw")
+    s = parse_settings(["--basic-auth-user", "ct"], env={
+        "EXPORTER_AUTH_TOKEN_FILE": str(token),
+        "EXPORTER_BASIC_AUTH_PASSWORD_FILE": str(password)})
+    assert (s.auth_token, s.basic_auth_password) == ("file-secret", "pw")
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--timezone", "Mars/Base"], "time zone"),
+    (["--port", "70000"], "out of range"),
+    (["--basic-auth-user", "x"], "go together"),
+    (["--auth-header", "X-T"], "needs --auth-token"),
+    (["--auth-token", "t", "--auth-header", "bad header"], "header name"),
+    (["--max-label-values", "0"], "at least 1"),
+    (["--log-format", "xml"], "text or json"),
+    (["--metrics-port", "9877"], "must differ"),
+    (["--in-flight-timeout", "forever"], "duration"),
+])
+def test_invalid_flags_exit_with_reason(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parse_settings(argv, env={})
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_secret_file_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_settings([], env={"EXPORTER_AUTH_TOKEN_FILE": "/nonexistent/token"})
+    assert "EXPORTER_AUTH_TOKEN_FILE" in capsys.readouterr().err
