@@ -197,8 +197,16 @@ def cmd_send(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> i
         answer = client.post(raw, args.account)
     finally:
         client.close()
-    print(f"{answer.status} {answer.body.strip()}", file=out)
+    print(f"{answer.status} {_pretty(answer.body)}", file=out)
     return 0 if 200 <= answer.status < 300 else 1
+
+
+def _pretty(body: str) -> str:
+    """The answer on one line, in one JSON style whatever the server's spacing."""
+    try:
+        return json.dumps(json.loads(body), ensure_ascii=False)
+    except ValueError:
+        return body.strip()
 
 
 # --------------------------------------------------------------------------- replay

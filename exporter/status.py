@@ -114,7 +114,7 @@ def _status(key: SeriesKey, series: Series | None, declared: DeclaredExport | No
         due_by = reference + interval * LATE_TOLERANCE + grace
     overdue = due_by is not None and now > due_by
 
-    if series is None:
+    if series is None or series.never_seen:
         state = NEVER_SEEN
         reason = "declared, no webhook received yet"
         if overdue and declared_since is not None:

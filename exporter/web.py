@@ -29,7 +29,7 @@ from prometheus_client.exposition import choose_encoder
 
 from exporter import __version__
 from exporter.auth import WebhookAuth
-from exporter.collector import ExportCollector
+from exporter.collector import SeriesExposition, TrackerCollector
 from exporter.config import Settings
 from exporter.declared import ConfigHolder
 from exporter.events import EventLog, WebhookRecord
@@ -46,6 +46,7 @@ DEFAULT_ACCOUNT: Final = "default"
 OUTCOMES: Final = ("accepted", "duplicate", "test", "invalid", "unauthorized", "too_large",
                    "unavailable")
 EXPIRE_EVERY_SECONDS: Final = 30.0
+_STATUS_BODIES: Final = {o: orjson.dumps({"status": o}) for o in ("accepted", "duplicate")}
 
 # `_created` samples double the series count and no rule or dashboard here uses them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -84,6 +85,7 @@ SETTINGS: Final = web.AppKey("settings", Settings)
 TRACKER: Final = web.AppKey("tracker", ExportTracker)
 REGISTRY: Final = web.AppKey("registry", CollectorRegistry)
 INSTRUMENTS: Final = web.AppKey("instruments", Instruments)
+EXPOSITION: Final = web.AppKey("exposition", SeriesExposition)
 AUTH: Final = web.AppKey("auth", WebhookAuth)
 SOURCE_APP: Final = web.AppKey("source_app", web.Application)
 OUTCOME: Final = web.RequestKey("outcome", str)
@@ -156,7 +158,8 @@ async def _state_context(app: web.Application) -> AsyncIterator[None]:
     app[TRACKER] = tracker
     await _declare(app)
     registry = app[REGISTRY]
-    registry.register(ExportCollector(tracker, app[CONFIG]))
+    registry.register(TrackerCollector(tracker, app[CONFIG]))
+    app[EXPOSITION] = SeriesExposition(tracker)
     ProcessCollector(registry=registry)
     log.info("state loaded from %s: %d series, %d in flight, %d remembered deliveries",
              settings.state_path, len(tracker.series), len(tracker.in_flight),
@@ -223,7 +226,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         response = await handler(request)
     except web.HTTPException as exc:
         if exc.status == 413:
-            limit = request.app[SETTINGS].max_body_bytes
+            limit = request.app[SOURCE_APP][SETTINGS].max_body_bytes
             response = _json_error(413, "too_large",
                                    f"request body exceeds the limit of {limit} bytes")
         elif exc.status < 400:
@@ -236,7 +239,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         log.exception("unexpected error handling %s %s", request.method, request.path)
         response = _json_error(500, "error", "internal error; see the exporter's log")
     if request.path.startswith("/webhook"):
-        instruments = request.app[INSTRUMENTS]
+        instruments = request.app[SOURCE_APP][INSTRUMENTS]
         outcome = request.get(OUTCOME) or _outcome_of(response.status)
         if outcome is not None:
             instruments.requests.labels(outcome).inc()
@@ -265,7 +268,7 @@ def _record(request: web.Request, response: web.StreamResponse, outcome: str) ->
             received=time.time(), account=request.match_info.get("account", DEFAULT_ACCOUNT),
             outcome=outcome, http_status=response.status, message=message,
         )
-    request.app[EVENTS].add(record)
+    request.app[SOURCE_APP][EVENTS].add(record)
 
 
 @web.middleware
@@ -321,19 +324,26 @@ async def _ingest(request: web.Request, event: StatusEvent) -> web.Response:
         log.warning("account %s export %s: 'Date and Time' %s, used the receipt time",
                     event.account, event.export_id, event.time_problem)
     request[OUTCOME] = outcome
-    return web.json_response({"status": outcome})
+    return _status_response(outcome)
+
+
+def _status_response(outcome: str) -> web.Response:
+    # The success bodies never vary: encode them once, not per request.
+    return web.Response(body=_STATUS_BODIES[outcome], content_type="application/json")
 
 
 async def noop(request: web.Request) -> web.Response:
     """Answer like an accepted webhook without reading, parsing or storing: the stack's ceiling."""
-    return web.json_response({"status": "accepted"})
+    return _status_response("accepted")
 
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus exposition; OpenMetrics when the scraper asks for it."""
     source = request.app[SOURCE_APP]
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-    body = encoder(source[REGISTRY])
+    openmetrics = content_type.startswith("application/openmetrics-text")
+    # The cached per-series text first; the small registry ends OpenMetrics with "# EOF".
+    body = source[EXPOSITION].render(openmetrics) + encoder(source[REGISTRY])
     response = web.Response(body=body, headers={"Content-Type": content_type})
     if "gzip" in request.headers.get("Accept-Encoding", ""):
         response.enable_compression(web.ContentCoding.gzip)

@@ -201,6 +201,8 @@ async def test_reload_endpoint(start_exporter: StartExporter, tmp_path: Path) ->
     assert (await resp.json())["message"] == "configuration reloaded: 1 declared export(s)"
     m = await exp.metrics()
     assert m["clevertap_export_declared_info"] == {series(frequency="8h", name=""): 1}
+    # Exports no longer declared and never seen are gone; the new one is present.
+    assert m["clevertap_export_in_flight"] == {series(frequency="8h"): 0}
     assert m["clevertap_export_grace_seconds"] == {series(frequency="8h"): 7200}
     assert m["clevertap_export_config_last_reload_successful"][()] == 1
     assert m["clevertap_export_config_last_reload_success_timestamp_seconds"][()] >= before
