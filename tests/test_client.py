@@ -157,6 +157,7 @@ def test_demo_output_replays_and_matches_its_config(
     config = tmp_path / "demo.yml"
     run = cli("demo", "--print-config")
     assert run.returncode == 0 and run.stdout == DEMO_CONFIG
+    assert (ROOT / "docs" / "demo-exports.yml").read_text() == DEMO_CONFIG  # kept in sync
     config.write_text(run.stdout)
     check = cli("check-config", str(config))
     assert check.returncode == 0 and "OK, 7 declared export(s)" in check.stdout
