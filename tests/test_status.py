@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Awaitable, Callable
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,7 @@ from exporter.status import (
     human_duration,
 )
 from exporter.store import SQLiteStore
-from tests.conftest import Exporter, event
+from tests.conftest import Exporter, ExporterProcess, event, free_port
 
 StartExporter = Callable[..., Awaitable[Exporter]]
 
@@ -33,11 +36,10 @@ H = 3600.0
 
 
 @pytest.fixture
-async def tracker(tmp_path: Path) -> ExportTracker:
+async def tracker(tmp_path: Path) -> AsyncIterator[ExportTracker]:
     store = SQLiteStore(tmp_path / "s.db")
     store.start()
-    t = ExportTracker(store, TrackerSettings())
-    yield t  # type: ignore[misc]
+    yield ExportTracker(store, TrackerSettings())
     store.close()
 
 
@@ -187,3 +189,25 @@ async def test_unauthorized_webhooks_are_logged(start_exporter: StartExporter) -
         "message"]
     # The status page and API need no webhook credentials.
     assert (await exp.client.get("/")).status == 200
+
+
+def test_status_page_follows_metrics_port(
+    exporter_process: Callable[..., ExporterProcess],
+) -> None:
+    """With --metrics-port the page, the API and reload live next to /metrics, not on the
+    internet-facing webhook port."""
+    metrics_port = free_port()
+    exp = exporter_process("--metrics-port", str(metrics_port))
+    internal = f"http://127.0.0.1:{metrics_port}"
+    exp.start(ready_url=f"{internal}/readyz")
+    assert exp.post(event(1, "Initiated")) == (200, "accepted")
+    with urllib.request.urlopen(f"{internal}/api/v1/exports", timeout=10) as r:
+        assert json.loads(r.read())["exports"][0]["state"] == "running"
+    with urllib.request.urlopen(f"{internal}/api/v1/events", timeout=10) as r:
+        assert json.loads(r.read())["events"][0]["outcome"] == "accepted"
+    with urllib.request.urlopen(f"{internal}/", timeout=10) as r:
+        assert "running" in r.read().decode()
+    for path in ("/", "/api/v1/exports"):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"{exp.url}{path}", timeout=10)
+        assert err.value.code == 404
