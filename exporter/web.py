@@ -2,7 +2,8 @@
 
 Handlers translate HTTP into calls on the domain (``ExportTracker``) and back; they hold no
 export logic. Cross-cutting concerns are middlewares: error shaping and outcome counting
-(outermost), webhook authentication, and the body size limit.
+(outermost), the source address allow-list, authentication, and the body size limit. The
+credential checks themselves live in ``auth``, ``oauth``, ``webconfig`` and ``allowlist``.
 """
 
 from __future__ import annotations
@@ -27,24 +28,27 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import choose_encoder
 
-from exporter import __version__
-from exporter.auth import WebhookAuth
+from exporter import __version__, oauth
+from exporter.allowlist import SourcePolicy
+from exporter.auth import BASIC_CHALLENGE, WebhookAuth
 from exporter.collector import SeriesExposition, TrackerCollector
 from exporter.config import Settings
 from exporter.declared import ConfigHolder
 from exporter.events import EventLog, WebhookRecord
+from exporter.oauth import TOKEN_PATH, TokenEndpoint, TokenIssuer
 from exporter.payload import PayloadError, StatusEvent, TestPing, parse_body
 from exporter.state import ExportTracker, TrackerSettings
 from exporter.status import compute
 from exporter.statuspage import DEFAULT_REFRESH_SECONDS, render
 from exporter.store import SQLiteStore, StoreError
+from exporter.webconfig import BasicAuthUsers
 
 log = logging.getLogger(__name__)
 
 ACCOUNT_RE: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 DEFAULT_ACCOUNT: Final = "default"
-OUTCOMES: Final = ("accepted", "duplicate", "test", "invalid", "unauthorized", "too_large",
-                   "unavailable")
+OUTCOMES: Final = ("accepted", "duplicate", "test", "invalid", "unauthorized", "forbidden",
+                   "too_large", "unavailable")
 EXPIRE_EVERY_SECONDS: Final = 30.0
 _STATUS_BODIES: Final = {o: orjson.dumps({"status": o}) for o in ("accepted", "duplicate")}
 
@@ -61,12 +65,23 @@ class Instruments:
         self.requests = Counter(
             "clevertap_export_webhook_requests",
             "Webhook requests by outcome: accepted, duplicate (redelivery), test (CleverTap's "
-            "ping), invalid, unauthorized, too_large, unavailable (state store failed).",
+            "ping), invalid, unauthorized, forbidden (source outside --allow-cidr), too_large, "
+            "unavailable (state store failed).",
             ["outcome"],
             registry=registry,
         )
         for outcome in OUTCOMES:
             self.requests.labels(outcome)
+        self.token_requests = Counter(
+            "clevertap_export_oauth_token_requests",
+            "OAuth token endpoint requests by outcome: granted, or the refusal's RFC 6749 "
+            "error code (invalid_request, invalid_client, unsupported_grant_type), forbidden, "
+            "too_large.",
+            ["outcome"],
+            registry=registry,
+        )
+        for outcome in oauth.OUTCOMES:
+            self.token_requests.labels(outcome)
         self.latency = Histogram(
             "clevertap_export_webhook_request_duration_seconds",
             "Seconds from receiving a webhook to answering it, including the durable commit.",
@@ -87,6 +102,9 @@ REGISTRY: Final = web.AppKey("registry", CollectorRegistry)
 INSTRUMENTS: Final = web.AppKey("instruments", Instruments)
 EXPOSITION: Final = web.AppKey("exposition", SeriesExposition)
 AUTH: Final = web.AppKey("auth", WebhookAuth)
+USERS: Final = web.AppKey("basic_auth_users", BasicAuthUsers)
+SOURCES: Final = web.AppKey("sources", SourcePolicy)
+TOKEN_ENDPOINT: Final = web.AppKey("token_endpoint", TokenEndpoint)
 SOURCE_APP: Final = web.AppKey("source_app", web.Application)
 OUTCOME: Final = web.RequestKey("outcome", str)
 EVENT: Final = web.RequestKey("event", StatusEvent)
@@ -102,11 +120,28 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> web.Applica
     """
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[error_middleware, auth_middleware, body_limit_middleware],
+        middlewares=[error_middleware, source_middleware, auth_middleware,
+                     body_limit_middleware],
     )
     app[SETTINGS] = settings
+    issuer = None
+    if settings.oauth_client_id is not None and settings.oauth_client_secret is not None:
+        issuer = TokenIssuer(settings.oauth_client_id, settings.oauth_client_secret,
+                             settings.oauth_token_ttl, settings.oauth_signing_key)
+        app[TOKEN_ENDPOINT] = TokenEndpoint(issuer)
+        app.router.add_post(TOKEN_PATH, token)
     app[AUTH] = WebhookAuth(settings.auth_token, settings.auth_header,
-                            settings.basic_auth_user, settings.basic_auth_password)
+                            settings.basic_auth_user, settings.basic_auth_password,
+                            issuer.verify if issuer is not None else None)
+    app[SOURCES] = SourcePolicy(settings.allow_cidrs, settings.trusted_proxies)
+    if settings.web_config is not None and settings.web_config.basic_auth_users:
+        users = BasicAuthUsers(settings.web_config.basic_auth_users)
+        app[USERS] = users
+
+        async def close_users(_: web.Application) -> None:
+            users.close()
+
+        app.on_cleanup.append(close_users)
     registry = CollectorRegistry(auto_describe=False)
     app[REGISTRY] = registry
     app[INSTRUMENTS] = Instruments(registry)
@@ -127,7 +162,7 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> web.Applica
 
 def create_metrics_app(source: web.Application) -> web.Application:
     """An app serving ``/metrics`` and health checks of ``source``, for ``--metrics-port``."""
-    app = web.Application(middlewares=[error_middleware])
+    app = web.Application(middlewares=[error_middleware, auth_middleware])
     app[SOURCE_APP] = source
     _add_observability_routes(app)
     return app
@@ -166,7 +201,8 @@ async def _state_context(app: web.Application) -> AsyncIterator[None]:
              len(tracker.deliveries))
     if settings.webhook_open:
         log.warning("no webhook credentials configured: anyone who can reach the port can "
-                    "post events (set --auth-token or --basic-auth-user)")
+                    "post events (set --auth-token, --basic-auth-user, --oauth-client-id or "
+                    "basic_auth_users in --web.config.file)")
     await _expire(tracker)
     task = asyncio.create_task(_expire_periodically(tracker))
     try:
@@ -215,7 +251,13 @@ def _json_error(status: int, outcome: str, message: str, **extra: object) -> web
 def _outcome_of(status: int) -> str | None:
     if status in (400, 422):
         return "invalid"
-    return {401: "unauthorized", 413: "too_large", 503: "unavailable"}.get(status)
+    return {401: "unauthorized", 403: "forbidden", 413: "too_large",
+            503: "unavailable"}.get(status)
+
+
+def _clevertap_facing(path: str) -> bool:
+    """The endpoints CleverTap calls: the webhook and the OAuth token endpoint."""
+    return path.startswith("/webhook") or path == TOKEN_PATH
 
 
 @web.middleware
@@ -238,13 +280,18 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("unexpected error handling %s %s", request.method, request.path)
         response = _json_error(500, "error", "internal error; see the exporter's log")
+    instruments = request.app[SOURCE_APP][INSTRUMENTS]
     if request.path.startswith("/webhook"):
-        instruments = request.app[SOURCE_APP][INSTRUMENTS]
         outcome = request.get(OUTCOME) or _outcome_of(response.status)
         if outcome is not None:
             instruments.requests.labels(outcome).inc()
             instruments.latency.observe(time.perf_counter() - started)
         _record(request, response, outcome or "error")
+    elif request.path == TOKEN_PATH:
+        outcome = request.get(OUTCOME) or {403: "forbidden", 413: "too_large"}.get(
+            response.status)
+        if outcome is not None:
+            instruments.token_requests.labels(outcome).inc()
     return response
 
 
@@ -272,15 +319,50 @@ def _record(request: web.Request, response: web.StreamResponse, outcome: str) ->
 
 
 @web.middleware
+async def source_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse CleverTap-facing requests whose client is outside ``--allow-cidr`` (403)."""
+    policy = request.app[SOURCES]
+    if policy.restricts and _clevertap_facing(request.path):
+        client = policy.client(request.remote, request.headers.getall("X-Forwarded-For", []))
+        if not policy.admits(client):
+            log.info("refused %s from %s (peer %s): outside --allow-cidr", request.path,
+                     client, request.remote)
+            return _json_error(403, "forbidden", "requests from this address are not allowed")
+    return await handler(request)
+
+
+@web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Require the configured webhook credentials on webhook routes only."""
+    """Webhook credentials on the webhook; the web config's ``basic_auth_users`` everywhere.
+
+    ``basic_auth_users`` follow exporter-toolkit: with any configured, every endpoint (metrics,
+    health checks, unknown paths) needs one of those users. Two endpoints differ because an
+    HTTP request has one Authorization header: the webhook admits its own credentials (token,
+    Basic, OAuth bearer) as well as those users, and the token endpoint authenticates its
+    client itself, with the client id and secret in that header (RFC 6749 section 2.3.1).
+    """
+    source = request.app[SOURCE_APP]
+    users = source.get(USERS)
     if request.path.startswith("/webhook"):
-        auth = request.app[AUTH]
+        auth = source[AUTH]
         problem = auth.check(request.headers)
+        if users is not None and (problem is not None or not auth.enabled):
+            if await users.admits(request.headers):
+                problem = None
+            else:
+                problem = ((problem + " or") if problem else "missing or invalid credentials: "
+                           "send") + " HTTP Basic authorization of a web config user"
         if problem is not None:
             log.info("refused webhook from %s: %s", request.remote, problem)
             response = _json_error(401, "unauthorized", problem)
-            response.headers["WWW-Authenticate"] = auth.challenge
+            response.headers["WWW-Authenticate"] = (
+                auth.challenge if auth.enabled else BASIC_CHALLENGE)
+            return response
+    elif users is not None and not (request.path == TOKEN_PATH and TOKEN_ENDPOINT in source):
+        if not await users.admits(request.headers):
+            response = _json_error(401, "unauthorized", "HTTP Basic authorization of a web "
+                                   "config user required")
+            response.headers["WWW-Authenticate"] = BASIC_CHALLENGE
             return response
     return await handler(request)
 
@@ -330,6 +412,12 @@ async def _ingest(request: web.Request, event: StatusEvent) -> web.Response:
 def _status_response(outcome: str) -> web.Response:
     # The success bodies never vary: encode them once, not per request.
     return web.Response(body=_STATUS_BODIES[outcome], content_type="application/json")
+
+
+async def token(request: web.Request) -> web.Response:
+    """OAuth 2.0 client-credentials token endpoint (see ``exporter.oauth``)."""
+    response, request[OUTCOME] = await request.app[TOKEN_ENDPOINT].respond(request)
+    return response
 
 
 async def noop(request: web.Request) -> web.Response:
