@@ -525,8 +525,8 @@ def cmd_demo(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> i
     items: list[tuple[bytes, str | None, str]] = [(_TEST_PING.encode(), "prod", "test ping")]
     for t, account, body in past:
         items.append((json.dumps(body).encode(), account, f"event at {t:.0f}"))
-    # CleverTap retries on timeouts: show one redelivery.
-    items.append((json.dumps(past[-1][2]).encode(), past[-1][1], "redelivery"))
+    if past:  # CleverTap retries on timeouts: show one redelivery.
+        items.append((json.dumps(past[-1][2]).encode(), past[-1][1], "redelivery"))
     show = args.progress if args.progress is not None else sys.stderr.isatty()
     try:
         tally = post_all(client, items, args.rate, Progress(len(items), sys.stderr, show))
