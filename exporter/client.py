@@ -522,7 +522,15 @@ def cmd_demo(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> i
         print(f"wrote {len(past) + 1} events to {args.output}", file=out)
         return 0
     client = _client(args, env)
-    items: list[tuple[bytes, str | None, str]] = [(_TEST_PING.encode(), "prod", "test ping")]
+    # CleverTap's test ping first, as when a webhook is saved; an unreachable exporter or
+    # wrong credentials stop the demo here with the reason.
+    answer = client.post(_TEST_PING.encode(), "prod")
+    if answer.outcome != "test":
+        client.close()
+        print(f"error: the exporter answered the test ping with {answer.status} "
+              f"{_pretty(answer.body)}", file=sys.stderr)
+        return 1
+    items: list[tuple[bytes, str | None, str]] = []
     for t, account, body in past:
         items.append((json.dumps(body).encode(), account, f"event at {t:.0f}"))
     if past:  # CleverTap retries on timeouts: show one redelivery.
@@ -532,7 +540,8 @@ def cmd_demo(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> i
         tally = post_all(client, items, args.rate, Progress(len(items), sys.stderr, show))
         for problem in tally.problems[:10]:
             print(problem, file=sys.stderr)
-        print(f"demo: posted a simulated day ({len(items)} webhooks) to {args.url}: "
+        tally.add("test")
+        print(f"demo: posted a simulated day ({len(items) + 1} webhooks) to {args.url}: "
               f"{tally.line()}", file=out)
         if tally.counts["failed"]:
             return 1

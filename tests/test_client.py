@@ -231,3 +231,10 @@ def test_check_config_errors(tmp_path: Path) -> None:
     assert run.returncode == 1 and "cannot read configuration file" in run.stderr
     run = cli("check-config", str(ROOT / "docs" / "exports.example.yml"))
     assert run.returncode == 0, run.stderr
+
+
+def test_demo_stops_early_without_an_exporter() -> None:
+    run = cli("demo", "--url", "http://127.0.0.1:9", timeout=30)
+    assert run.returncode == 1
+    assert "error: cannot post to http://127.0.0.1:9/webhook/prod" in run.stderr
+    assert "demo: posted" not in run.stdout
