@@ -23,7 +23,8 @@ from prometheus_client.registry import Collector
 
 from exporter import normalize
 from exporter.declared import ConfigHolder
-from exporter.state import DURATION_BUCKETS, ExportTracker, Series, SeriesKey
+from exporter.payload import TIME_PROBLEMS
+from exporter.state import CAPPED_LABELS, DURATION_BUCKETS, ExportTracker, Series, SeriesKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,8 +168,9 @@ class TrackerCollector(Collector):
             "Events whose label value was folded into 'other' by the cardinality cap.",
             labels=["label"],
         )
-        for label, n in t.label_overflow.items():
-            overflow.add_metric([label], n)
+        # Every label and reason from zero, so increase() sees the very first occurrence.
+        for label in CAPPED_LABELS:
+            overflow.add_metric([label], t.label_overflow.get(label, 0))
         yield overflow
         problems = CounterMetricFamily(
             "clevertap_export_event_time_unparsed",
@@ -176,8 +178,8 @@ class TrackerCollector(Collector):
             "time was used instead.",
             labels=["reason"],
         )
-        for reason, n in t.time_problems.items():
-            problems.add_metric([reason], n)
+        for reason in TIME_PROBLEMS:
+            problems.add_metric([reason], t.time_problems.get(reason, 0))
         yield problems
         yield GaugeMetricFamily(
             "clevertap_export_remembered_deliveries",
