@@ -150,8 +150,7 @@ class ExportTracker:
             self.runs[rkey] = run
             if run.started is not None:
                 self._open(rkey, run, run.series, run.started)
-        self.deliveries = {(d.account, d.export_id, d.status, d.event_time): d.received
-                           for d in snap.deliveries}
+        self.deliveries = snap.deliveries
         self.admitted = {label: set() for label in CAPPED_LABELS}
         for label, value in snap.label_values:
             self.admitted.setdefault(label, set()).add(value)

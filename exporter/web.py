@@ -70,8 +70,8 @@ class Instruments:
             ["outcome"],
             registry=registry,
         )
-        for outcome in OUTCOMES:
-            self.requests.labels(outcome)
+        # Children resolved once: labels() per request showed in the webhook profile.
+        self.request_outcomes = {outcome: self.requests.labels(outcome) for outcome in OUTCOMES}
         self.token_requests = Counter(
             "clevertap_export_oauth_token_requests",
             "OAuth token endpoint requests by outcome: granted, or the refusal's RFC 6749 "
@@ -189,7 +189,6 @@ async def _state_context(app: web.Application) -> AsyncIterator[None]:
             retention=settings.retention,
         ),
     )
-    store.start()
     app[TRACKER] = tracker
     await _declare(app)
     registry = app[REGISTRY]
@@ -211,7 +210,7 @@ async def _state_context(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await asyncio.to_thread(store.close)
+        store.close()
 
 
 async def _declare(app: web.Application) -> None:
@@ -284,7 +283,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     if request.path.startswith("/webhook"):
         outcome = request.get(OUTCOME) or _outcome_of(response.status)
         if outcome is not None:
-            instruments.requests.labels(outcome).inc()
+            child = instruments.request_outcomes.get(outcome)
+            (child or instruments.requests.labels(outcome)).inc()
             instruments.latency.observe(time.perf_counter() - started)
         _record(request, response, outcome or "error")
     elif request.path == TOKEN_PATH:
