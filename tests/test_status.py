@@ -38,7 +38,6 @@ H = 3600.0
 @pytest.fixture
 async def tracker(tmp_path: Path) -> AsyncIterator[ExportTracker]:
     store = SQLiteStore(tmp_path / "s.db")
-    store.start()
     yield ExportTracker(store, TrackerSettings())
     store.close()
 
