@@ -13,10 +13,13 @@ from aiohttp import web
 
 from exporter import __version__
 from exporter.config import Settings, parse_settings
+from exporter.declared import ConfigError
 from exporter.store import StoreError
-from exporter.web import create_app, create_metrics_app
+from exporter.web import create_app, create_metrics_app, reload_config
 
 log = logging.getLogger("exporter")
+
+SUBCOMMANDS = ("send", "replay", "demo", "check-config")
 
 
 class JsonFormatter(logging.Formatter):
@@ -65,6 +68,14 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    reloads: set[asyncio.Task[tuple[bool, str]]] = set()
+
+    def on_sighup() -> None:
+        task = loop.create_task(reload_config(app))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)
     try:
         for runner, port in zip(runners, ports, strict=False):
             await runner.setup()
@@ -88,12 +99,17 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    settings = parse_settings(argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in SUBCOMMANDS:
+        from exporter import client  # the server does not need the client's imports
+
+        return client.main(args)
+    settings = parse_settings(args)
     setup_logging(settings)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(serve(settings))
-    except StoreError as exc:
+    except (StoreError, ConfigError) as exc:
         log.error("%s", exc)
         return 1
     except OSError as exc:

@@ -22,6 +22,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from exporter import normalize
+from exporter.declared import ConfigHolder
 from exporter.payload import TIME_PROBLEMS
 from exporter.state import CAPPED_LABELS, DURATION_BUCKETS, ExportTracker, Series, SeriesKey
 
@@ -135,10 +136,15 @@ class SeriesExposition:
 class TrackerCollector(Collector):
     """The tracker's small process-level families, through prometheus-client."""
 
-    def __init__(self, tracker: ExportTracker) -> None:
+    def __init__(self, tracker: ExportTracker, config: ConfigHolder | None = None) -> None:
         self.tracker = tracker
+        self.config = config
 
     def collect(self) -> Iterator[Metric]:
+        yield from self._process_view()
+        yield from self._declared_view()
+
+    def _process_view(self) -> Iterator[Metric]:
         t = self.tracker
         received = GaugeMetricFamily(
             "clevertap_export_webhook_last_received_timestamp_seconds",
@@ -185,3 +191,70 @@ class TrackerCollector(Collector):
             "Size in bytes of the state database and its write-ahead log.",
             value=t.store.size_bytes(),
         )
+
+    def _declared_view(self) -> Iterator[Metric]:
+        """Declared exports, their thresholds, and the configuration file's reload status."""
+        if self.config is None:
+            return
+        holder = self.config
+        info = GaugeMetricFamily(
+            "clevertap_export_declared_info",
+            "Always 1 for each export declared in the configuration file; 'name' is its "
+            "human name (empty when none is given).",
+            labels=[*SERIES_LABELS, "name"],
+        )
+        since = _series_gauge(
+            "clevertap_export_declared_timestamp_seconds",
+            "When (Unix seconds) the exporter first found this export in its configuration "
+            "(kept across restarts): the overdue reference of an export that never completed.",
+        )
+        grace = _series_gauge(
+            "clevertap_export_grace_seconds",
+            "Declared grace in seconds: how much later than its expected interval (times the "
+            "rules' tolerance) a recurring export may complete before it is overdue.",
+        )
+        max_runtime = _series_gauge(
+            "clevertap_export_max_runtime_seconds",
+            "Declared longest acceptable run in seconds: in flight for longer is stuck.",
+        )
+        min_runtime = _series_gauge(
+            "clevertap_export_min_runtime_seconds",
+            "Declared shortest plausible run in seconds: a run completing faster probably "
+            "exported nothing.",
+        )
+        declared_since = self.tracker.declared_since
+        for key, export in holder.config.exports.items():
+            labels = list(key)
+            info.add_metric([*labels, export.name], 1)
+            for family, value in ((since, declared_since.get(key)), (grace, export.grace),
+                                  (max_runtime, export.max_runtime),
+                                  (min_runtime, export.min_runtime)):
+                if value is not None:
+                    family.add_metric(labels, value)
+        yield from (info, since, grace, max_runtime, min_runtime)
+        yield GaugeMetricFamily(
+            "clevertap_export_config_last_reload_successful",
+            "1 when the last load of the configuration file succeeded, 0 when it failed "
+            "(the previous configuration stays in force).",
+            value=1 if holder.last_reload_successful else 0,
+        )
+        yield GaugeMetricFamily(
+            "clevertap_export_config_last_reload_success_timestamp_seconds",
+            "When (Unix seconds) the configuration was last loaded successfully.",
+            value=holder.last_success,
+        )
+        reloads = CounterMetricFamily(
+            "clevertap_export_config_reloads",
+            "Configuration reloads (SIGHUP or POST /-/reload) by result: success, failure.",
+            labels=["result"],
+        )
+        for result, n in holder.reloads.items():
+            reloads.add_metric([result], n)
+        yield reloads
+
+
+SERIES_LABELS: Final = ["account", "partner", "export_type", "frequency"]
+
+
+def _series_gauge(name: str, doc: str) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, labels=SERIES_LABELS)

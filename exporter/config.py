@@ -107,6 +107,7 @@ class Settings:
     log_format: str
     access_log: bool
     bench_noop: bool
+    config_file: Path | None = None
 
     @property
     def webhook_open(self) -> bool:
@@ -153,7 +154,21 @@ _FLAGS: Final[list[tuple[str, str, Callable[[str], object], object, str]]] = [
      "body accepted, in bytes"),
     ("--log-level", "EXPORTER_LOG_LEVEL", str.upper, "INFO", "DEBUG, INFO, WARNING or ERROR"),
     ("--log-format", "EXPORTER_LOG_FORMAT", str, "text", "text or json"),
+    ("--config.file", "EXPORTER_CONFIG_FILE", Path, None, "YAML file of declared exports and "
+     "their thresholds; reloaded on SIGHUP and POST /-/reload (check it with "
+     "'clevertap-export-exporter check-config FILE')"),
 ]
+
+SUBCOMMANDS_EPILOG: Final = """\
+subcommands (each has --help with examples):
+  send          post one payload (file or stdin) to a running exporter
+  replay        post a JSON Lines file of payloads, rate-limited, and count the answers
+  demo          simulate a compressed day of exports so the status page and alerts show data
+  check-config  validate a --config.file and exit non-zero with the reason
+
+Without a subcommand the exporter serves, e.g.:
+  clevertap-export-exporter --port 9877 --config.file exports.yml
+"""
 
 
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -161,11 +176,14 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         prog="clevertap-export-exporter",
         description="Receive CleverTap Export Status Alerts webhooks and expose Prometheus "
         "metrics. Every flag can also be set with the environment variable shown.",
+        epilog=SUBCOMMANDS_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     for flag, var, kind, default, text in _FLAGS:
         raw = env.get(var, default)
         parser.add_argument(
-            flag, type=kind, default=raw, help=f"{text} (env {var}; default: %(default)s)"
+            flag, type=kind, default=raw, dest=flag[2:].replace("-", "_").replace(".", "_"),
+            help=f"{text} (env {var}; default: %(default)s)"
         )
     parser.add_argument(
         "--web.config.file", dest="web_config_file", type=Path,
@@ -249,6 +267,7 @@ def parse_settings(argv: Sequence[str] | None = None,
         log_format=args.log_format,
         access_log=args.access_log,
         bench_noop=args.bench_noop,
+        config_file=Path(args.config_file) if args.config_file else None,
     )
 
 

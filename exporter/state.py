@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -33,6 +33,9 @@ DURATION_BUCKETS: Final[tuple[float, ...]] = (
 )
 #: Labels whose distinct values are capped, in the order events carry them.
 CAPPED_LABELS: Final = ("account", "partner", "export_type", "frequency", "status")
+
+_DECLARED_PREFIX: Final = "declared:"
+_KEY_SEP: Final = "|"  # never in a label value: accounts match [A-Za-z0-9_.-], others [a-z0-9_]
 
 ACCEPTED: Final = "accepted"
 DUPLICATE: Final = "duplicate"
@@ -66,6 +69,11 @@ class Series:
     def decode(cls, data: bytes) -> Series:
         li, lc, lf, ld, ab, counts, buckets, dsum = orjson.loads(data)
         return cls(li, lc, lf, ld, ab, counts, buckets, dsum, {})
+
+    @property
+    def never_seen(self) -> bool:
+        """No event ever reached this series (a declared export that never reported)."""
+        return not self.status_counts and not self.running and self.abandoned == 0
 
     def observe_duration(self, seconds: float) -> None:
         i = 0
@@ -116,6 +124,12 @@ class ExportTracker:
         # Process counters: they start at zero with the process, like any exporter's own.
         self.label_overflow: dict[str, int] = {}
         self.time_problems: dict[str, int] = {}
+        #: When each declared export was first declared (persisted): the overdue reference of
+        #: an export that never completed.
+        self.declared_since: dict[SeriesKey, float] = {}
+        #: Label values of declared exports: always admitted, outside the cardinality cap.
+        self.pinned: dict[str, set[str]] = {}
+        self.declared: set[SeriesKey] = set()
         self.version = 0  # bumped on every change, so readers can cache what they derive
         self._seen_failures = store.failures
         self.reload()
@@ -144,6 +158,14 @@ class ExportTracker:
         self.delivery_delay = {
             k.removeprefix("delay:"): v for k, v in snap.gauges.items() if k.startswith("delay:")
         }
+        for key in self.declared:
+            self.series.setdefault(key, Series())
+        self.declared_since = {}
+        for k, v in snap.gauges.items():
+            if k.startswith(_DECLARED_PREFIX):
+                parts = k.removeprefix(_DECLARED_PREFIX).split(_KEY_SEP)
+                if len(parts) == 4:
+                    self.declared_since[(parts[0], parts[1], parts[2], parts[3])] = v
         self.version += 1
 
     async def ingest(self, event: StatusEvent) -> str:
@@ -194,6 +216,27 @@ class ExportTracker:
         self._persist_series(touched, changes)
         await self._commit(changes)
         return ACCEPTED
+
+    async def declare(self, keys: Iterable[SeriesKey], pinned: dict[str, set[str]]) -> None:
+        """Note the declared exports: remember (durably) when each was first declared, and
+        admit their label values outside the cap so their webhooks never fold into ``other``."""
+        self.pinned = pinned
+        now = self.clock()
+        changes = Changes()
+        declared = self.declared = set(keys)
+        for key in declared:
+            if key not in self.series:
+                # Present from start-up, so a declared export that never reports is visible.
+                self.series[key] = Series()
+            if key not in self.declared_since:
+                self.declared_since[key] = now
+                changes.gauges.append((_DECLARED_PREFIX + _KEY_SEP.join(key), now))
+        for key, series in list(self.series.items()):
+            if key not in declared and series.never_seen:
+                del self.series[key]  # no longer declared and never stored: forget it
+        self.version += 1
+        if changes.gauges:
+            await self._commit(changes)
 
     def _start_run(self, rkey: RunKey, run: Run | None, key: SeriesKey, t: float,
                    now: float, touched: set[SeriesKey]) -> Run:
@@ -296,7 +339,8 @@ class ExportTracker:
         cap = self.settings.max_label_values
         for label, value in zip(CAPPED_LABELS, values, strict=True):
             admitted = self.admitted[label]
-            if value in admitted or value == normalize.OTHER:
+            if (value in admitted or value == normalize.OTHER
+                    or value in self.pinned.get(label, ())):
                 out.append(value)
             elif len(admitted) < cap:
                 admitted.add(value)

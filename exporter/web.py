@@ -33,9 +33,13 @@ from exporter.allowlist import SourcePolicy
 from exporter.auth import BASIC_CHALLENGE, WebhookAuth
 from exporter.collector import SeriesExposition, TrackerCollector
 from exporter.config import Settings
+from exporter.declared import ConfigHolder
+from exporter.events import EventLog, WebhookRecord
 from exporter.oauth import TOKEN_PATH, TokenEndpoint, TokenIssuer
 from exporter.payload import PayloadError, StatusEvent, TestPing, parse_body
 from exporter.state import ExportTracker, TrackerSettings
+from exporter.status import compute
+from exporter.statuspage import DEFAULT_REFRESH_SECONDS, render
 from exporter.store import SQLiteStore, StoreError
 from exporter.webconfig import BasicAuthUsers
 
@@ -103,6 +107,9 @@ SOURCES: Final = web.AppKey("sources", SourcePolicy)
 TOKEN_ENDPOINT: Final = web.AppKey("token_endpoint", TokenEndpoint)
 SOURCE_APP: Final = web.AppKey("source_app", web.Application)
 OUTCOME: Final = web.RequestKey("outcome", str)
+EVENT: Final = web.RequestKey("event", StatusEvent)
+CONFIG: Final = web.AppKey("config", ConfigHolder)
+EVENTS: Final = web.AppKey("events", EventLog)
 
 
 def create_app(settings: Settings, *, serve_metrics: bool = True) -> web.Application:
@@ -138,6 +145,10 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> web.Applica
     registry = CollectorRegistry(auto_describe=False)
     app[REGISTRY] = registry
     app[INSTRUMENTS] = Instruments(registry)
+    config = ConfigHolder(settings.config_file)
+    config.load_initial()  # raises ConfigError: an invalid file at start-up is fatal
+    app[CONFIG] = config
+    app[EVENTS] = EventLog()
     app.cleanup_ctx.append(_state_context)
     app.router.add_post("/webhook", webhook)
     app.router.add_post("/webhook/{account}", webhook)
@@ -161,6 +172,10 @@ def _add_observability_routes(app: web.Application) -> None:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/", status_page)
+    app.router.add_get("/api/v1/exports", api_exports)
+    app.router.add_get("/api/v1/events", api_events)
+    app.router.add_post("/-/reload", reload_handler)
 
 
 async def _state_context(app: web.Application) -> AsyncIterator[None]:
@@ -175,8 +190,9 @@ async def _state_context(app: web.Application) -> AsyncIterator[None]:
         ),
     )
     app[TRACKER] = tracker
+    await _declare(app)
     registry = app[REGISTRY]
-    registry.register(TrackerCollector(tracker))
+    registry.register(TrackerCollector(tracker, app[CONFIG]))
     app[EXPOSITION] = SeriesExposition(tracker)
     ProcessCollector(registry=registry)
     log.info("state loaded from %s: %d series, %d in flight, %d remembered deliveries",
@@ -195,6 +211,23 @@ async def _state_context(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         store.close()
+
+
+async def _declare(app: web.Application) -> None:
+    config = app[CONFIG].config
+    await app[TRACKER].declare(config.exports.keys(), config.label_values())
+
+
+async def reload_config(app: web.Application) -> tuple[bool, str]:
+    """Re-read ``--config.file`` (SIGHUP, ``POST /-/reload``); keeps the old one on error."""
+    holder = app[CONFIG]
+    ok, message = await asyncio.to_thread(holder.reload)
+    if ok and TRACKER in app:
+        try:
+            await _declare(app)
+        except StoreError as exc:
+            log.error("could not store the declared exports: %s", exc)
+    return ok, message
 
 
 async def _expire(tracker: ExportTracker) -> None:
@@ -253,12 +286,36 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             child = instruments.request_outcomes.get(outcome)
             (child or instruments.requests.labels(outcome)).inc()
             instruments.latency.observe(time.perf_counter() - started)
+        _record(request, response, outcome or "error")
     elif request.path == TOKEN_PATH:
         outcome = request.get(OUTCOME) or {403: "forbidden", 413: "too_large"}.get(
             response.status)
         if outcome is not None:
             instruments.token_requests.labels(outcome).inc()
     return response
+
+
+def _record(request: web.Request, response: web.StreamResponse, outcome: str) -> None:
+    """Add the webhook to the log of the last ones shown on the status page."""
+    event = request.get(EVENT)
+    message = None
+    if response.status >= 400 and isinstance(response, web.Response) and response.body:
+        with contextlib.suppress(orjson.JSONDecodeError, TypeError, AttributeError):
+            message = str(orjson.loads(response.body).get("error"))  # type: ignore[arg-type]
+    if event is not None:
+        record = WebhookRecord(
+            received=event.received, account=event.account, outcome=outcome,
+            http_status=response.status, export_id=event.export_id, partner=event.partner,
+            export_type=event.export_type, frequency=event.frequency, status=event.status,
+            event_time=event.event_time,
+            message=f"'Date and Time' {event.time_problem}" if event.time_problem else None,
+        )
+    else:
+        record = WebhookRecord(
+            received=time.time(), account=request.match_info.get("account", DEFAULT_ACCOUNT),
+            outcome=outcome, http_status=response.status, message=message,
+        )
+    request.app[SOURCE_APP][EVENTS].add(record)
 
 
 @web.middleware
@@ -339,6 +396,7 @@ async def webhook(request: web.Request) -> web.Response:
 
 
 async def _ingest(request: web.Request, event: StatusEvent) -> web.Response:
+    request[EVENT] = event
     try:
         outcome = await request.app[TRACKER].ingest(event)
     except StoreError as exc:
@@ -394,3 +452,73 @@ async def readyz(request: web.Request) -> web.Response:
     if not await asyncio.to_thread(tracker.store.check):
         return _json_error(503, "unavailable", "state database cannot be read")
     return web.json_response({"status": "ready"})
+
+
+async def status_page(request: web.Request) -> web.Response:
+    """The human view: every export's state and the last webhooks. ``?refresh=0`` stops the
+    page from reloading itself."""
+    source = request.app[SOURCE_APP]
+    try:
+        refresh = int(request.query.get("refresh", DEFAULT_REFRESH_SECONDS))
+    except ValueError:
+        refresh = DEFAULT_REFRESH_SECONDS
+    refresh = max(0, min(refresh, 3600))
+    tracker = source.get(TRACKER)
+    holder = source[CONFIG]
+    now = time.time()
+    statuses = compute(tracker, holder.config, now) if tracker is not None else []
+    note = None
+    if not holder.last_reload_successful:
+        note = f"The last configuration reload failed; the previous one is in force: " \
+               f"{holder.last_error}"
+    body = render(statuses=statuses, events=source[EVENTS].newest_first(), now=now,
+                  zone=source[SETTINGS].timezone, version=__version__, refresh=refresh,
+                  config_note=note)
+    return web.Response(text=body, content_type="text/html", charset="utf-8",
+                        headers={"Cache-Control": "no-store"})
+
+
+async def api_exports(request: web.Request) -> web.Response:
+    """Every known or declared export with its state, as on the status page."""
+    source = request.app[SOURCE_APP]
+    tracker = source.get(TRACKER)
+    if tracker is None:
+        return _json_error(503, "unavailable", "state store is not ready")
+    holder = source[CONFIG]
+    zone = source[SETTINGS].timezone
+    now = time.time()
+    statuses = compute(tracker, holder.config, now)
+    return _json({
+        "generated_at": now,
+        "timezone": str(zone),
+        "config": {
+            "file": str(holder.path) if holder.path else None,
+            "last_reload_successful": holder.last_reload_successful,
+            "last_reload_success_timestamp": holder.last_success,
+            "last_error": holder.last_error,
+        },
+        "exports": [s.to_json(zone, now) for s in statuses],
+    })
+
+
+async def api_events(request: web.Request) -> web.Response:
+    """The last webhooks received (at most 100), newest first, with their outcome."""
+    source = request.app[SOURCE_APP]
+    zone = source[SETTINGS].timezone
+    return _json({"events": [e.to_json(zone) for e in source[EVENTS].newest_first()]})
+
+
+async def reload_handler(request: web.Request) -> web.Response:
+    """Reload ``--config.file``; 500 with the reason (old configuration kept) when invalid."""
+    ok, message = await reload_config(request.app[SOURCE_APP])
+    if not ok:
+        return _json_error(500, "error", message)
+    return web.json_response({"status": "success", "message": message})
+
+
+def _json(doc: dict[str, object]) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(doc),
+        content_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )

@@ -1,0 +1,144 @@
+"""The status page in a real headless Chromium: what a person sees after ``demo``.
+
+Needs the Debian packages ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them); a
+missing browser fails the test rather than skipping it. The screenshot is kept in
+``test-artifacts/status-page.png``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from exporter.client import DEMO_CONFIG
+from tests.conftest import ROOT, ExporterProcess, event
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
+    for path in (CHROMIUM, CHROMEDRIVER):
+        assert Path(path).exists() or shutil.which(Path(path).name), (
+            f"{path} is missing: apt-get install -y chromium chromium-driver")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+                 f"--user-data-dir={tmp_path / 'chromium-profile'}",
+                 "--window-size=1500,1000", "--lang=en-US"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def rows(driver: webdriver.Chrome, table: str) -> list[str]:
+    return [r.text for r in driver.find_elements(By.CSS_SELECTOR, f"#{table} tbody tr")]
+
+
+def row_with(driver: webdriver.Chrome, table: str, *texts: str) -> str:
+    found = [r for r in rows(driver, table) if all(t in r for t in texts)]
+    assert len(found) == 1, f"no single row of #{table} with {texts}: {rows(driver, table)}"
+    return found[0]
+
+
+def test_status_page_after_demo(
+    browser: webdriver.Chrome, exporter_process: Callable[..., ExporterProcess],
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "demo.yml"
+    config.write_text(DEMO_CONFIG)
+    exp = exporter_process("--config.file", str(config), "--timezone", "Europe/Berlin")
+    exp.start()
+    demo = subprocess.run(
+        [sys.executable, "-m", "exporter", "demo", "--url", exp.url, "--rate", "0",
+         "--seed", "7", "--timezone", "Europe/Berlin"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert demo.returncode == 0, demo.stderr
+    assert "rejected 0, failed 0" in demo.stdout
+
+    browser.get(exp.url + "/")
+    assert browser.title == "CleverTap exports: status"
+    header = browser.find_element(By.TAG_NAME, "header").text
+    assert "clevertap-export-exporter" in header and "version" in header
+    links = {a.text: a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR,
+                                                                             "header nav a")}
+    assert links["/metrics"] == exp.url + "/metrics" and "docs" in links
+
+    # One row per export, with the state a person would act on.
+    states = [s.text for s in browser.find_elements(By.CSS_SELECTOR, "#exports .state")]
+    assert states[0] == "never seen"
+    assert sorted(set(states)) == ["late", "never seen", "ok", "running", "stuck", "too fast"]
+    assert len(states) == 9  # 8 simulated exports and one declared that never reported
+
+    never = row_with(browser, "exports", "never seen")
+    assert "Azure profiles (not set up yet)" in never and "azure_blob_storage" in never
+    assert "declared, no webhook received yet" in never
+
+    late = row_with(browser, "exports", "late")
+    assert "Events to the Azure warehouse" in late and "12h" in late
+    assert "CET" in late or "CEST" in late  # the absolute time is in the configured zone
+    assert "ago" in late and "no completion for 20h" in late
+
+    running = row_with(browser, "exports", "running")
+    assert "Events to BigQuery staging" in running and "8h" in running
+    assert "12m ago" in running  # in flight since, as "x ago"
+
+    stuck = row_with(browser, "exports", "stuck")
+    assert "Staging profiles" in stuck and "in flight for 5h" in stuck
+
+    fast = row_with(browser, "exports", "too fast")
+    assert "6s" in fast and "min_runtime 5m" in fast
+    assert len([r for r in rows(browser, "exports") if r.startswith("ok")]) == 4
+
+    # The last webhooks: CleverTap's test ping, accepted events, the redelivery.
+    events = rows(browser, "events")
+    assert "duplicate" in events[0]  # the demo ends with one redelivery
+    assert any("test" in r and "200" in r for r in events)
+    assert sum("accepted" in r for r in events) >= 30
+    summary = browser.find_element(By.ID, "summary").text
+    assert "late 1" in summary and "running 1" in summary
+
+    # A screenshot for people (and the README): the exports and the newest webhooks.
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    browser.set_window_size(1500, min(int(height) + 40, 1300))
+    ARTIFACTS.mkdir(exist_ok=True)
+    assert browser.save_screenshot(str(ARTIFACTS / "status-page.png"))
+    assert (ARTIFACTS / "status-page.png").stat().st_size > 10_000
+
+
+def test_status_page_refreshes_itself(
+    browser: webdriver.Chrome, exporter_process: Callable[..., ExporterProcess],
+) -> None:
+    exp = exporter_process()
+    exp.start()
+    browser.get(exp.url + "/?refresh=1")
+    assert browser.find_element(By.ID, "exports-empty").text.startswith("No exports yet")
+    assert "No webhook received" in browser.find_element(By.ID, "events-empty").text
+    exp.post(event(42, "Initiated", time.time() - 90, partner="GCS", frequency="Every 8 hours"))
+    try:
+        WebDriverWait(browser, 10).until(
+            lambda d: d.find_elements(By.CSS_SELECTOR, "#exports tbody tr"))
+    except TimeoutException:  # pragma: no cover - the message says what went wrong
+        pytest.fail("the page did not refresh itself within 10 s")
+    row = row_with(browser, "exports", "running")
+    assert "google_cloud_storage" in row and "1m 30s ago" in row
+    assert "accepted" in rows(browser, "events")[0]
