@@ -231,7 +231,7 @@ def test_alerts_arrive_in_alertmanager(stack: Stack) -> None:
         assert alert["annotations"]["summary"] and alert["annotations"]["description"]
     overdue = next(a for a in alerts if a["labels"]["alertname"] == "ClevertapExportOverdue")
     assert overdue["labels"]["account"] == ACCOUNT
-    assert "last completed 7h 30m" in overdue["annotations"]["description"]
+    assert "has not completed for 7h 30m" in overdue["annotations"]["description"]
 
 
 def _substitute(expr: str) -> str:
