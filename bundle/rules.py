@@ -70,7 +70,14 @@ def recording_rules() -> list[dict[str, Any]]:
         },
         {
             "record": "clevertap_export:time_since_last_completion_seconds",
-            "expr": "time() - clevertap_export_last_completed_timestamp_seconds\n",
+            # A declared export that never completed counts from when it was first declared.
+            "expr": (
+                "time() - (\n"
+                "  clevertap_export_last_completed_timestamp_seconds\n"
+                "  or\n"
+                "  clevertap_export_declared_timestamp_seconds\n"
+                ")\n"
+            ),
         },
         {
             "record": "clevertap_export:in_flight_age_seconds",
@@ -128,7 +135,8 @@ def alerting_rules() -> list[dict[str, Any]]:
             "clevertap_export:time_since_last_completion_seconds\n"
             "> clevertap_export:overdue_threshold_seconds\n",
             "A recurring CleverTap export has not completed within its expected interval.",
-            f"{_WHICH} last completed {{{{ $value | humanizeDuration }}}} ago, longer than "
+            f"{_WHICH} has not completed for {{{{ $value | humanizeDuration }}}} (since its "
+            "last completion or, if it never completed, since it was declared), longer than "
             f"its expected interval times {number(t['overdue_tolerance'])} plus its grace period "
             f"(default {human(t['overdue_grace_seconds'])}).",
         ),
@@ -233,6 +241,30 @@ def alerting_rules() -> list[dict[str, Any]]:
             f"Prometheus has had no scrape target matching {{{JOB_SELECTOR}}} for "
             f"{human(t['exporter_absent_for_seconds'])}.",
             for_seconds=t["exporter_absent_for_seconds"],
+        ),
+        _alert(
+            "ClevertapExportTooFast",
+            "(\n"
+            "  clevertap_export_last_duration_seconds\n"
+            "  < clevertap_export_min_runtime_seconds\n"
+            ")\n"
+            "and\n"
+            "(\n"
+            "  time() - clevertap_export_last_completed_timestamp_seconds\n"
+            f"  < {_t('too_fast_window_seconds')}\n"
+            ")\n",
+            "A CleverTap export completed suspiciously fast.",
+            f"{_WHICH} completed its last run in {{{{ $value | humanizeDuration }}}}, less than "
+            "its declared min_runtime; it probably exported nothing.",
+        ),
+        _alert(
+            "ClevertapExportConfigReloadFailed",
+            "clevertap_export_config_last_reload_successful == 0\n",
+            "The exporter could not reload its configuration file.",
+            "Exporter {{ $labels.instance }} failed to reload its --config.file; it still runs "
+            "with the previous configuration, so recent changes to declared exports and "
+            "thresholds are not in force.",
+            for_seconds=t["config_reload_failed_for_seconds"],
         ),
     ]
 

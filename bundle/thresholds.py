@@ -5,12 +5,13 @@ Edit a value here, then regenerate the checked-in files:
     python -m bundle            # rewrites prometheus/rules.yml, prometheus/alerts.yml
                                 # and grafana/dashboards/clevertap-exports.json
 
-``tests/bundle/test_generated.py`` fails when the checked-in files differ from what
+``tests/bundle/test_static.py`` fails when the checked-in files differ from what
 this module generates, so a hand edit of a generated file cannot go unnoticed.
 
-Durations are in seconds. Per-export values that the exporter may expose later
-(``clevertap_export_grace_seconds``, ``clevertap_export_max_runtime_seconds``) take
-precedence over the defaults below; see ``docs/bundle-readme.md``.
+Durations are in seconds. Per-export values that the exporter exposes for declared exports
+(``clevertap_export_grace_seconds``, ``clevertap_export_max_runtime_seconds``, see the
+README's "Operator features") take precedence over the defaults below; see "Changing
+thresholds" in ``README.md``.
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ THRESHOLDS: dict[str, float] = {
     # How long the exporter may be down / missing from the targets before alerting.
     "exporter_down_for_seconds": 5 * MINUTE,
     "exporter_absent_for_seconds": 10 * MINUTE,
+    # A run that completed faster than its declared min_runtime keeps TooFast firing until a
+    # run of normal length completes, or at most this long after the fast completion.
+    "too_fast_window_seconds": 1 * DAY,
+    # How long a failed reload of the --config.file may last before alerting.
+    "config_reload_failed_for_seconds": 5 * MINUTE,
 }
 
 #: Severity label of each alert.
@@ -67,4 +73,6 @@ SEVERITIES: dict[str, str] = {
     "ClevertapExportEventTimeUnparsed": "info",
     "ClevertapExporterDown": "critical",
     "ClevertapExporterAbsent": "critical",
+    "ClevertapExportTooFast": "warning",
+    "ClevertapExportConfigReloadFailed": "warning",
 }

@@ -3,7 +3,10 @@
 Prometheus runs a temporary copy of prometheus/prometheus.yml with 1 s scrape and evaluation
 intervals and loopback targets; the rule files and alertmanager/alertmanager.yml are used as
 shipped. Webhooks describe a healthy recurring export, an overdue one, a stuck one, a failed
-one and a one-time export completed long ago, plus one invalid request.
+one and a one-time export completed long ago, plus one invalid request. The exporter also reads
+a --config.file declaring one recurring export that never reports: its series reach Prometheus
+from start-up, but it cannot become overdue within the test (its declaration time is the
+exporter's first start, and no schedule is shorter than 4h), so no alert fires for it.
 """
 
 from __future__ import annotations
@@ -33,6 +36,19 @@ from tests.bundle.conftest import (
 
 ACCOUNT = "acme"
 HOUR = 3600
+# The declared export that never reports (labels as the exporter normalizes them).
+DECLARED = ("amazon_s3", "profiles", "8h")
+DECLARED_CONFIG = f"""\
+defaults:
+  grace: 10m
+exports:
+  - name: Declared, never seen
+    account: {ACCOUNT}
+    partner: Amazon S3
+    type: Profiles
+    frequency: Every 8 hours
+    min_runtime: 1m
+"""
 
 # (alertname, identifying labels) expected to fire, and nothing else.
 EXPECTED = {
@@ -57,6 +73,7 @@ class Stack:
     exporter: str
     now: int
     tmp: Path
+    started: float
 
 
 def _event(export_id: int, status: str, when: float, partner: str, type_: str,
@@ -96,10 +113,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory,
         f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
         "--cluster.listen-address=", "--log.level=warn",
     ], tmp / "alertmanager.log", f"{urls['alertmanager']}/-/ready")
+    exports_file = tmp / "exports.yml"
+    exports_file.write_text(DECLARED_CONFIG)
+    started = time.time()
     exporter = servers("exporter", [
         sys.executable, "-m", "exporter", "--host", "127.0.0.1",
         "--port", str(ports["exporter"]), "--state-path", str(tmp / "state" / "state.db"),
-        "--log-level", "WARNING",
+        "--config.file", str(exports_file), "--log-level", "WARNING",
     ], tmp / "exporter.log", f"{urls['exporter']}/readyz")
     alertmanager.wait_ready()
     exporter.wait_ready()
@@ -148,7 +168,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory,
     completed = _event(1002, "Completed", time.time() - 2, s3, "Events", "Every 4 hours")
     assert http("POST", hook, completed)[1] == {"status": "accepted"}
     assert http("POST", hook, raw=b"{not json")[0] == 400
-    return Stack(base, urls["alertmanager"], urls["exporter"], now, tmp)
+    return Stack(base, urls["alertmanager"], urls["exporter"], now, tmp, started)
 
 
 def _value(base: str, expr: str) -> float:
@@ -204,6 +224,34 @@ def test_series_have_the_posted_values(stack: Stack) -> None:
     assert _value(base, "clevertap_export:webhook_silence_threshold_seconds") == 8 * HOUR + 7200
 
 
+def test_declared_export_reaches_prometheus_without_alerting(stack: Stack) -> None:
+    base = stack.prometheus
+    partner, export_type, frequency = DECLARED
+    sel = (f'{{job="clevertap-export", account="{ACCOUNT}", partner="{partner}", '
+           f'export_type="{export_type}", frequency="{frequency}"}}')
+    info = wait_until("the declared export's info series", lambda: prom_query(
+        base, f"clevertap_export_declared_info{sel}"))
+    assert [r["metric"]["name"] for r in info] == ["Declared, never seen"]
+    assert float(info[0]["value"][1]) == 1
+    assert _value(base, f"clevertap_export_in_flight{sel}") == 0
+    assert _value(base, f"clevertap_export_expected_interval_seconds{sel}") == 8 * HOUR
+    assert prom_query(base, f"clevertap_export_last_completed_timestamp_seconds{sel}") == []
+    declared_at = _value(base, f"clevertap_export_declared_timestamp_seconds{sel}")
+    assert stack.started - 1 <= declared_at <= time.time()
+    # Its own grace (from defaults:) and min_runtime reach the recording rules.
+    assert _value(base, f"clevertap_export_grace_seconds{sel}") == 600
+    assert _value(base, f"clevertap_export_min_runtime_seconds{sel}") == 60
+    assert _value(base, f"clevertap_export:overdue_threshold_seconds{sel}") == 12 * HOUR + 600
+    # Never completed: counted from its declaration, seconds ago, far below the threshold.
+    since = wait_until("the declared export's time since completion", lambda: prom_query(
+        base, f"clevertap_export:time_since_last_completion_seconds{sel}"))
+    assert 0 <= float(since[0]["value"][1]) < 300
+    assert _value(base, "clevertap_export_config_last_reload_successful") == 1
+    wait_until("the expected alerts to fire", lambda: _firing(base) >= EXPECTED)
+    alerts = prom_query(base, f"ALERTS{sel}")
+    assert alerts == [], alerts
+
+
 def test_exactly_the_expected_alerts_fire(stack: Stack) -> None:
     base = stack.prometheus
     wait_until("the expected alerts to fire", lambda: _firing(base) >= EXPECTED)
@@ -231,7 +279,7 @@ def test_alerts_arrive_in_alertmanager(stack: Stack) -> None:
         assert alert["annotations"]["summary"] and alert["annotations"]["description"]
     overdue = next(a for a in alerts if a["labels"]["alertname"] == "ClevertapExportOverdue")
     assert overdue["labels"]["account"] == ACCOUNT
-    assert "last completed 7h 30m" in overdue["annotations"]["description"]
+    assert "has not completed for 7h 30m" in overdue["annotations"]["description"]
 
 
 def _substitute(expr: str) -> str:
@@ -276,6 +324,9 @@ def test_every_template_variable_query_returns_data(stack: Stack) -> None:
             result = prom_query(stack.prometheus, metric)
             values = {r["metric"].get(label) for r in result} - {None}
             assert values, f"variable {var['name']}: {metric} has no {label} label values"
+            # The declared export, which never reported, can be picked too.
+            declared = dict(zip(("partner", "export_type", "frequency"), DECLARED, strict=True))
+            assert declared.get(label, ACCOUNT) in values, (var["name"], values)
 
 
 def test_alertmanager_inhibits_export_alerts_while_the_exporter_is_down(stack: Stack) -> None:

@@ -56,6 +56,26 @@ def test_every_alert_is_unit_tested_firing_and_not_firing() -> None:
     assert names - silent == set(), "alerts without a not-firing test"
 
 
+def test_every_rule_file_is_loaded_by_prometheus() -> None:
+    """No hand-written rule file sits beside the generated ones without being loaded."""
+    config = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())
+    rule_files = {p.name for p in (ROOT / "prometheus").glob("*.yml")
+                  if p.name != "prometheus.yml" and p not in UNIT_TESTS}
+    assert rule_files == set(config["rule_files"])
+    for path in UNIT_TESTS:
+        assert set(yaml.safe_load(path.read_text())["rule_files"]) == rule_files, path.name
+
+
+def test_declared_export_alerts_are_generated() -> None:
+    """The alerts of the declared-exports feature (issue 5) are part of alerts.yml."""
+    rules = {r["alert"]: r for r in _alert_rules()}
+    assert rules["ClevertapExportTooFast"]["labels"] == {"severity": "warning"}
+    assert "clevertap_export_min_runtime_seconds" in rules["ClevertapExportTooFast"]["expr"]
+    reload_failed = rules["ClevertapExportConfigReloadFailed"]
+    assert reload_failed["labels"] == {"severity": "warning"}
+    assert reload_failed["for"] == "5m"
+
+
 def test_amtool_check_config() -> None:
     out = run_tool("amtool", "check-config", ROOT / "alertmanager" / "alertmanager.yml")
     assert "SUCCESS" in out.stdout + out.stderr
