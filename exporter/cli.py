@@ -14,7 +14,7 @@ from aiohttp import web
 from exporter import __version__
 from exporter.config import Settings, parse_settings
 from exporter.store import StoreError
-from exporter.web import create_app, create_metrics_app
+from exporter.web import create_app, create_metrics_app, server_options
 
 log = logging.getLogger("exporter")
 
@@ -54,10 +54,11 @@ async def serve(settings: Settings) -> None:
     separate = settings.metrics_port is not None
     app = create_app(settings, serve_metrics=not separate)
     access = logging.getLogger("aiohttp.access") if settings.access_log else None
-    runners = [web.AppRunner(app, access_log=access, handle_signals=False)]
+    options = server_options(settings)
+    runners = [web.AppRunner(app, access_log=access, handle_signals=False, **options)]
     if settings.metrics_port is not None:
         runners.append(web.AppRunner(create_metrics_app(app), access_log=access,
-                                     handle_signals=False))
+                                     handle_signals=False, **options))
     ports = [settings.port, settings.metrics_port]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -87,6 +87,7 @@ class Changes:
     runs: list[RunRow] = field(default_factory=list)
     deleted_runs: list[tuple[str, str]] = field(default_factory=list)
     deliveries: list[DeliveryRow] = field(default_factory=list)
+    deleted_deliveries: list[tuple[str, str, str, float]] = field(default_factory=list)
     deliveries_received_before: float | None = None
     label_values: list[tuple[str, str]] = field(default_factory=list)
     gauges: list[tuple[str, float]] = field(default_factory=list)
@@ -98,7 +99,7 @@ class Snapshot:
 
     series: list[SeriesRow]
     runs: list[RunRow]
-    deliveries: list[DeliveryRow]
+    deliveries: list[DeliveryRow]  # oldest (by receipt) first
     label_values: list[tuple[str, str]]
     gauges: dict[str, float]
 
@@ -169,7 +170,8 @@ class SQLiteStore:
             return Snapshot(
                 series=[SeriesRow(*r) for r in conn.execute("SELECT * FROM series")],
                 runs=[RunRow(*r) for r in conn.execute("SELECT * FROM runs")],
-                deliveries=[DeliveryRow(*r) for r in conn.execute("SELECT * FROM deliveries")],
+                deliveries=[DeliveryRow(*r) for r in conn.execute(
+                    "SELECT * FROM deliveries ORDER BY received")],
                 label_values=list(conn.execute("SELECT label, value FROM label_values")),
                 gauges=dict(conn.execute("SELECT key, value FROM gauges")),
             )
@@ -268,6 +270,11 @@ class SQLiteStore:
                 if c.deliveries:
                     conn.executemany(
                         "INSERT OR IGNORE INTO deliveries VALUES (?,?,?,?,?)", c.deliveries
+                    )
+                if c.deleted_deliveries:
+                    conn.executemany(
+                        "DELETE FROM deliveries WHERE account = ? AND export_id = ? "
+                        "AND status = ? AND event_time = ?", c.deleted_deliveries
                     )
                 if c.deliveries_received_before is not None:
                     conn.execute(

@@ -2,7 +2,9 @@
 
 Handlers translate HTTP into calls on the domain (``ExportTracker``) and back; they hold no
 export logic. Cross-cutting concerns are middlewares: error shaping and outcome counting
-(outermost), webhook authentication, and the body size limit.
+(outermost), the limit on webhook requests in progress, webhook authentication, and the body
+size limit. Slow clients are cut off by the body read timeout here and by the server options
+(``server_options``) that bound header size and idle connections.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Final
+from typing import Final, TypedDict
 
 from aiohttp import web
 from prometheus_client import (
@@ -30,6 +32,7 @@ from exporter import __version__
 from exporter.auth import WebhookAuth
 from exporter.collector import ExportCollector
 from exporter.config import Settings
+from exporter.openapi import openapi_document
 from exporter.payload import PayloadError, StatusEvent, TestPing, parse_body
 from exporter.state import ExportTracker, TrackerSettings
 from exporter.store import SQLiteStore, StoreError
@@ -39,8 +42,13 @@ log = logging.getLogger(__name__)
 ACCOUNT_RE: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 DEFAULT_ACCOUNT: Final = "default"
 OUTCOMES: Final = ("accepted", "duplicate", "test", "invalid", "unauthorized", "too_large",
-                   "unavailable")
+                   "unavailable", "timeout", "overloaded")
 EXPIRE_EVERY_SECONDS: Final = 30.0
+#: Header limits passed to aiohttp's server: CleverTap sends a handful of short headers.
+MAX_HEADERS: Final = 64
+MAX_HEADER_LINE_BYTES: Final = 8190
+#: Seconds an overloaded client is told to wait before retrying.
+RETRY_AFTER_SECONDS: Final = 1
 
 # `_created` samples double the series count and no rule or dashboard here uses them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -55,10 +63,18 @@ class Instruments:
         self.requests = Counter(
             "clevertap_export_webhook_requests",
             "Webhook requests by outcome: accepted, duplicate (redelivery), test (CleverTap's "
-            "ping), invalid, unauthorized, too_large, unavailable (state store failed).",
+            "ping), invalid, unauthorized, too_large, unavailable (state store failed), "
+            "timeout (body not received in time), overloaded (too many in progress).",
             ["outcome"],
             registry=registry,
         )
+        #: Webhook requests being handled now; ``limit_middleware`` keeps it under the limit.
+        self.active = 0
+        Gauge(
+            "clevertap_export_webhook_requests_in_progress",
+            "Webhook requests being received or handled right now.",
+            registry=registry,
+        ).set_function(lambda: self.active)
         for outcome in OUTCOMES:
             self.requests.labels(outcome)
         self.latency = Histogram(
@@ -92,7 +108,8 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> web.Applica
     """
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[error_middleware, auth_middleware, body_limit_middleware],
+        middlewares=[error_middleware, limit_middleware, auth_middleware,
+                     body_limit_middleware],
     )
     app[SETTINGS] = settings
     app[AUTH] = WebhookAuth(settings.auth_token, settings.auth_header,
@@ -103,12 +120,34 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> web.Applica
     app.cleanup_ctx.append(_state_context)
     app.router.add_post("/webhook", webhook)
     app.router.add_post("/webhook/{account}", webhook)
+    app.router.add_get("/openapi.json", openapi)
     if settings.bench_noop:
         app.router.add_post("/-/noop", noop)
     app[SOURCE_APP] = app
     if serve_metrics:
         _add_observability_routes(app)
     return app
+
+
+class ServerOptions(TypedDict):
+    keepalive_timeout: float
+    max_headers: int
+    max_line_size: int
+    max_field_size: int
+
+
+def server_options(settings: Settings) -> ServerOptions:
+    """Keyword arguments for ``web.AppRunner`` that bound what one connection may hold.
+
+    aiohttp's keep-alive timer also runs from the moment a connection opens until its first
+    request's headers are complete, so it doubles as the header (slowloris) timeout.
+    """
+    return {
+        "keepalive_timeout": settings.idle_timeout,
+        "max_headers": MAX_HEADERS,
+        "max_line_size": MAX_HEADER_LINE_BYTES,
+        "max_field_size": MAX_HEADER_LINE_BYTES,
+    }
 
 
 def create_metrics_app(source: web.Application) -> web.Application:
@@ -134,6 +173,9 @@ async def _state_context(app: web.Application) -> AsyncIterator[None]:
             max_label_values=settings.max_label_values,
             in_flight_timeout=settings.in_flight_timeout,
             retention=settings.retention,
+            max_deliveries=settings.max_remembered_deliveries,
+            max_runs=settings.max_runs,
+            max_series=settings.max_series,
         ),
     )
     store.start()
@@ -178,7 +220,8 @@ def _json_error(status: int, outcome: str, message: str, **extra: object) -> web
 def _outcome_of(status: int) -> str | None:
     if status in (400, 422):
         return "invalid"
-    return {401: "unauthorized", 413: "too_large", 503: "unavailable"}.get(status)
+    return {401: "unauthorized", 408: "timeout", 413: "too_large",
+            503: "unavailable"}.get(status)
 
 
 @web.middleware
@@ -211,6 +254,30 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 @web.middleware
+async def limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse webhook requests beyond ``--max-concurrent-requests`` rather than queue them.
+
+    Each request in progress holds a body buffer and a pending commit; a bounded number keeps
+    memory bounded and answers the excess at once (503 with Retry-After), which CleverTap
+    retries. ``/metrics`` and the health checks are not counted, so they stay reachable.
+    """
+    if not request.path.startswith("/webhook"):
+        return await handler(request)
+    instruments = request.app[INSTRUMENTS]
+    if instruments.active >= request.app[SETTINGS].max_concurrent_requests:
+        request["outcome"] = "overloaded"
+        response = _json_error(503, "overloaded",
+                               "too many webhook requests in progress; retry later")
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+    instruments.active += 1
+    try:
+        return await handler(request)
+    finally:
+        instruments.active -= 1
+
+
+@web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Require the configured webhook credentials on webhook routes only."""
     if request.path.startswith("/webhook"):
@@ -239,8 +306,17 @@ async def webhook(request: web.Request) -> web.Response:
     if not ACCOUNT_RE.fullmatch(account):
         return _json_error(400, "invalid",
                            "account in the URL must match [A-Za-z0-9_.-]{1,64}")
-    body = await request.read()
     settings = request.app[SETTINGS]
+    try:
+        async with asyncio.timeout(settings.read_timeout):
+            body = await request.read()
+    except TimeoutError:
+        log.info("webhook body from %s not received within %.0f s; closed the connection",
+                 request.remote, settings.read_timeout)
+        response = _json_error(408, "timeout", f"request body not received within "
+                               f"{settings.read_timeout:g} s")
+        response.force_close()
+        return response
     result = parse_body(body, account, time.time(), settings.timezone)
     if isinstance(result, PayloadError):
         log.info("rejected webhook for account %s: %s", account, result.message)
@@ -279,6 +355,11 @@ async def metrics(request: web.Request) -> web.Response:
     if "gzip" in request.headers.get("Accept-Encoding", ""):
         response.enable_compression(web.ContentCoding.gzip)
     return response
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """The OpenAPI 3 description of the routes, for clients and API fuzzers."""
+    return web.json_response(openapi_document(request.app[SETTINGS]))
 
 
 async def healthz(request: web.Request) -> web.Response:
