@@ -21,6 +21,7 @@ from typing import Final, NamedTuple
 
 SCHEMA_VERSION: Final = 1
 _MAX_BATCH: Final = 4096
+_WAL_SIZE_LIMIT: Final = 4 * 1024 * 1024
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -140,6 +141,9 @@ class SQLiteStore:
         )
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
+        # The WAL file otherwise stays at its largest size ever (a flood, a big expiry);
+        # this truncates it back after each checkpoint.
+        conn.execute(f"PRAGMA journal_size_limit={_WAL_SIZE_LIMIT}")
         return conn
 
     def start(self) -> None:
