@@ -21,10 +21,13 @@ ACCOUNT_PATTERN: Final = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$"
 
 
 def _text(description: str, max_length: int = MAX_TEXT_LENGTH) -> dict[str, Any]:
+    # A number stands for its decimal text, which must fit the same length: bound it well
+    # inside that (1e{n} has n + 1 digits).
+    bound = float(f"1e{max_length - 8}")
     return {
         "description": description,
         "oneOf": [{"type": "string", "minLength": 1, "maxLength": max_length},
-                  {"type": "number"}],
+                  {"type": "number", "minimum": -bound, "maximum": bound}],
     }
 
 
