@@ -42,11 +42,14 @@ log = logging.getLogger(__name__)
 ACCOUNT_RE: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 DEFAULT_ACCOUNT: Final = "default"
 OUTCOMES: Final = ("accepted", "duplicate", "test", "invalid", "unauthorized", "too_large",
-                   "unavailable", "timeout", "overloaded")
+                   "unavailable", "timeout", "overloaded", "aborted")
 EXPIRE_EVERY_SECONDS: Final = 30.0
 #: Header limits passed to aiohttp's server: CleverTap sends a handful of short headers.
 MAX_HEADERS: Final = 64
 MAX_HEADER_LINE_BYTES: Final = 8190
+#: After answering a request whose body was not read (408, 413, 401), aiohttp keeps reading
+#: and discarding the body so the client sees the answer; this bounds that, then it closes.
+LINGER_SECONDS: Final = 2.0
 #: Seconds an overloaded client is told to wait before retrying.
 RETRY_AFTER_SECONDS: Final = 1
 
@@ -64,7 +67,8 @@ class Instruments:
             "clevertap_export_webhook_requests",
             "Webhook requests by outcome: accepted, duplicate (redelivery), test (CleverTap's "
             "ping), invalid, unauthorized, too_large, unavailable (state store failed), "
-            "timeout (body not received in time), overloaded (too many in progress).",
+            "timeout (body not received in time), overloaded (too many in progress), aborted "
+            "(client disconnected mid-body).",
             ["outcome"],
             registry=registry,
         )
@@ -131,6 +135,7 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> web.Applica
 
 class ServerOptions(TypedDict):
     keepalive_timeout: float
+    lingering_time: float
     max_headers: int
     max_line_size: int
     max_field_size: int
@@ -144,6 +149,7 @@ def server_options(settings: Settings) -> ServerOptions:
     """
     return {
         "keepalive_timeout": settings.idle_timeout,
+        "lingering_time": LINGER_SECONDS,
         "max_headers": MAX_HEADERS,
         "max_line_size": MAX_HEADER_LINE_BYTES,
         "max_field_size": MAX_HEADER_LINE_BYTES,
@@ -265,7 +271,7 @@ async def limit_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     instruments = request.app[INSTRUMENTS]
     if instruments.active >= request.app[SETTINGS].max_concurrent_requests:
-        request["outcome"] = "overloaded"
+        request[OUTCOME] = "overloaded"
         response = _json_error(503, "overloaded",
                                "too many webhook requests in progress; retry later")
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
@@ -307,16 +313,9 @@ async def webhook(request: web.Request) -> web.Response:
         return _json_error(400, "invalid",
                            "account in the URL must match [A-Za-z0-9_.-]{1,64}")
     settings = request.app[SETTINGS]
-    try:
-        async with asyncio.timeout(settings.read_timeout):
-            body = await request.read()
-    except TimeoutError:
-        log.info("webhook body from %s not received within %.0f s; closed the connection",
-                 request.remote, settings.read_timeout)
-        response = _json_error(408, "timeout", f"request body not received within "
-                               f"{settings.read_timeout:g} s")
-        response.force_close()
-        return response
+    body = await _read_body(request, settings.read_timeout)
+    if isinstance(body, web.Response):
+        return body
     result = parse_body(body, account, time.time(), settings.timezone)
     if isinstance(result, PayloadError):
         log.info("rejected webhook for account %s: %s", account, result.message)
@@ -326,6 +325,27 @@ async def webhook(request: web.Request) -> web.Response:
         request[OUTCOME] = "test"
         return web.json_response({"status": "test", "message": "test webhook acknowledged"})
     return await _ingest(request, result)
+
+
+async def _read_body(request: web.Request, timeout: float) -> bytes | web.Response:
+    """The whole body, or the answer when the client is too slow or goes away.
+
+    aiohttp has no body read timeout of its own, so a client trickling bytes would hold the
+    request (and a slot of ``--max-concurrent-requests``) for as long as it likes.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            return await request.read()
+    except TimeoutError:
+        log.info("webhook body from %s not received within %g s; closing the connection",
+                 request.remote, timeout)
+        response = _json_error(408, "timeout", f"request body not received within {timeout:g} s")
+        response.force_close()  # the server then lingers at most LINGER_SECONDS and closes
+        return response
+    except ConnectionError:
+        log.info("webhook client %s disconnected before sending the whole body", request.remote)
+        request[OUTCOME] = "aborted"
+        return _json_error(400, "aborted", "connection lost while reading the body")
 
 
 async def _ingest(request: web.Request, event: StatusEvent) -> web.Response:
