@@ -17,7 +17,7 @@ run: $(STAMP)
 	$(BIN)/clevertap-export-exporter $(ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check exporter tests $(wildcard bench)
+	$(BIN)/ruff check exporter tests bundle $(wildcard bench)
 	$(BIN)/mypy --strict exporter
 
 ## Lint, type-check and run the whole test suite.

@@ -1,7 +1,10 @@
-"""Webhook credentials: a shared token (Bearer or a custom header) and HTTP Basic.
+"""Webhook credentials: a shared token (Bearer or a custom header), HTTP Basic, OAuth tokens.
 
 Secrets are compared with ``hmac.compare_digest`` so the time taken does not reveal how much of a
 guess was right. When several methods are configured, any one of them admits the request.
+Bearer tokens minted by the exporter's OAuth token endpoint are checked by a verifier
+(``exporter.oauth.TokenIssuer.verify``) handed in by the app factory, so this module does not
+depend on how tokens are made.
 """
 
 from __future__ import annotations
@@ -9,8 +12,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Final
+
+BASIC_CHALLENGE: Final = 'Basic realm="clevertap-export-exporter", charset="UTF-8"'
 
 
 @dataclass(frozen=True)
@@ -19,16 +25,18 @@ class WebhookAuth:
     token_header: str | None = None
     basic_user: str | None = None
     basic_password: str | None = None
+    bearer_verifier: Callable[[str], bool] | None = None
 
     @property
     def enabled(self) -> bool:
-        return self.token is not None or self.basic_user is not None
+        return (self.token is not None or self.basic_user is not None
+                or self.bearer_verifier is not None)
 
     @property
     def challenge(self) -> str:
         """The ``WWW-Authenticate`` value for a refused request."""
         if self.basic_user is not None:
-            return 'Basic realm="clevertap-export-exporter", charset="UTF-8"'
+            return BASIC_CHALLENGE
         return 'Bearer realm="clevertap-export-exporter"'
 
     def check(self, headers: Mapping[str, str]) -> str | None:
@@ -40,17 +48,19 @@ class WebhookAuth:
         scheme = scheme.lower()
         value = value.strip()
         if self.token is not None:
-            if scheme == "bearer" and _same(value, self.token):
+            if scheme == "bearer" and same_secret(value, self.token):
                 return None
             if self.token_header is not None:
                 custom = headers.get(self.token_header)
-                if custom is not None and _same(custom.strip(), self.token):
+                if custom is not None and same_secret(custom.strip(), self.token):
                     return None
+        if self.bearer_verifier is not None and scheme == "bearer" and self.bearer_verifier(value):
+            return None
         if self.basic_user is not None and self.basic_password is not None and scheme == "basic":
-            user, password = _decode_basic(value)
+            user, password = decode_basic(value) or ("", "")
             # Evaluate both comparisons so a wrong user costs the same time as a wrong password.
-            ok_user = _same(user, self.basic_user)
-            ok_password = _same(password, self.basic_password)
+            ok_user = same_secret(user, self.basic_user)
+            ok_password = same_secret(password, self.basic_password)
             if ok_user and ok_password:
                 return None
             return "invalid Basic credentials"
@@ -67,19 +77,23 @@ class WebhookAuth:
             ways.append("'Authorization: Bearer <token>'")
             if self.token_header is not None:
                 ways.append(f"the token in header '{self.token_header}'")
+        if self.bearer_verifier is not None:
+            ways.append("'Authorization: Bearer <access token from POST /oauth/token>'")
         if self.basic_user is not None:
             ways.append("HTTP Basic authorization")
         return " or ".join(ways)
 
 
-def _same(given: str, expected: str) -> bool:
+def same_secret(given: str, expected: str) -> bool:
+    """Compare a presented secret with the configured one in constant time."""
     return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode())
 
 
-def _decode_basic(value: str) -> tuple[str, str]:
+def decode_basic(value: str) -> tuple[str, str] | None:
+    """User and password from the credentials of an HTTP Basic header; None when malformed."""
     try:
         decoded = base64.b64decode(value, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
-        return "", ""
-    user, _, password = decoded.partition(":")
-    return user, password
+        return None
+    user, sep, password = decoded.partition(":")
+    return (user, password) if sep else None

@@ -60,6 +60,8 @@ async def serve(settings: Settings) -> None:
         runners.append(web.AppRunner(create_metrics_app(app), access_log=access,
                                      handle_signals=False, **options))
     ports = [settings.port, settings.metrics_port]
+    # The web config's TLS applies to every listener, as exporter-toolkit does.
+    ssl_context = settings.web_config.ssl_context if settings.web_config else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -67,9 +69,9 @@ async def serve(settings: Settings) -> None:
     try:
         for runner, port in zip(runners, ports, strict=False):
             await runner.setup()
-            await web.TCPSite(runner, settings.host, port).start()
-        log.info("clevertap-export-exporter %s listening on %s:%s%s", __version__,
-                 settings.host, settings.port,
+            await web.TCPSite(runner, settings.host, port, ssl_context=ssl_context).start()
+        log.info("clevertap-export-exporter %s listening on %s://%s:%s%s", __version__,
+                 "https" if ssl_context else "http", settings.host, settings.port,
                  f" (metrics on port {settings.metrics_port})" if separate else "")
         await stop.wait()
         log.info("shutting down")

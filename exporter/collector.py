@@ -1,118 +1,149 @@
-"""The metrics view: renders the export model as Prometheus metric families at each scrape.
+"""The metrics view: renders the export model as Prometheus metrics at each scrape.
 
 Following Prometheus's "Writing exporters" guidance, export metrics are not global gauges that
 handlers mutate: they are derived from the tracker's model whenever Prometheus asks, so what is
 exposed is always exactly what is stored.
+
+The per-series families are the bulk of a scrape (a histogram alone is 14 samples a series), so
+``SeriesExposition`` renders them itself: each series' lines are cached with the series'
+revision and re-rendered only when it changed, and the whole text is cached until the model
+changes. A scrape of thousands of series is then a string join, not thousands of metric objects
+built on the event loop. Their label values are normalized slugs and validated account names,
+which never need escaping. The small process-level families go through prometheus-client.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Final
 
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from exporter import normalize
-from exporter.state import DURATION_BUCKETS, ExportTracker, SeriesKey
-
-SERIES_LABELS = ["account", "partner", "export_type", "frequency"]
-_BUCKET_BOUNDS = [str(float(b)) for b in DURATION_BUCKETS] + ["+Inf"]
+from exporter.payload import TIME_PROBLEMS
+from exporter.state import CAPPED_LABELS, DURATION_BUCKETS, ExportTracker, Series, SeriesKey
 
 
-class ExportCollector(Collector):
-    """Exposes the ``clevertap_export_*`` metrics derived from an ``ExportTracker``."""
+@dataclass(frozen=True, slots=True)
+class _Family:
+    name: str  # as samples carry it, ``_total`` included for counters
+    kind: str
+    doc: str
+
+    def header(self, openmetrics: bool) -> str:
+        # OpenMetrics names a counter family without its ``_total`` suffix.
+        name = self.name.removesuffix("_total") if openmetrics else self.name
+        return f"# HELP {name} {self.doc}\n# TYPE {name} {self.kind}\n"
+
+
+EVENTS: Final = _Family("clevertap_export_status_events_total", "counter",
+                        "Accepted export status events (redeliveries excluded), by status.")
+LAST_INITIATED: Final = _Family("clevertap_export_last_initiated_timestamp_seconds", "gauge",
+                                "Event time (Unix seconds) of the newest Initiated status.")
+LAST_COMPLETED: Final = _Family("clevertap_export_last_completed_timestamp_seconds", "gauge",
+                                "Event time (Unix seconds) of the newest Completed status.")
+LAST_FAILED: Final = _Family("clevertap_export_last_failed_timestamp_seconds", "gauge",
+                             "Event time (Unix seconds) of the newest Failed status.")
+IN_FLIGHT: Final = _Family("clevertap_export_in_flight", "gauge",
+                           "Exports initiated and not yet completed, failed or abandoned.")
+OLDEST: Final = _Family("clevertap_export_in_flight_oldest_start_timestamp_seconds", "gauge",
+                        "Event time (Unix seconds) at which the oldest in-flight export "
+                        "started; absent when none is in flight.")
+DURATION: Final = _Family("clevertap_export_duration_seconds", "histogram",
+                          "Seconds from an export run's Initiated to its Completed event time.")
+LAST_DURATION: Final = _Family("clevertap_export_last_duration_seconds", "gauge",
+                               "Duration in seconds of the most recently completed run.")
+INTERVAL: Final = _Family("clevertap_export_expected_interval_seconds", "gauge",
+                          "Schedule interval in seconds of a recurring export; absent for "
+                          "one-time exports.")
+ABANDONED: Final = _Family("clevertap_export_abandoned_total", "counter",
+                           "In-flight exports given up: past the in-flight timeout, or "
+                           "started again unfinished.")
+SERIES_FAMILIES: Final = (EVENTS, LAST_INITIATED, LAST_COMPLETED, LAST_FAILED, IN_FLIGHT, OLDEST,
+                          DURATION, LAST_DURATION, INTERVAL, ABANDONED)
+
+_LE: Final = [f"{float(b)!r}" for b in DURATION_BUCKETS] + ["+Inf"]
+_Lines = tuple[str, ...]  # one string of sample lines per family of SERIES_FAMILIES
+
+
+def _series_lines(key: SeriesKey, s: Series) -> _Lines:
+    account, partner, export_type, frequency = key
+    lbl = (f'account="{account}",partner="{partner}",export_type="{export_type}",'
+           f'frequency="{frequency}"')
+
+    def gauge(family: _Family, value: float | None) -> str:
+        return "" if value is None else f"{family.name}{{{lbl}}} {float(value)!r}\n"
+
+    events = "".join(f'{EVENTS.name}{{{lbl},status="{status}"}} {float(n)!r}\n'
+                     for status, n in s.status_counts.items())
+    hist, acc = [], 0
+    for le, n in zip(_LE, s.duration_buckets, strict=True):
+        acc += n
+        hist.append(f'{DURATION.name}_bucket{{{lbl},le="{le}"}} {float(acc)!r}\n')
+    hist.append(f"{DURATION.name}_count{{{lbl}}} {float(acc)!r}\n")
+    hist.append(f"{DURATION.name}_sum{{{lbl}}} {float(s.duration_sum)!r}\n")
+    return (
+        events,
+        gauge(LAST_INITIATED, s.last_initiated),
+        gauge(LAST_COMPLETED, s.last_completed),
+        gauge(LAST_FAILED, s.last_failed),
+        gauge(IN_FLIGHT, len(s.running)),
+        gauge(OLDEST, min(s.running.values()) if s.running else None),
+        "".join(hist),
+        gauge(LAST_DURATION, s.last_duration),
+        gauge(INTERVAL, normalize.interval_seconds(frequency)),
+        gauge(ABANDONED, s.abandoned),
+    )
+
+
+class SeriesExposition:
+    """Renders the per-series ``clevertap_export_*`` families of one tracker, incrementally."""
+
+    def __init__(self, tracker: ExportTracker) -> None:
+        self.tracker = tracker
+        self._lines: dict[SeriesKey, tuple[Series, int, _Lines]] = {}
+        self._text: dict[bool, tuple[int, bytes]] = {}
+
+    def render(self, openmetrics: bool = False) -> bytes:
+        """The exposition text of every series, Prometheus text or OpenMetrics (without EOF)."""
+        version = self.tracker.version
+        cached = self._text.get(openmetrics)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        lines = [self._lines_of(key, s) for key, s in self.tracker.series.items()]
+        if len(self._lines) > len(lines):  # series went away (a reload): forget their lines
+            self._lines = {k: v for k, v in self._lines.items() if k in self.tracker.series}
+        parts: list[str] = []
+        for i, family in enumerate(SERIES_FAMILIES):
+            parts.append(family.header(openmetrics))
+            parts.extend(ls[i] for ls in lines)
+        text = "".join(parts).encode()
+        self._text[openmetrics] = (version, text)
+        return text
+
+    def _lines_of(self, key: SeriesKey, s: Series) -> _Lines:
+        cached = self._lines.get(key)
+        if cached is not None and cached[0] is s and cached[1] == s.rev:
+            return cached[2]
+        lines = _series_lines(key, s)
+        self._lines[key] = (s, s.rev, lines)
+        return lines
+
+
+class TrackerCollector(Collector):
+    """The tracker's small process-level families, through prometheus-client."""
 
     def __init__(self, tracker: ExportTracker) -> None:
         self.tracker = tracker
 
-    def collect(self) -> Iterable[Metric]:
+    def collect(self) -> Iterator[Metric]:
         t = self.tracker
-        events = CounterMetricFamily(
-            "clevertap_export_status_events",
-            "Accepted export status events (redeliveries excluded), by normalized status.",
-            labels=[*SERIES_LABELS, "status"],
-        )
-        last_initiated = _gauge(
-            "clevertap_export_last_initiated_timestamp_seconds",
-            "Event time (Unix seconds) of the newest Initiated status.",
-        )
-        last_completed = _gauge(
-            "clevertap_export_last_completed_timestamp_seconds",
-            "Event time (Unix seconds) of the newest Completed status.",
-        )
-        last_failed = _gauge(
-            "clevertap_export_last_failed_timestamp_seconds",
-            "Event time (Unix seconds) of the newest Failed status.",
-        )
-        in_flight = _gauge(
-            "clevertap_export_in_flight",
-            "Exports initiated and not yet completed, failed or abandoned.",
-        )
-        oldest = _gauge(
-            "clevertap_export_in_flight_oldest_start_timestamp_seconds",
-            "Event time (Unix seconds) at which the oldest in-flight export started; "
-            "absent when none is in flight.",
-        )
-        duration = HistogramMetricFamily(
-            "clevertap_export_duration_seconds",
-            "Seconds from an export run's Initiated to its Completed event time.",
-            labels=SERIES_LABELS,
-        )
-        last_duration = _gauge(
-            "clevertap_export_last_duration_seconds",
-            "Duration in seconds of the most recently completed run.",
-        )
-        interval = _gauge(
-            "clevertap_export_expected_interval_seconds",
-            "Schedule interval in seconds of a recurring export; absent for one-time exports.",
-        )
-        abandoned = CounterMetricFamily(
-            "clevertap_export_abandoned",
-            "In-flight exports given up: past the in-flight timeout, or restarted unfinished.",
-            labels=SERIES_LABELS,
-        )
-
-        running: dict[SeriesKey, tuple[int, float]] = {}
-        for run in t.in_flight.values():
-            if run.started is None:
-                continue
-            count, first = running.get(run.series, (0, run.started))
-            running[run.series] = (count + 1, min(first, run.started))
-
-        for key, s in t.series.items():
-            labels = list(key)
-            for status, n in s.status_counts.items():
-                events.add_metric([*labels, status], n)
-            _add(last_initiated, labels, s.last_initiated)
-            _add(last_completed, labels, s.last_completed)
-            _add(last_failed, labels, s.last_failed)
-            count, first = running.get(key, (0, 0.0))
-            in_flight.add_metric(labels, count)
-            if count:
-                oldest.add_metric(labels, first)
-            cumulative, acc = [], 0
-            for bound, n in zip(_BUCKET_BOUNDS, s.duration_buckets, strict=True):
-                acc += n
-                cumulative.append((bound, float(acc)))
-            duration.add_metric(labels, cumulative, s.duration_sum)
-            _add(last_duration, labels, s.last_duration)
-            _add(interval, labels, normalize.interval_seconds(key[3]))
-            abandoned.add_metric(labels, s.abandoned)
-
-        yield from (events, last_initiated, last_completed, last_failed, in_flight, oldest,
-                    duration, last_duration, interval, abandoned)
-        yield from self._process_view()
-
-    def _process_view(self) -> Iterator[Metric]:
-        t = self.tracker
-        received = _gauge_plain(
+        received = GaugeMetricFamily(
             "clevertap_export_webhook_last_received_timestamp_seconds",
             "Receipt time (Unix seconds) of the last accepted webhook.",
+            labels=[],
         )
         if t.last_received is not None:
             received.add_metric([], t.last_received)
@@ -132,8 +163,9 @@ class ExportCollector(Collector):
             "(label=\"series\": the whole series, by --max-series).",
             labels=["label"],
         )
-        for label, n in t.label_overflow.items():
-            overflow.add_metric([label], n)
+        # Every label and reason from zero, so increase() sees the very first occurrence.
+        for label in CAPPED_LABELS:
+            overflow.add_metric([label], t.label_overflow.get(label, 0))
         yield overflow
         problems = CounterMetricFamily(
             "clevertap_export_event_time_unparsed",
@@ -141,8 +173,8 @@ class ExportCollector(Collector):
             "time was used instead.",
             labels=["reason"],
         )
-        for reason, n in t.time_problems.items():
-            problems.add_metric([reason], n)
+        for reason in TIME_PROBLEMS:
+            problems.add_metric([reason], t.time_problems.get(reason, 0))
         yield problems
         yield GaugeMetricFamily(
             "clevertap_export_remembered_deliveries",
@@ -169,16 +201,3 @@ class ExportCollector(Collector):
             "Size in bytes of the state database and its write-ahead log.",
             value=t.store.size_bytes(),
         )
-
-
-def _gauge(name: str, doc: str) -> GaugeMetricFamily:
-    return GaugeMetricFamily(name, doc, labels=SERIES_LABELS)
-
-
-def _gauge_plain(name: str, doc: str) -> GaugeMetricFamily:
-    return GaugeMetricFamily(name, doc, labels=[])
-
-
-def _add(family: GaugeMetricFamily, labels: list[str], value: float | None) -> None:
-    if value is not None:
-        family.add_metric(labels, value)

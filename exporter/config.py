@@ -1,7 +1,9 @@
 """Command-line flags, each mirrored by an environment variable, parsed into ``Settings``.
 
 Precedence: flag, then ``EXPORTER_*`` variable, then default. Secrets may also come from a file
-named by ``EXPORTER_*_FILE`` (Docker and Kubernetes secrets), read once at start-up.
+named by ``EXPORTER_*_FILE`` (Docker and Kubernetes secrets), read once at start-up. Repeatable
+flags (``--allow-cidr``, ``--trusted-proxy``) take a comma-separated list in their variable.
+The web configuration file is read and checked here, so a bad one stops the start with its reason.
 """
 
 from __future__ import annotations
@@ -15,13 +17,17 @@ from pathlib import Path
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from exporter.allowlist import IPNetwork, parse_network
+from exporter.webconfig import WebConfig, WebConfigError, load_web_config
+
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
 _UNIT_SECONDS: Final = {
     "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0,
     "y": 31536000.0,
 }
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_SECRETS: Final = ("auth_token", "basic_auth_password")
+_SECRETS: Final = ("auth_token", "basic_auth_password", "oauth_client_secret",
+                   "oauth_signing_key")
 
 
 def parse_duration(text: str) -> float:
@@ -62,6 +68,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _network(text: str) -> IPNetwork:
+    try:
+        return parse_network(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"invalid CIDR {text!r}: {exc}") from exc
+
+
 def _header(text: str) -> str:
     if not _HEADER_NAME.fullmatch(text):
         raise argparse.ArgumentTypeError(f"invalid HTTP header name {text!r}")
@@ -79,6 +92,13 @@ class Settings:
     auth_header: str | None
     basic_auth_user: str | None
     basic_auth_password: str | None
+    oauth_client_id: str | None
+    oauth_client_secret: str | None
+    oauth_signing_key: str | None
+    oauth_token_ttl: int
+    web_config: WebConfig | None
+    allow_cidrs: tuple[IPNetwork, ...]
+    trusted_proxies: tuple[IPNetwork, ...]
     in_flight_timeout: float
     retention: float
     max_label_values: int
@@ -97,7 +117,9 @@ class Settings:
     @property
     def webhook_open(self) -> bool:
         """True when no webhook credentials are configured."""
-        return self.auth_token is None and self.basic_auth_user is None
+        return (self.auth_token is None and self.basic_auth_user is None
+                and self.oauth_client_id is None
+                and not (self.web_config and self.web_config.basic_auth_users))
 
 
 # (flag, environment variable, type, default, help)
@@ -118,6 +140,15 @@ _FLAGS: Final[list[tuple[str, str, Callable[[str], object], object, str]]] = [
      "authorization with this user"),
     ("--basic-auth-password", "EXPORTER_BASIC_AUTH_PASSWORD", str, None, "password for "
      "--basic-auth-user"),
+    ("--oauth-client-id", "EXPORTER_OAUTH_CLIENT_ID", str, None, "serve an OAuth 2.0 "
+     "client-credentials token endpoint (POST /oauth/token) for this client id, and accept "
+     "its access tokens as 'Authorization: Bearer' on the webhook"),
+    ("--oauth-client-secret", "EXPORTER_OAUTH_CLIENT_SECRET", str, None, "client secret for "
+     "--oauth-client-id"),
+    ("--oauth-token-ttl", "EXPORTER_OAUTH_TOKEN_TTL", parse_duration, "1h", "lifetime of the "
+     "access tokens the token endpoint issues"),
+    ("--oauth-signing-key", "EXPORTER_OAUTH_SIGNING_KEY", str, None, "HMAC key signing the "
+     "access tokens (default: derived from the client secret); share it between replicas"),
     ("--in-flight-timeout", "EXPORTER_IN_FLIGHT_TIMEOUT", parse_duration, "48h", "give up an "
      "in-flight export whose start is older than this (counted as abandoned)"),
     ("--retention", "EXPORTER_RETENTION", parse_duration, "7d", "how long deliveries are "
@@ -157,6 +188,19 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         parser.add_argument(
             flag, type=kind, default=raw, help=f"{text} (env {var}; default: %(default)s)"
         )
+    parser.add_argument(
+        "--web.config.file", dest="web_config_file", type=Path,
+        default=env.get("EXPORTER_WEB_CONFIG_FILE") or None,
+        help="Prometheus exporter-toolkit web configuration file: tls_server_config (HTTPS) "
+        "and basic_auth_users (bcrypt) for every endpoint (env EXPORTER_WEB_CONFIG_FILE)")
+    parser.add_argument(
+        "--allow-cidr", type=_network, action="append", metavar="CIDR",
+        help="accept webhooks and token requests only from this network; repeatable "
+        "(env EXPORTER_ALLOW_CIDR, comma-separated; default: from anywhere)")
+    parser.add_argument(
+        "--trusted-proxy", type=_network, action="append", metavar="CIDR",
+        help="believe X-Forwarded-For from peers in this network; repeatable "
+        "(env EXPORTER_TRUSTED_PROXY, comma-separated; default: none)")
     parser.add_argument("--access-log", action=argparse.BooleanOptionalAction,
                         default=_truthy(env.get("EXPORTER_ACCESS_LOG", "false")),
                         help="log every HTTP request (env EXPORTER_ACCESS_LOG; default: off)")
@@ -189,6 +233,18 @@ def parse_settings(argv: Sequence[str] | None = None,
         parser.error("--log-level must be DEBUG, INFO, WARNING or ERROR")
     if args.metrics_port is not None and args.metrics_port == args.port:
         parser.error("--metrics-port must differ from --port")
+    if (args.oauth_client_id is None) != (args.oauth_client_secret is None):
+        parser.error("--oauth-client-id and --oauth-client-secret go together")
+    if args.oauth_signing_key is not None and args.oauth_client_id is None:
+        parser.error("--oauth-signing-key needs --oauth-client-id")
+    web_config = None
+    if args.web_config_file is not None:
+        try:
+            web_config = load_web_config(Path(args.web_config_file))
+        except WebConfigError as exc:
+            parser.error(f"--web.config.file {args.web_config_file}: {exc}")
+    allow = args.allow_cidr or _networks(parser, env, "EXPORTER_ALLOW_CIDR")
+    trusted = args.trusted_proxy or _networks(parser, env, "EXPORTER_TRUSTED_PROXY")
     return Settings(
         host=args.host,
         port=args.port,
@@ -199,6 +255,13 @@ def parse_settings(argv: Sequence[str] | None = None,
         auth_header=args.auth_header,
         basic_auth_user=args.basic_auth_user,
         basic_auth_password=args.basic_auth_password,
+        oauth_client_id=args.oauth_client_id,
+        oauth_client_secret=args.oauth_client_secret,
+        oauth_signing_key=args.oauth_signing_key,
+        oauth_token_ttl=max(1, round(args.oauth_token_ttl)),
+        web_config=web_config,
+        allow_cidrs=tuple(allow),
+        trusted_proxies=tuple(trusted),
         in_flight_timeout=args.in_flight_timeout,
         retention=args.retention,
         max_label_values=args.max_label_values,
@@ -214,6 +277,18 @@ def parse_settings(argv: Sequence[str] | None = None,
         access_log=args.access_log,
         bench_noop=args.bench_noop,
     )
+
+
+def _networks(parser: argparse.ArgumentParser, env: Mapping[str, str],
+              var: str) -> list[IPNetwork]:
+    networks = []
+    for item in env.get(var, "").split(","):
+        if item.strip():
+            try:
+                networks.append(_network(item))
+            except argparse.ArgumentTypeError as exc:
+                parser.error(f"{var}: {exc}")
+    return networks
 
 
 def _truthy(text: str) -> bool:

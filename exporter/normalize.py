@@ -2,12 +2,14 @@
 
 Every function here is pure and idempotent: feeding a normalized value back in returns it
 unchanged, and the result always matches ``LABEL_VALUE_RE`` (lower-case ``[a-z0-9_]``, at most
-``MAX_LABEL_LENGTH`` characters, never empty).
+``MAX_LABEL_LENGTH`` characters, never empty). The field functions memoize, since CleverTap sends
+the same few spellings over and over; the cache is bounded, so random spellings cannot grow it.
 """
 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Final
 
 MAX_LABEL_LENGTH: Final = 64
@@ -79,6 +81,7 @@ def slug(value: str) -> str:
     return out[:MAX_LABEL_LENGTH].rstrip("_") or UNKNOWN
 
 
+@lru_cache(maxsize=1024)
 def partner(value: str) -> str:
     """Normalize the "Partner" field: ``amazon_s3``, ``google_cloud_storage``,
     ``azure_blob_storage``, or the slug of anything else."""
@@ -86,6 +89,7 @@ def partner(value: str) -> str:
     return _PARTNERS.get(s, s)
 
 
+@lru_cache(maxsize=1024)
 def export_type(value: str | None) -> str:
     """Normalize the "Type" field: ``events``, ``profiles``, ``unknown`` when absent, or a slug."""
     if value is None:
@@ -94,12 +98,14 @@ def export_type(value: str | None) -> str:
     return _TYPES.get(s, s)
 
 
+@lru_cache(maxsize=1024)
 def status(value: str) -> str:
     """Normalize the "Status" field: ``initiated``, ``completed``, ``failed``, or a slug."""
     s = slug(value)
     return _STATUSES.get(s, s)
 
 
+@lru_cache(maxsize=1024)
 def frequency(value: str | None) -> str:
     """Normalize the "Frequency" field: ``one_time``, an interval such as ``4h`` or ``24h``,
     ``unknown`` when absent, or the slug of unrecognized text."""

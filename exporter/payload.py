@@ -17,6 +17,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from exporter import normalize
 from exporter.timeparse import TimeParseError, parse_event_time
 
+#: Why an event's time fell back to its receipt time.
+TIME_MISSING: Final = "missing"
+TIME_UNPARSEABLE: Final = "unparseable"
+TIME_PROBLEMS: Final = (TIME_MISSING, TIME_UNPARSEABLE)
 MAX_ID_LENGTH: Final = 128
 MAX_TEXT_LENGTH: Final = 256
 _UTF8_BOM: Final = b"\xef\xbb\xbf"
@@ -127,14 +131,14 @@ def _to_event(
     raw_time = payload.date_and_time
     problem: str | None = None
     if raw_time is None or raw_time == "":
-        event_time, problem = received, "missing"
+        event_time, problem = received, TIME_MISSING
     elif not isinstance(raw_time, str | int | float):
-        event_time, problem = received, "unparseable"
+        event_time, problem = received, TIME_UNPARSEABLE
     else:
         try:
             event_time = parse_event_time(raw_time, zone)
         except TimeParseError:
-            event_time, problem = received, "unparseable"
+            event_time, problem = received, TIME_UNPARSEABLE
     return StatusEvent(
         account=account,
         export_id=payload.export_request_id,

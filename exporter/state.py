@@ -59,6 +59,10 @@ class Series:
     # Non-cumulative counts per bucket of DURATION_BUCKETS, the last one for +Inf.
     duration_buckets: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
     duration_sum: float = 0.0
+    # Derived, not stored: start times of this series' in-flight runs, and a revision that
+    # changes whenever anything above does, so the metrics view re-renders only what changed.
+    running: dict[tuple[str, str], float] = field(default_factory=dict)
+    rev: int = 0
 
     def encode(self) -> bytes:
         return orjson.dumps(
@@ -69,7 +73,7 @@ class Series:
     @classmethod
     def decode(cls, data: bytes) -> Series:
         li, lc, lf, ld, ab, counts, buckets, dsum = orjson.loads(data)
-        return cls(li, lc, lf, ld, ab, counts, buckets, dsum)
+        return cls(li, lc, lf, ld, ab, counts, buckets, dsum, {})
 
     def observe_duration(self, seconds: float) -> None:
         i = 0
@@ -145,12 +149,11 @@ class ExportTracker:
         for rr in snap.runs:
             run = Run((rr.account, rr.partner, rr.export_type, rr.frequency),
                       rr.started, rr.last_finished, rr.updated)
-            self.runs[(rr.account, rr.export_id)] = run
+            rkey = (rr.account, rr.export_id)
+            self.runs[rkey] = run
             if run.started is not None:
-                self.in_flight[(rr.account, rr.export_id)] = run
-        # The store returns deliveries oldest first, so the dict's order is their age order.
-        self.deliveries = {(d.account, d.export_id, d.status, d.event_time): d.received
-                           for d in snap.deliveries}
+                self._open(rkey, run, run.series, run.started)
+        self.deliveries = snap.deliveries  # oldest first: the dict's order is their age order
         self.admitted = {label: set() for label in CAPPED_LABELS}
         for label, value in snap.label_values:
             self.admitted.setdefault(label, set()).add(value)
@@ -207,16 +210,15 @@ class ExportTracker:
             changes.runs.append(_run_row(rkey, run))
         self._limit_deliveries(changes)
         self._limit_runs(changes, touched, keep=rkey)
-        changes.series.extend(self._series_row(k) for k in touched)
-        self.version += 1
+        self._persist_series(touched, changes)
         await self._commit(changes)
         return ACCEPTED
 
     def _start_run(self, rkey: RunKey, run: Run | None, key: SeriesKey, t: float,
                    now: float, touched: set[SeriesKey]) -> Run:
         if run is None:
-            run = self.runs[rkey] = Run(key, t, None, now)
-            self.in_flight[rkey] = run
+            run = self.runs[rkey] = Run(key, None, None, now)
+            self._open(rkey, run, key, t)
             return run
         run.updated = now
         if run.last_finished is not None and t <= run.last_finished:
@@ -227,9 +229,8 @@ class ExportTracker:
             # The id started again before its previous run finished: that run is given up.
             self.series[run.series].abandoned += 1
             touched.add(run.series)
-        run.series = key
-        run.started = t
-        self.in_flight[rkey] = run
+            self._close(rkey, run)
+        self._open(rkey, run, key, t)
         return run
 
     def _finish_run(self, rkey: RunKey, run: Run | None, key: SeriesKey, t: float,
@@ -243,9 +244,8 @@ class ExportTracker:
         if run.started is not None and run.started <= t:
             if status == normalize.STATUS_COMPLETED:
                 self.series[run.series].observe_duration(t - run.started)
-                touched.add(run.series)
-            run.started = None
-            self.in_flight.pop(rkey, None)
+            touched.add(run.series)
+            self._close(rkey, run)
         run.last_finished = _later(run.last_finished, t)
         return run
 
@@ -263,9 +263,8 @@ class ExportTracker:
             if run.started is not None and run.started < deadline:
                 self.series[run.series].abandoned += 1
                 touched.add(run.series)
-                run.started = None
+                self._close(rkey, run)
                 run.updated = now
-                del self.in_flight[rkey]
                 changes.runs.append(_run_row(rkey, run))
                 abandoned += 1
         horizon = now - self.settings.retention
@@ -278,9 +277,8 @@ class ExportTracker:
             del self.deliveries[k]
         if stale:
             changes.deliveries_received_before = horizon
-        changes.series.extend(self._series_row(k) for k in touched)
+        self._persist_series(touched, changes)
         if abandoned or changes.deleted_runs or stale:
-            self.version += 1
             await self._commit(changes)
         if abandoned:
             log.warning("abandoned %d in-flight export(s) older than %.0f s",
@@ -318,9 +316,10 @@ class ExportTracker:
                  if r.started is not None and k != keep),
             )
             for _, k in running:
-                run = self.in_flight.pop(k)
+                run = self.in_flight[k]
                 self.series[run.series].abandoned += 1
                 touched.add(run.series)
+                self._close(k, run)
                 victims.append(k)
         for k in victims:
             del self.runs[k]
@@ -342,8 +341,23 @@ class ExportTracker:
             series = self.series[key] = Series()
         return series
 
-    def _series_row(self, key: SeriesKey) -> SeriesRow:
-        return SeriesRow(*key, self.series[key].encode())
+    def _open(self, rkey: RunKey, run: Run, key: SeriesKey, started: float) -> None:
+        run.series = key
+        run.started = started
+        self.in_flight[rkey] = run
+        self.series.setdefault(key, Series()).running[rkey] = started
+
+    def _close(self, rkey: RunKey, run: Run) -> None:
+        self.series[run.series].running.pop(rkey, None)
+        run.started = None
+        self.in_flight.pop(rkey, None)
+
+    def _persist_series(self, keys: set[SeriesKey], changes: Changes) -> None:
+        for key in keys:
+            series = self.series[key]
+            series.rev += 1
+            changes.series.append(SeriesRow(*key, series.encode()))
+        self.version += 1
 
     def _fold_labels(self, event: StatusEvent, changes: Changes) -> tuple[str, str, str, str, str]:
         values = (event.account, event.partner, event.export_type, event.frequency, event.status)

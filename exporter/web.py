@@ -2,9 +2,10 @@
 
 Handlers translate HTTP into calls on the domain (``ExportTracker``) and back; they hold no
 export logic. Cross-cutting concerns are middlewares: error shaping and outcome counting
-(outermost), the limit on webhook requests in progress, webhook authentication, and the body
-size limit. Slow clients are cut off by the body read timeout here and by the server options
-(``server_options``) that bound header size and idle connections.
+(outermost), the source address allow-list, the limit on webhook requests in progress,
+authentication, and the body size limit. The credential checks themselves live in ``auth``,
+``oauth``, ``webconfig`` and ``allowlist``. Slow clients are cut off by the body read timeout
+here and by the server options (``server_options``) that bound headers and idle connections.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final, TypedDict
 
+import orjson
 from aiohttp import web
 from prometheus_client import (
     CollectorRegistry,
@@ -28,21 +30,24 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import choose_encoder
 
-from exporter import __version__
-from exporter.auth import WebhookAuth
-from exporter.collector import ExportCollector
+from exporter import __version__, oauth
+from exporter.allowlist import SourcePolicy
+from exporter.auth import BASIC_CHALLENGE, WebhookAuth
+from exporter.collector import SeriesExposition, TrackerCollector
 from exporter.config import Settings
+from exporter.oauth import TOKEN_PATH, TokenEndpoint, TokenIssuer
 from exporter.openapi import openapi_document
 from exporter.payload import PayloadError, StatusEvent, TestPing, parse_body
 from exporter.state import ExportTracker, TrackerSettings
 from exporter.store import SQLiteStore, StoreError
+from exporter.webconfig import BasicAuthUsers
 
 log = logging.getLogger(__name__)
 
 ACCOUNT_RE: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 DEFAULT_ACCOUNT: Final = "default"
-OUTCOMES: Final = ("accepted", "duplicate", "test", "invalid", "unauthorized", "too_large",
-                   "unavailable", "timeout", "overloaded", "aborted")
+OUTCOMES: Final = ("accepted", "duplicate", "test", "invalid", "unauthorized", "forbidden",
+                   "too_large", "unavailable", "timeout", "overloaded", "aborted")
 EXPIRE_EVERY_SECONDS: Final = 30.0
 #: Header limits passed to aiohttp's server: CleverTap sends a handful of short headers.
 MAX_HEADERS: Final = 64
@@ -52,6 +57,7 @@ MAX_HEADER_LINE_BYTES: Final = 8190
 LINGER_SECONDS: Final = 2.0
 #: Seconds an overloaded client is told to wait before retrying.
 RETRY_AFTER_SECONDS: Final = 1
+_STATUS_BODIES: Final = {o: orjson.dumps({"status": o}) for o in ("accepted", "duplicate")}
 
 # `_created` samples double the series count and no rule or dashboard here uses them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -66,9 +72,9 @@ class Instruments:
         self.requests = Counter(
             "clevertap_export_webhook_requests",
             "Webhook requests by outcome: accepted, duplicate (redelivery), test (CleverTap's "
-            "ping), invalid, unauthorized, too_large, unavailable (state store failed), "
-            "timeout (body not received in time), overloaded (too many in progress), aborted "
-            "(client disconnected mid-body).",
+            "ping), invalid, unauthorized, forbidden (source outside --allow-cidr), too_large, "
+            "unavailable (state store failed), timeout (body not received in time), "
+            "overloaded (too many in progress), aborted (client disconnected mid-body).",
             ["outcome"],
             registry=registry,
         )
@@ -79,8 +85,18 @@ class Instruments:
             "Webhook requests being received or handled right now.",
             registry=registry,
         ).set_function(lambda: self.active)
-        for outcome in OUTCOMES:
-            self.requests.labels(outcome)
+        # Children resolved once: labels() per request showed in the webhook profile.
+        self.request_outcomes = {outcome: self.requests.labels(outcome) for outcome in OUTCOMES}
+        self.token_requests = Counter(
+            "clevertap_export_oauth_token_requests",
+            "OAuth token endpoint requests by outcome: granted, or the refusal's RFC 6749 "
+            "error code (invalid_request, invalid_client, unsupported_grant_type), forbidden, "
+            "too_large.",
+            ["outcome"],
+            registry=registry,
+        )
+        for outcome in oauth.OUTCOMES:
+            self.token_requests.labels(outcome)
         self.latency = Histogram(
             "clevertap_export_webhook_request_duration_seconds",
             "Seconds from receiving a webhook to answering it, including the durable commit.",
@@ -99,7 +115,11 @@ SETTINGS: Final = web.AppKey("settings", Settings)
 TRACKER: Final = web.AppKey("tracker", ExportTracker)
 REGISTRY: Final = web.AppKey("registry", CollectorRegistry)
 INSTRUMENTS: Final = web.AppKey("instruments", Instruments)
+EXPOSITION: Final = web.AppKey("exposition", SeriesExposition)
 AUTH: Final = web.AppKey("auth", WebhookAuth)
+USERS: Final = web.AppKey("basic_auth_users", BasicAuthUsers)
+SOURCES: Final = web.AppKey("sources", SourcePolicy)
+TOKEN_ENDPOINT: Final = web.AppKey("token_endpoint", TokenEndpoint)
 SOURCE_APP: Final = web.AppKey("source_app", web.Application)
 OUTCOME: Final = web.RequestKey("outcome", str)
 
@@ -112,12 +132,28 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> web.Applica
     """
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[error_middleware, limit_middleware, auth_middleware,
+        middlewares=[error_middleware, source_middleware, limit_middleware, auth_middleware,
                      body_limit_middleware],
     )
     app[SETTINGS] = settings
+    issuer = None
+    if settings.oauth_client_id is not None and settings.oauth_client_secret is not None:
+        issuer = TokenIssuer(settings.oauth_client_id, settings.oauth_client_secret,
+                             settings.oauth_token_ttl, settings.oauth_signing_key)
+        app[TOKEN_ENDPOINT] = TokenEndpoint(issuer)
+        app.router.add_post(TOKEN_PATH, token)
     app[AUTH] = WebhookAuth(settings.auth_token, settings.auth_header,
-                            settings.basic_auth_user, settings.basic_auth_password)
+                            settings.basic_auth_user, settings.basic_auth_password,
+                            issuer.verify if issuer is not None else None)
+    app[SOURCES] = SourcePolicy(settings.allow_cidrs, settings.trusted_proxies)
+    if settings.web_config is not None and settings.web_config.basic_auth_users:
+        users = BasicAuthUsers(settings.web_config.basic_auth_users)
+        app[USERS] = users
+
+        async def close_users(_: web.Application) -> None:
+            users.close()
+
+        app.on_cleanup.append(close_users)
     registry = CollectorRegistry(auto_describe=False)
     app[REGISTRY] = registry
     app[INSTRUMENTS] = Instruments(registry)
@@ -158,7 +194,7 @@ def server_options(settings: Settings) -> ServerOptions:
 
 def create_metrics_app(source: web.Application) -> web.Application:
     """An app serving ``/metrics`` and health checks of ``source``, for ``--metrics-port``."""
-    app = web.Application(middlewares=[error_middleware])
+    app = web.Application(middlewares=[error_middleware, auth_middleware])
     app[SOURCE_APP] = source
     _add_observability_routes(app)
     return app
@@ -184,17 +220,18 @@ async def _state_context(app: web.Application) -> AsyncIterator[None]:
             max_series=settings.max_series,
         ),
     )
-    store.start()
     app[TRACKER] = tracker
     registry = app[REGISTRY]
-    registry.register(ExportCollector(tracker))
+    registry.register(TrackerCollector(tracker))
+    app[EXPOSITION] = SeriesExposition(tracker)
     ProcessCollector(registry=registry)
     log.info("state loaded from %s: %d series, %d in flight, %d remembered deliveries",
              settings.state_path, len(tracker.series), len(tracker.in_flight),
              len(tracker.deliveries))
     if settings.webhook_open:
         log.warning("no webhook credentials configured: anyone who can reach the port can "
-                    "post events (set --auth-token or --basic-auth-user)")
+                    "post events (set --auth-token, --basic-auth-user, --oauth-client-id or "
+                    "basic_auth_users in --web.config.file)")
     await _expire(tracker)
     task = asyncio.create_task(_expire_periodically(tracker))
     try:
@@ -203,7 +240,7 @@ async def _state_context(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await asyncio.to_thread(store.close)
+        store.close()
 
 
 async def _expire(tracker: ExportTracker) -> None:
@@ -226,8 +263,13 @@ def _json_error(status: int, outcome: str, message: str, **extra: object) -> web
 def _outcome_of(status: int) -> str | None:
     if status in (400, 422):
         return "invalid"
-    return {401: "unauthorized", 408: "timeout", 413: "too_large",
+    return {401: "unauthorized", 403: "forbidden", 408: "timeout", 413: "too_large",
             503: "unavailable"}.get(status)
+
+
+def _clevertap_facing(path: str) -> bool:
+    """The endpoints CleverTap calls: the webhook and the OAuth token endpoint."""
+    return path.startswith("/webhook") or path == TOKEN_PATH
 
 
 @web.middleware
@@ -238,7 +280,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         response = await handler(request)
     except web.HTTPException as exc:
         if exc.status == 413:
-            limit = request.app[SETTINGS].max_body_bytes
+            limit = request.app[SOURCE_APP][SETTINGS].max_body_bytes
             response = _json_error(413, "too_large",
                                    f"request body exceeds the limit of {limit} bytes")
         elif exc.status < 400:
@@ -250,13 +292,32 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("unexpected error handling %s %s", request.method, request.path)
         response = _json_error(500, "error", "internal error; see the exporter's log")
+    instruments = request.app[SOURCE_APP][INSTRUMENTS]
     if request.path.startswith("/webhook"):
-        instruments = request.app[INSTRUMENTS]
         outcome = request.get(OUTCOME) or _outcome_of(response.status)
         if outcome is not None:
-            instruments.requests.labels(outcome).inc()
+            child = instruments.request_outcomes.get(outcome)
+            (child or instruments.requests.labels(outcome)).inc()
             instruments.latency.observe(time.perf_counter() - started)
+    elif request.path == TOKEN_PATH:
+        outcome = request.get(OUTCOME) or {403: "forbidden", 413: "too_large"}.get(
+            response.status)
+        if outcome is not None:
+            instruments.token_requests.labels(outcome).inc()
     return response
+
+
+@web.middleware
+async def source_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse CleverTap-facing requests whose client is outside ``--allow-cidr`` (403)."""
+    policy = request.app[SOURCES]
+    if policy.restricts and _clevertap_facing(request.path):
+        client = policy.client(request.remote, request.headers.getall("X-Forwarded-For", []))
+        if not policy.admits(client):
+            log.info("refused %s from %s (peer %s): outside --allow-cidr", request.path,
+                     client, request.remote)
+            return _json_error(403, "forbidden", "requests from this address are not allowed")
+    return await handler(request)
 
 
 @web.middleware
@@ -285,14 +346,36 @@ async def limit_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Require the configured webhook credentials on webhook routes only."""
+    """Webhook credentials on the webhook; the web config's ``basic_auth_users`` everywhere.
+
+    ``basic_auth_users`` follow exporter-toolkit: with any configured, every endpoint (metrics,
+    health checks, unknown paths) needs one of those users. Two endpoints differ because an
+    HTTP request has one Authorization header: the webhook admits its own credentials (token,
+    Basic, OAuth bearer) as well as those users, and the token endpoint authenticates its
+    client itself, with the client id and secret in that header (RFC 6749 section 2.3.1).
+    """
+    source = request.app[SOURCE_APP]
+    users = source.get(USERS)
     if request.path.startswith("/webhook"):
-        auth = request.app[AUTH]
+        auth = source[AUTH]
         problem = auth.check(request.headers)
+        if users is not None and (problem is not None or not auth.enabled):
+            if await users.admits(request.headers):
+                problem = None
+            else:
+                problem = ((problem + " or") if problem else "missing or invalid credentials: "
+                           "send") + " HTTP Basic authorization of a web config user"
         if problem is not None:
             log.info("refused webhook from %s: %s", request.remote, problem)
             response = _json_error(401, "unauthorized", problem)
-            response.headers["WWW-Authenticate"] = auth.challenge
+            response.headers["WWW-Authenticate"] = (
+                auth.challenge if auth.enabled else BASIC_CHALLENGE)
+            return response
+    elif users is not None and not (request.path == TOKEN_PATH and TOKEN_ENDPOINT in source):
+        if not await users.admits(request.headers):
+            response = _json_error(401, "unauthorized", "HTTP Basic authorization of a web "
+                                   "config user required")
+            response.headers["WWW-Authenticate"] = BASIC_CHALLENGE
             return response
     return await handler(request)
 
@@ -358,19 +441,32 @@ async def _ingest(request: web.Request, event: StatusEvent) -> web.Response:
         log.warning("account %s export %s: 'Date and Time' %s, used the receipt time",
                     event.account, event.export_id, event.time_problem)
     request[OUTCOME] = outcome
-    return web.json_response({"status": outcome})
+    return _status_response(outcome)
+
+
+def _status_response(outcome: str) -> web.Response:
+    # The success bodies never vary: encode them once, not per request.
+    return web.Response(body=_STATUS_BODIES[outcome], content_type="application/json")
+
+
+async def token(request: web.Request) -> web.Response:
+    """OAuth 2.0 client-credentials token endpoint (see ``exporter.oauth``)."""
+    response, request[OUTCOME] = await request.app[TOKEN_ENDPOINT].respond(request)
+    return response
 
 
 async def noop(request: web.Request) -> web.Response:
     """Answer like an accepted webhook without reading, parsing or storing: the stack's ceiling."""
-    return web.json_response({"status": "accepted"})
+    return _status_response("accepted")
 
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus exposition; OpenMetrics when the scraper asks for it."""
     source = request.app[SOURCE_APP]
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-    body = encoder(source[REGISTRY])
+    openmetrics = content_type.startswith("application/openmetrics-text")
+    # The cached per-series text first; the small registry ends OpenMetrics with "# EOF".
+    body = source[EXPOSITION].render(openmetrics) + encoder(source[REGISTRY])
     response = web.Response(body=body, headers={"Content-Type": content_type})
     if "gzip" in request.headers.get("Accept-Encoding", ""):
         response.enable_compression(web.ContentCoding.gzip)

@@ -132,7 +132,7 @@ class ExporterProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 15.0) -> None:
+    def start(self, timeout: float = 15.0, ready_url: str | None = None) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "exporter", "--host", "127.0.0.1", "--port", str(self.port),
              "--state-path", str(self.state), *self.args],
@@ -145,7 +145,7 @@ class ExporterProcess:
                 err = self.proc.stderr.read().decode() if self.proc.stderr else ""
                 raise RuntimeError(f"exporter exited with {self.proc.returncode}: {err}")
             try:
-                with urllib.request.urlopen(f"{self.url}/readyz", timeout=1) as r:
+                with urllib.request.urlopen(ready_url or f"{self.url}/readyz", timeout=1) as r:
                     if r.status == 200:
                         return
             except OSError:

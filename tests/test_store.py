@@ -63,7 +63,6 @@ def test_store_reports_unusable_file(tmp_path: Path) -> None:
 
 async def test_empty_changes_commit(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "s.db")
-    store.start()
     try:
         await store.commit(Changes())
         assert store.healthy and store.check()

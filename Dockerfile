@@ -1,0 +1,27 @@
+# syntax=docker/dockerfile:1
+# Small image for clevertap-export-exporter: build a wheel, install it into a slim runtime
+# that runs as an unprivileged user with its state on the /data volume.
+FROM python:3.11-slim-bookworm AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY exporter ./exporter
+RUN pip install --no-cache-dir --upgrade pip \
+ && pip wheel --no-cache-dir --wheel-dir /wheels .
+
+FROM python:3.11-slim-bookworm
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    EXPORTER_HOST=0.0.0.0 \
+    EXPORTER_PORT=9877 \
+    EXPORTER_STATE_PATH=/data/state.db
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
+ && groupadd --system --gid 10001 exporter \
+ && useradd --system --uid 10001 --gid exporter --home-dir /data --shell /usr/sbin/nologin exporter \
+ && mkdir -p /data && chown exporter:exporter /data
+USER 10001:10001
+VOLUME ["/data"]
+EXPOSE 9877
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('EXPORTER_PORT', '9877'), timeout=4)"]
+ENTRYPOINT ["clevertap-export-exporter"]

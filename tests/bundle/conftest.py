@@ -1,0 +1,155 @@
+"""Helpers for the monitoring-bundle tests: locating binaries, free ports, real servers.
+
+Every binary is looked up on PATH. A missing one fails the test with the package to install
+(``.ci/run`` installs them); it never skips, so CI cannot pass without really running them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PACKAGES = {
+    "promtool": "prometheus",
+    "prometheus": "prometheus",
+    "prometheus-alertmanager": "prometheus-alertmanager",
+    "amtool": "prometheus-alertmanager",
+    "docker-compose": "docker-compose",
+}
+
+
+def require_binary(name: str) -> str:
+    """The absolute path of ``name`` on PATH, or fail the test saying what to install."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(
+            f"{name!r} is not on PATH: install the Debian package "
+            f"{PACKAGES.get(name, name)!r} (apt-get install {PACKAGES.get(name, name)}); "
+            ".ci/run does this on a fresh machine",
+            pytrace=False,
+        )
+    return path
+
+
+def run_tool(name: str, *args: str | Path, cwd: Path = ROOT,
+             timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run a tool from PATH; fail the test with its output when it exits non-zero."""
+    binary = require_binary(name)
+    proc = subprocess.run([binary, *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    if proc.returncode != 0:
+        pytest.fail(f"{name} {' '.join(map(str, args))} exited {proc.returncode}:\n"
+                    f"{proc.stdout}\n{proc.stderr}", pytrace=False)
+    return proc
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http(method: str, url: str, body: Any = None, *, raw: bytes | None = None,
+         timeout: float = 5) -> tuple[int, Any]:
+    """One HTTP request on loopback; returns (status, decoded JSON or text)."""
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, payload = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, payload = exc.code, exc.read()
+    text = payload.decode(errors="replace")
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, text
+
+
+def wait_until(what: str, check: Callable[[], Any], timeout: float = 30,
+               every: float = 0.25) -> Any:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except (OSError, ValueError) as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(every)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}; last: {last!r}", pytrace=False)
+
+
+class Server:
+    """A child process with its output in a log file, stopped at teardown."""
+
+    def __init__(self, name: str, argv: Sequence[str | Path], log: Path, ready_url: str) -> None:
+        self.name = name
+        self.log = log
+        self.ready_url = ready_url
+        self._log_file = log.open("wb")
+        self.proc = subprocess.Popen(
+            [str(a) for a in argv], stdout=self._log_file, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL)
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                pytest.fail(f"{self.name} exited with {self.proc.returncode}:\n"
+                            f"{self.log.read_text(errors='replace')[-4000:]}", pytrace=False)
+            return http("GET", self.ready_url, timeout=2)[0] == 200
+
+        wait_until(f"{self.name} at {self.ready_url}", ready, timeout)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._log_file.close()
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[Callable[..., Server]]:
+    """Start servers with ``servers(name, argv, log, ready_url)``; all stopped at teardown."""
+    started: list[Server] = []
+
+    def start(name: str, argv: Sequence[str | Path], log: Path, ready_url: str) -> Server:
+        server = Server(name, argv, log, ready_url)
+        started.append(server)
+        return server
+
+    yield start
+    for server in reversed(started):
+        server.stop()
+
+
+def prom_query(base: str, expr: str, **params: str) -> list[dict[str, Any]]:
+    """An instant query against a real Prometheus; fails the test on a query error."""
+    query = urllib.parse.urlencode({"query": expr, **params})
+    status, body = http("GET", f"{base}/api/v1/query?{query}")
+    if status != 200 or not isinstance(body, dict) or body.get("status") != "success":
+        pytest.fail(f"query {expr!r} failed: HTTP {status}: {body!r}", pytrace=False)
+    result: list[dict[str, Any]] = body["data"]["result"]
+    return result

@@ -1,0 +1,298 @@
+"""End to end on loopback: exporter -> real Prometheus (shipped rules) -> real Alertmanager.
+
+Prometheus runs a temporary copy of prometheus/prometheus.yml with 1 s scrape and evaluation
+intervals and loopback targets; the rule files and alertmanager/alertmanager.yml are used as
+shipped. Webhooks describe a healthy recurring export, an overdue one, a stuck one, a failed
+one and a one-time export completed long ago, plus one invalid request.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.bundle.conftest import (
+    ROOT,
+    Server,
+    free_port,
+    http,
+    prom_query,
+    require_binary,
+    wait_until,
+)
+
+ACCOUNT = "acme"
+HOUR = 3600
+
+# (alertname, identifying labels) expected to fire, and nothing else.
+EXPECTED = {
+    ("ClevertapExportOverdue", ("google_cloud_storage", "profiles", "4h")),
+    ("ClevertapExportStuck", ("azure_blob_storage", "events", "4h")),
+    ("ClevertapExportFailed", ("azure_blob_storage", "profiles", "8h")),
+    ("ClevertapExportWebhooksRejected", ("invalid",)),
+}
+
+
+def _key(labels: dict[str, str]) -> tuple[str, tuple[str, ...]]:
+    if "outcome" in labels:
+        return labels["alertname"], (labels["outcome"],)
+    return labels["alertname"], (labels.get("partner", ""), labels.get("export_type", ""),
+                                 labels.get("frequency", ""))
+
+
+@dataclass
+class Stack:
+    prometheus: str
+    alertmanager: str
+    exporter: str
+    now: int
+    tmp: Path
+
+
+def _event(export_id: int, status: str, when: float, partner: str, type_: str,
+           frequency: str) -> dict[str, Any]:
+    return {"Export Request Id": export_id, "Partner": partner, "Type": type_,
+            "Status": status, "Frequency": frequency, "Date and Time": int(when)}
+
+
+def _prometheus_config(tmp: Path, exporter: int, prometheus: int, alertmanager: int) -> Path:
+    config = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())
+    config["global"]["scrape_interval"] = "1s"
+    config["global"]["evaluation_interval"] = "1s"
+    config["rule_files"] = [str(ROOT / "prometheus" / f) for f in config["rule_files"]]
+    targets = {"clevertap-export": exporter, "prometheus": prometheus,
+               "alertmanager": alertmanager}
+    for job in config["scrape_configs"]:
+        job["static_configs"] = [{"targets": [f"127.0.0.1:{targets[job['job_name']]}"]}]
+    config["alerting"]["alertmanagers"] = [
+        {"static_configs": [{"targets": [f"127.0.0.1:{alertmanager}"]}]}]
+    path = tmp / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory,
+          servers: Callable[..., Server]) -> Stack:
+    prometheus_bin = require_binary("prometheus")
+    alertmanager_bin = require_binary("prometheus-alertmanager")
+    tmp = tmp_path_factory.mktemp("bundle-e2e")
+    ports = {name: free_port() for name in ("exporter", "prometheus", "alertmanager")}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+
+    alertmanager = servers("alertmanager", [
+        alertmanager_bin, f"--config.file={ROOT / 'alertmanager' / 'alertmanager.yml'}",
+        f"--storage.path={tmp / 'alertmanager'}",
+        f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
+        "--cluster.listen-address=", "--log.level=warn",
+    ], tmp / "alertmanager.log", f"{urls['alertmanager']}/-/ready")
+    exporter = servers("exporter", [
+        sys.executable, "-m", "exporter", "--host", "127.0.0.1",
+        "--port", str(ports["exporter"]), "--state-path", str(tmp / "state" / "state.db"),
+        "--log-level", "WARNING",
+    ], tmp / "exporter.log", f"{urls['exporter']}/readyz")
+    alertmanager.wait_ready()
+    exporter.wait_ready()
+
+    now = int(time.time())
+    hook = f"{urls['exporter']}/webhook/{ACCOUNT}"
+    s3, gcs, azure = "Amazon S3", "Google Cloud Storage", "Microsoft Azure"
+    history = [
+        # Healthy 4-hourly export: one run finished 4h ago, the next one running for 20m.
+        _event(1001, "Initiated", now - 4 * HOUR - 1800, s3, "Events", "Every 4 hours"),
+        _event(1001, "Completed", now - 4 * HOUR, s3, "Events", "Every 4 hours"),
+        # Overdue 4-hourly export: last completion 7h30m ago (threshold 6h30m).
+        _event(2001, "Initiated", now - 8 * HOUR, gcs, "Profiles", "Every 4 hours"),
+        _event(2001, "Completed", now - 7 * HOUR - 1800, gcs, "Profiles", "Every 4 hours"),
+        # Stuck 4-hourly export: in flight for 5h.
+        _event(3001, "Initiated", now - 5 * HOUR, azure, "Events", "Every 4 hours"),
+        # Failed 8-hourly export.
+        _event(5001, "Initiated", now - 2 * HOUR, azure, "Profiles", "Every 8 hours"),
+        _event(5001, "Failed", now - HOUR, azure, "Profiles", "Every 8 hours"),
+        # One-time export completed 29h ago: never overdue.
+        _event(4001, "Initiated", now - 30 * HOUR, gcs, "Events", "One Time"),
+        _event(4001, "Completed", now - 29 * HOUR, gcs, "Events", "One Time"),
+        # Last event of the account is recent, so the delivery delay is small.
+        _event(1002, "Initiated", now - 1200, s3, "Events", "Every 4 hours"),
+    ]
+    for body in history:
+        status, answer = http("POST", hook, body)
+        assert (status, answer) == (200, {"status": "accepted"}), body
+    ping = json.loads((ROOT.parent / "shared" / "samples" / "clevertap-test-ping.json")
+                      .read_text()) if (ROOT.parent / "shared").is_dir() else {"is_test": True}
+    assert http("POST", hook, ping)[0] == 200
+
+    config = _prometheus_config(tmp, ports["exporter"], ports["prometheus"],
+                                ports["alertmanager"])
+    prometheus = servers("prometheus", [
+        prometheus_bin, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{ports['prometheus']}", "--log.level=warn",
+    ], tmp / "prometheus.log", f"{urls['prometheus']}/-/ready")
+    prometheus.wait_ready()
+    base = urls["prometheus"]
+    # Let Prometheus see the counters before they move, so increase() sees the change.
+    wait_until("three scrapes of the exporter", lambda: prom_query(
+        base, 'count_over_time(up{job="clevertap-export"}[1m]) >= 3'))
+
+    # Now: the healthy run completes, and one invalid webhook is rejected.
+    completed = _event(1002, "Completed", time.time() - 2, s3, "Events", "Every 4 hours")
+    assert http("POST", hook, completed)[1] == {"status": "accepted"}
+    assert http("POST", hook, raw=b"{not json")[0] == 400
+    return Stack(base, urls["alertmanager"], urls["exporter"], now, tmp)
+
+
+def _value(base: str, expr: str) -> float:
+    result = prom_query(base, expr)
+    assert len(result) == 1, f"{expr}: {result}"
+    return float(result[0]["value"][1])
+
+
+def _firing(base: str) -> set[tuple[str, tuple[str, ...]]]:
+    result = prom_query(base, 'ALERTS{alertstate="firing"}')
+    return {_key(r["metric"]) for r in result}
+
+
+def test_series_have_the_posted_values(stack: Stack) -> None:
+    base, now = stack.prometheus, stack.now
+
+    def sel(partner: str, export_type: str, frequency: str) -> str:
+        return (f'{{job="clevertap-export", account="{ACCOUNT}", partner="{partner}", '
+                f'export_type="{export_type}", frequency="{frequency}"}}')
+
+    healthy = sel("amazon_s3", "events", "4h")
+    overdue = sel("google_cloud_storage", "profiles", "4h")
+    stuck = sel("azure_blob_storage", "events", "4h")
+    failed = sel("azure_blob_storage", "profiles", "8h")
+    one_time = sel("google_cloud_storage", "events", "one_time")
+    wait_until("the healthy run's completion scraped", lambda: prom_query(
+        base, f"clevertap_export_in_flight{healthy} == 0"))
+
+    assert _value(base, "up{job=\"clevertap-export\"}") == 1
+    assert _value(base, f"clevertap_export_last_completed_timestamp_seconds{overdue}") == (
+        now - 7 * HOUR - 1800)
+    assert _value(base, f"clevertap_export_expected_interval_seconds{overdue}") == 4 * HOUR
+    assert _value(base, f"clevertap_export:overdue_threshold_seconds{overdue}") == 23400
+    assert _value(base, f"clevertap_export_in_flight{stuck}") == 1
+    assert _value(base, f"clevertap_export_in_flight_oldest_start_timestamp_seconds{stuck}") == (
+        now - 5 * HOUR)
+    assert _value(base, f"clevertap_export:max_runtime_seconds{stuck}") == 4 * HOUR
+    assert _value(base, f"clevertap_export_last_failed_timestamp_seconds{failed}") == now - HOUR
+    assert _value(
+        base, f'clevertap_export_status_events_total{failed[:-1]}, status="failed"}}') == 1
+    assert _value(base, f"clevertap_export_in_flight{failed}") == 0
+    assert prom_query(base, f"clevertap_export_expected_interval_seconds{one_time}") == []
+    assert _value(base, f"clevertap_export:max_runtime_seconds{one_time}") == 6 * HOUR
+    assert _value(base, f"clevertap_export_last_completed_timestamp_seconds{one_time}") == (
+        now - 29 * HOUR)
+    assert _value(base, f"clevertap_export_duration_seconds_count{healthy}") == 2
+    assert 1190 <= _value(base, f"clevertap_export_last_duration_seconds{healthy}") <= 1260
+    assert abs(_value(base, f'clevertap_export_last_delivery_delay_seconds{{account="{ACCOUNT}"}}')
+               ) < 60
+    assert _value(base, 'clevertap_export_webhook_requests_total{outcome="invalid"}') == 1
+    assert _value(base, 'clevertap_export_webhook_requests_total{outcome="accepted"}') == 11
+    assert _value(base, 'clevertap_export_webhook_requests_total{outcome="test"}') == 1
+    assert _value(base, "clevertap_export:webhook_silence_threshold_seconds") == 8 * HOUR + 7200
+
+
+def test_exactly_the_expected_alerts_fire(stack: Stack) -> None:
+    base = stack.prometheus
+    wait_until("the expected alerts to fire", lambda: _firing(base) >= EXPECTED)
+    # Give every rule a few more evaluations to raise anything unexpected.
+    time.sleep(3)
+    assert _firing(base) == EXPECTED
+    pending = prom_query(base, 'ALERTS{alertstate="pending"}')
+    assert pending == [], pending
+
+
+def test_alerts_arrive_in_alertmanager(stack: Stack) -> None:
+    def received() -> list[dict[str, Any]]:
+        status, alerts = http("GET", f"{stack.alertmanager}/api/v2/alerts")
+        assert status == 200
+        return alerts if {_key(a["labels"]) for a in alerts} >= EXPECTED else []
+
+    alerts = wait_until("the alerts in Alertmanager", received)
+    assert {_key(a["labels"]) for a in alerts} == EXPECTED
+    for alert in alerts:
+        assert alert["status"]["state"] == "active", alert
+        assert [r["name"] for r in alert["receivers"]] == ["clevertap-webhook"]
+        assert alert["labels"]["severity"] in {"critical", "warning"}
+        assert re.fullmatch(r"docs/runbook\.md#clevertapexport\w+",
+                            alert["annotations"]["runbook_url"])
+        assert alert["annotations"]["summary"] and alert["annotations"]["description"]
+    overdue = next(a for a in alerts if a["labels"]["alertname"] == "ClevertapExportOverdue")
+    assert overdue["labels"]["account"] == ACCOUNT
+    assert "last completed 7h 30m" in overdue["annotations"]["description"]
+
+
+def _substitute(expr: str) -> str:
+    for var in ("account", "partner", "export_type", "frequency"):
+        expr = expr.replace(f"${var}", ".*").replace(f"${{{var}}}", ".*")
+    return (expr.replace("$__rate_interval", "1m").replace("$__interval", "5m")
+            .replace("$__range", "1h"))
+
+
+def _dashboards() -> list[dict[str, Any]]:
+    return [json.loads(p.read_text())
+            for p in sorted((ROOT / "grafana" / "dashboards").glob("*.json"))]
+
+
+def test_every_dashboard_query_returns_data(stack: Stack) -> None:
+    wait_until("the expected alerts to fire", lambda: _firing(stack.prometheus) >= EXPECTED)
+    checked = 0
+    for dashboard in _dashboards():
+        panels = [p for top in dashboard["panels"] for p in [top, *top.get("panels", [])]]
+        for panel in panels:
+            for target in panel.get("targets", []):
+                expr = _substitute(target["expr"])
+                assert "$" not in expr, f"unsubstituted variable in {expr}"
+                result = prom_query(stack.prometheus, expr)
+                values = [float(r["value"][1]) for r in result]
+                assert values, f"panel {panel['title']!r} query returned nothing: {expr}"
+                assert any(not math.isnan(v) for v in values), (
+                    f"panel {panel['title']!r} returned only NaN: {expr}")
+                checked += 1
+    assert checked >= 20
+
+
+def test_every_template_variable_query_returns_data(stack: Stack) -> None:
+    for dashboard in _dashboards():
+        for var in dashboard["templating"]["list"]:
+            if var["type"] != "query":
+                continue
+            query = var["query"] if isinstance(var["query"], str) else var["query"]["query"]
+            match = re.fullmatch(r"label_values\((.*),\s*(\w+)\)", query, re.S)
+            assert match, f"variable {var['name']}: unsupported query {query}"
+            metric, label = _substitute(match.group(1)), match.group(2)
+            result = prom_query(stack.prometheus, metric)
+            values = {r["metric"].get(label) for r in result} - {None}
+            assert values, f"variable {var['name']}: {metric} has no {label} label values"
+
+
+def test_alertmanager_inhibits_export_alerts_while_the_exporter_is_down(stack: Stack) -> None:
+    """A (synthetic) ClevertapExporterDown mutes the per-export alerts of the same job."""
+    wait_until("the alerts in Alertmanager", lambda: {
+        _key(a["labels"]) for a in http("GET", f"{stack.alertmanager}/api/v2/alerts")[1]
+    } >= EXPECTED)
+    down = [{"labels": {"alertname": "ClevertapExporterDown", "job": "clevertap-export",
+                        "instance": "127.0.0.1:1", "severity": "critical"},
+             "annotations": {"summary": "test"}}]
+    assert http("POST", f"{stack.alertmanager}/api/v2/alerts", down)[0] == 200
+
+    def inhibited() -> list[dict[str, Any]]:
+        alerts = http("GET", f"{stack.alertmanager}/api/v2/alerts")[1]
+        exports = [a for a in alerts if a["labels"]["alertname"] != "ClevertapExporterDown"]
+        done = all(a["status"]["state"] == "suppressed" and a["status"]["inhibitedBy"]
+                   for a in exports)
+        return exports if done else []
+
+    assert len(wait_until("inhibition of the export alerts", inhibited)) == len(EXPECTED)

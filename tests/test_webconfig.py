@@ -1,0 +1,360 @@
+"""``--web.config.file``: HTTPS with certificates made at test time, bcrypt basic_auth_users."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import ipaddress
+import json
+import os
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import bcrypt
+import pytest
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from exporter import webconfig
+from exporter.config import parse_settings
+from exporter.web import create_app, create_metrics_app
+from exporter.webconfig import WebConfigError, load_web_config
+from tests.conftest import ROOT, ClientFactory, Exporter, event, free_port
+
+Start = Callable[..., Awaitable[Exporter]]
+PASSWORD = "correct horse"
+
+
+# --- certificates -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Pki:
+    """A test CA with a server certificate for 127.0.0.1/localhost and a client certificate."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+Key = ec.EllipticCurvePrivateKey
+
+
+def _issue(directory: Path, stem: str, subject: str, issuer: tuple[x509.Name, Key] | None,
+           *, ca: bool = False, server: bool = False) -> tuple[Path, Path, Key]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    issuer_name, issuer_key = issuer or (_name(subject), key)
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (x509.CertificateBuilder().subject_name(_name(subject)).issuer_name(issuer_name)
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(minutes=5))
+               .not_valid_after(now + datetime.timedelta(days=1))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if server:
+        builder = builder.add_extension(x509.SubjectAlternativeName([
+            x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False).add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+    elif not ca:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+    cert = builder.sign(issuer_key, hashes.SHA256())
+    cert_path, key_path = directory / f"{stem}.crt", directory / f"{stem}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path, key
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    d = tmp_path_factory.mktemp("pki")
+    ca_cert, _, ca_key = _issue(d, "ca", "test CA", None, ca=True)
+    issuer = (_name("test CA"), ca_key)
+    server_cert, server_key, _ = _issue(d, "server", "localhost", issuer, server=True)
+    client_cert, client_key, _ = _issue(d, "client", "prometheus", issuer)
+    return Pki(ca_cert, server_cert, server_key, client_cert, client_key)
+
+
+def client_context(pki: Pki, *, with_cert: bool = False) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(pki.ca))
+    if with_cert:
+        context.load_cert_chain(pki.client_cert, pki.client_key)
+    return context
+
+
+def hashed(password: str, *, prefix: str = "$2b$") -> str:
+    """A bcrypt hash at the lowest cost (fast tests), optionally in htpasswd's ``$2y$`` form."""
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode().replace(
+        "$2b$", prefix, 1)
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def write_config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "web-config.yml"
+    path.write_text(text)
+    return path
+
+
+# --- a real HTTPS server on loopback ------------------------------------------------------------
+
+Serve = Callable[..., Awaitable[str]]
+
+
+@pytest.fixture
+async def serve_https(tmp_path: Path) -> AsyncIterator[Serve]:
+    """Serve the exporter with its web config on 127.0.0.1 the way ``cli.serve`` does."""
+    runners: list[web.AppRunner] = []
+
+    async def start(config: Path, *args: str) -> str:
+        settings = parse_settings(["--state-path", str(tmp_path / "state.db"),
+                                   "--web.config.file", str(config), *args], env={})
+        assert settings.web_config is not None
+        runner = web.AppRunner(create_app(settings))
+        await runner.setup()
+        runners.append(runner)
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port,
+                          ssl_context=settings.web_config.ssl_context).start()
+        return f"https://127.0.0.1:{port}"
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+async def fetch(url: str, context: ssl.SSLContext, *, method: str = "GET",
+                headers: dict[str, str] | None = None, data: bytes | None = None,
+                ) -> tuple[int, str, dict[str, str]]:
+    async with aiohttp.ClientSession() as session, session.request(
+            method, url, ssl=context, headers=headers, data=data) as resp:
+        return resp.status, await resp.text(), dict(resp.headers)
+
+
+async def test_https_with_basic_auth_users(pki: Pki, tmp_path: Path, serve_https: Serve) -> None:
+    config = write_config(tmp_path, f"""
+tls_server_config:
+  cert_file: {pki.server_cert}
+  key_file: {pki.server_key}
+basic_auth_users:
+  prometheus: {hashed(PASSWORD, prefix="$2y$")}
+  clevertap: {hashed("ct-pass")}
+""")
+    url = await serve_https(config)
+    ctx = client_context(pki)
+    status, _, headers = await fetch(f"{url}/metrics", ctx)
+    assert status == 401 and headers["WWW-Authenticate"].startswith("Basic")
+    assert (await fetch(f"{url}/metrics", ctx, headers=basic("prometheus", "wrong")))[0] == 401
+    assert (await fetch(f"{url}/metrics", ctx, headers=basic("nobody", PASSWORD)))[0] == 401
+    status, text, _ = await fetch(f"{url}/metrics", ctx, headers=basic("prometheus", PASSWORD))
+    assert status == 200 and "clevertap_export_webhook_requests_total" in text
+    # exporter-toolkit semantics: every endpoint needs a user, health checks and 404s included.
+    assert (await fetch(f"{url}/healthz", ctx))[0] == 401
+    assert (await fetch(f"{url}/no-such-page", ctx))[0] == 401
+    assert (await fetch(f"{url}/healthz", ctx, headers=basic("clevertap", "ct-pass")))[0] == 200
+    # The webhook takes a web config user too: CleverTap's "Basic Authorization" mode.
+    body = b'{"Export Request Id": 1, "Partner": "S3", "Status": "Initiated"}'
+    assert (await fetch(f"{url}/webhook", ctx, method="POST", data=body))[0] == 401
+    status, text, _ = await fetch(f"{url}/webhook", ctx, method="POST", data=body,
+                                  headers=basic("clevertap", "ct-pass"))
+    assert status == 200 and json.loads(text) == {"status": "accepted"}
+
+
+async def test_untrusted_or_plain_clients_get_nothing(pki: Pki, tmp_path: Path,
+                                                      serve_https: Serve) -> None:
+    config = write_config(tmp_path, f"tls_server_config:\n  cert_file: {pki.server_cert}\n"
+                                    f"  key_file: {pki.server_key}\n")
+    url = await serve_https(config)
+    assert (await fetch(f"{url}/healthz", client_context(pki)))[0] == 200
+    with pytest.raises(aiohttp.ClientConnectorCertificateError):
+        await fetch(f"{url}/healthz", ssl.create_default_context())  # self-signed CA unknown
+    with pytest.raises(aiohttp.ClientError):
+        await fetch(url.replace("https", "http") + "/healthz", ssl.create_default_context())
+
+
+async def test_client_certificates_required(pki: Pki, tmp_path: Path,
+                                            serve_https: Serve) -> None:
+    config = write_config(tmp_path, f"""
+tls_server_config:
+  cert_file: {pki.server_cert}
+  key_file: {pki.server_key}
+  client_auth_type: RequireAndVerifyClientCert
+  client_ca_file: {pki.ca}
+  min_version: TLS13
+""")
+    url = await serve_https(config)
+    assert (await fetch(f"{url}/healthz", client_context(pki, with_cert=True)))[0] == 200
+    with pytest.raises(aiohttp.ClientError):
+        await fetch(f"{url}/healthz", client_context(pki))
+
+
+def test_the_process_serves_https(pki: Pki, tmp_path: Path) -> None:
+    """The command line wires the web config's TLS context into every listener."""
+    config = write_config(tmp_path, f"tls_server_config:\n  cert_file: {pki.server_cert}\n"
+                                    f"  key_file: {pki.server_key}\n")
+    port, metrics_port = free_port(), free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "exporter", "--host", "127.0.0.1", "--port", str(port),
+         "--metrics-port", str(metrics_port), "--state-path", str(tmp_path / "state.db"),
+         "--web.config.file", str(config)],
+        cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        ctx = client_context(pki)
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with urllib.request.urlopen(f"https://127.0.0.1:{metrics_port}/readyz",
+                                            context=ctx, timeout=2) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        req = urllib.request.Request(
+            f"https://127.0.0.1:{port}/webhook", method="POST",
+            data=b'{"Export Request Id": 1, "Partner": "S3", "Status": "Completed"}')
+        with urllib.request.urlopen(req, context=ctx, timeout=5) as r:
+            assert r.status == 200
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert "listening on https://127.0.0.1" in err.decode()
+
+
+# --- basic_auth_users without TLS, with the webhook's own credentials ---------------------------
+
+async def test_users_alongside_webhook_credentials(start_exporter: Start, tmp_path: Path) -> None:
+    config = write_config(tmp_path, f"basic_auth_users:\n  prom: {hashed(PASSWORD)}\n")
+    exp = await start_exporter("--web.config.file", str(config), "--auth-token", "tok",
+                               "--oauth-client-id", "ct", "--oauth-client-secret", "sec")
+    # The webhook admits its own token or a web config user...
+    assert (await exp.post(event(1), headers={"Authorization": "Bearer tok"}))[0] == 200
+    assert (await exp.post(event(2), headers=basic("prom", PASSWORD)))[0] == 200
+    status, answer = await exp.post(event(3), headers=basic("prom", "bad"))
+    assert status == 401 and "web config user" in answer["error"]
+    # ...the token endpoint authenticates its client itself...
+    resp = await exp.client.post("/oauth/token", data={"grant_type": "client_credentials"},
+                                 headers=basic("ct", "sec"))
+    assert resp.status == 200
+    # ...and everything else needs a web config user: the webhook's token is not enough.
+    resp = await exp.client.get("/metrics", headers={"Authorization": "Bearer tok"})
+    assert resp.status == 401
+    assert (await exp.client.get("/metrics", headers=basic("prom", PASSWORD))).status == 200
+
+
+async def test_separate_metrics_port_is_protected_too(aiohttp_client: ClientFactory,
+                                                     tmp_path: Path) -> None:
+    config = write_config(tmp_path, f"basic_auth_users:\n  prom: {hashed(PASSWORD)}\n")
+    settings = parse_settings(["--state-path", str(tmp_path / "s.db"), "--metrics-port", "9999",
+                               "--web.config.file", str(config)], env={})
+    client = await aiohttp_client(create_metrics_app(create_app(settings, serve_metrics=False)))
+    assert (await client.get("/healthz")).status == 401
+    assert (await client.get("/healthz", headers=basic("prom", PASSWORD))).status == 200
+
+
+@pytest.fixture
+def bcrypt_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bytes]]:
+    calls: list[bytes] = []
+    real = bcrypt.checkpw
+
+    def counting(password: bytes, hashed_password: bytes) -> bool:
+        calls.append(password)
+        return real(password, hashed_password)
+
+    monkeypatch.setattr(webconfig.bcrypt, "checkpw", counting)
+    yield calls
+
+
+async def test_bcrypt_verdicts_are_cached(start_exporter: Start, tmp_path: Path,
+                                          bcrypt_calls: list[bytes]) -> None:
+    config = write_config(tmp_path, f"basic_auth_users:\n  prom: {hashed(PASSWORD)}\n")
+    exp = await start_exporter("--web.config.file", str(config))
+    for _ in range(5):
+        assert (await exp.client.get("/healthz", headers=basic("prom", PASSWORD))).status == 200
+        assert (await exp.client.get("/healthz", headers=basic("prom", "guess"))).status == 401
+        assert (await exp.client.get("/healthz", headers=basic("who", PASSWORD))).status == 401
+    assert len(bcrypt_calls) == 3  # one bcrypt per distinct (user, password), not per request
+    # A password past bcrypt's 72-byte limit is refused, not truncated into a match.
+    long = PASSWORD + "x" * 80
+    assert (await exp.client.get("/healthz", headers=basic("prom", long))).status == 401
+
+
+# --- bad files are refused at start-up ----------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("tls_server_config: [1, 2]\n", "tls_server_config must be a mapping"),
+    ("rate_limit:\n  burst: 1\n", "unsupported key(s) rate_limit"),
+    ("tls_server_config:\n  cert_file: a.crt\n  keyfile: a.key\n",
+     "unsupported key(s) tls_server_config.keyfile"),
+    ("tls_server_config:\n  cert_file: a.crt\n", "got only cert_file"),
+    ("tls_server_config:\n  min_version: TLS12\n", "needs cert_file and key_file"),
+    ("tls_server_config:\n  cert_file: missing.crt\n  key_file: missing.key\n",
+     "cannot load cert_file"),
+    ("basic_auth_users:\n  alice: plaintext\n", "not a bcrypt hash"),
+    ("basic_auth_users:\n  - alice\n", "basic_auth_users must be a mapping"),
+    ("basic_auth_users: {\n", "not valid YAML"),
+])
+def test_invalid_files_are_rejected(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(WebConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_web_config(write_config(tmp_path, text))
+
+
+@pytest.mark.parametrize(("tls", "message"), [
+    ("  client_auth_type: RequireAnyClientCert\n", "not supported"),
+    ("  client_auth_type: RequireAndVerifyClientCert\n", "needs client_ca_file"),
+    ("  client_ca_file: CA\n", "client_auth_type is NoClientCert"),
+    ("  min_version: TLS14\n", "min_version 'TLS14' is not one of"),
+    ("  min_version: TLS13\n  max_version: TLS12\n", "above max_version"),
+    ("  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: KEY\n",
+     "cannot load client_ca_file"),
+])
+def test_invalid_tls_settings_are_rejected(pki: Pki, tmp_path: Path, tls: str,
+                                           message: str) -> None:
+    text = (f"tls_server_config:\n  cert_file: {pki.server_cert}\n  key_file: {pki.server_key}\n"
+            + tls.replace("CA", str(pki.ca)).replace("KEY", str(pki.server_key)))
+    with pytest.raises(WebConfigError, match=message):
+        load_web_config(write_config(tmp_path, text))
+
+
+def test_relative_paths_and_empty_file(pki: Pki, tmp_path: Path) -> None:
+    (tmp_path / "s.crt").write_bytes(pki.server_cert.read_bytes())
+    (tmp_path / "s.key").write_bytes(pki.server_key.read_bytes())
+    config = load_web_config(write_config(tmp_path, "tls_server_config:\n  cert_file: s.crt\n"
+                                                    "  key_file: s.key\n"))
+    assert config.ssl_context is not None
+    assert config.ssl_context.minimum_version == ssl.TLSVersion.TLSv1_2  # exporter-toolkit's
+    empty = load_web_config(write_config(tmp_path, ""))
+    assert empty.ssl_context is None and not empty.basic_auth_users
+
+
+def test_bad_file_stops_the_start_with_a_clear_error(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_config(tmp_path, "basic_auth_users:\n  alice: Pl41nText-Pw\n")
+    with pytest.raises(SystemExit) as exc:
+        parse_settings(["--web.config.file", str(config)], env={})
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--web.config.file" in err and "not a bcrypt hash" in err and "Pl41nText" not in err
+    with pytest.raises(SystemExit):
+        parse_settings([], env={"EXPORTER_WEB_CONFIG_FILE": str(tmp_path / "absent.yml")})
+    assert "cannot read" in capsys.readouterr().err
