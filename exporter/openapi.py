@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from exporter import __version__
 from exporter.config import Settings
+from exporter.oauth import TOKEN_PATH
 from exporter.payload import MAX_ID_LENGTH, MAX_TEXT_LENGTH
 
 JSON: Final = "application/json"
@@ -57,6 +58,9 @@ def _security(settings: Settings) -> tuple[dict[str, Any], list[dict[str, list[s
                                       "name": settings.auth_header}
     if settings.basic_auth_user is not None:
         schemes["basic"] = {"type": "http", "scheme": "basic"}
+    if settings.oauth_client_id is not None:
+        schemes["oauth2"] = {"type": "oauth2", "flows": {"clientCredentials": {
+            "tokenUrl": TOKEN_PATH, "scopes": {}}}}
     return schemes, [{name: []} for name in schemes]
 
 
@@ -79,6 +83,8 @@ def _webhook_operation(settings: Settings, with_account: bool) -> dict[str, Any]
     }
     if schemes:
         responses["401"] = _error("Missing or wrong webhook credentials.")
+    if settings.allow_cidrs:
+        responses["403"] = _error("The source address is outside --allow-cidr.")
     op: dict[str, Any] = {
         "summary": "Receive one CleverTap export status event"
         + (" for an account" if with_account else " (account `default`)"),
