@@ -15,7 +15,7 @@ from exporter import __version__
 from exporter.config import Settings, parse_settings
 from exporter.declared import ConfigError
 from exporter.store import StoreError
-from exporter.web import create_app, create_metrics_app, reload_config
+from exporter.web import create_app, create_metrics_app, reload_config, server_options
 
 log = logging.getLogger("exporter")
 
@@ -57,10 +57,11 @@ async def serve(settings: Settings) -> None:
     separate = settings.metrics_port is not None
     app = create_app(settings, serve_metrics=not separate)
     access = logging.getLogger("aiohttp.access") if settings.access_log else None
-    runners = [web.AppRunner(app, access_log=access, handle_signals=False)]
+    options = server_options(settings)
+    runners = [web.AppRunner(app, access_log=access, handle_signals=False, **options)]
     if settings.metrics_port is not None:
         runners.append(web.AppRunner(create_metrics_app(app), access_log=access,
-                                     handle_signals=False))
+                                     handle_signals=False, **options))
     ports = [settings.port, settings.metrics_port]
     # The web config's TLS applies to every listener, as exporter-toolkit does.
     ssl_context = settings.web_config.ssl_context if settings.web_config else None

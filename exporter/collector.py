@@ -165,7 +165,8 @@ class TrackerCollector(Collector):
         yield delay
         overflow = CounterMetricFamily(
             "clevertap_export_label_overflow",
-            "Events whose label value was folded into 'other' by the cardinality cap.",
+            "Events whose label value was folded into 'other' by the cardinality cap "
+            "(label=\"series\": the whole series, by --max-series).",
             labels=["label"],
         )
         # Every label and reason from zero, so increase() sees the very first occurrence.
@@ -183,9 +184,24 @@ class TrackerCollector(Collector):
         yield problems
         yield GaugeMetricFamily(
             "clevertap_export_remembered_deliveries",
-            "Deliveries remembered to recognise redeliveries (pruned after the retention).",
+            "Deliveries remembered to recognise redeliveries (pruned after the retention or "
+            "beyond --max-remembered-deliveries, oldest first).",
             value=len(t.deliveries),
         )
+        yield GaugeMetricFamily(
+            "clevertap_export_remembered_runs",
+            "Export runs remembered (in flight, or finished and within the retention).",
+            value=len(t.runs),
+        )
+        forgotten = CounterMetricFamily(
+            "clevertap_export_state_forgotten",
+            "Deliveries or runs forgotten before their retention because a count limit "
+            "(--max-remembered-deliveries, --max-runs) was reached.",
+            labels=["kind"],
+        )
+        for kind in ("delivery", "run"):
+            forgotten.add_metric([kind], t.forgotten.get(kind, 0))
+        yield forgotten
         yield GaugeMetricFamily(
             "clevertap_export_state_store_size_bytes",
             "Size in bytes of the state database and its write-ahead log.",

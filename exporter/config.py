@@ -102,7 +102,13 @@ class Settings:
     in_flight_timeout: float
     retention: float
     max_label_values: int
+    max_series: int
+    max_remembered_deliveries: int
+    max_runs: int
     max_body_bytes: int
+    read_timeout: float
+    idle_timeout: float
+    max_concurrent_requests: int
     log_level: str
     log_format: str
     access_log: bool
@@ -150,8 +156,23 @@ _FLAGS: Final[list[tuple[str, str, Callable[[str], object], object, str]]] = [
      "remembered to recognise redeliveries, and finished runs are kept"),
     ("--max-label-values", "EXPORTER_MAX_LABEL_VALUES", _positive_int, 32, "distinct values "
      "admitted per label before new ones fold into 'other'"),
+    ("--max-series", "EXPORTER_MAX_SERIES", _positive_int, 1000, "distinct (account, "
+     "partner, export_type, frequency) series before new ones fold into an all-'other' series"),
+    ("--max-remembered-deliveries", "EXPORTER_MAX_REMEMBERED_DELIVERIES", _positive_int,
+     100_000, "deliveries remembered to recognise redeliveries; beyond it the oldest are "
+     "forgotten before --retention"),
+    ("--max-runs", "EXPORTER_MAX_RUNS", _positive_int, 50_000, "export runs (per account and "
+     "Export Request Id) remembered; beyond it the least recently updated finished runs are "
+     "forgotten, then the oldest in-flight ones are abandoned"),
     ("--max-body-bytes", "EXPORTER_MAX_BODY_BYTES", _positive_int, 65536, "largest webhook "
      "body accepted, in bytes"),
+    ("--read-timeout", "EXPORTER_READ_TIMEOUT", parse_duration, "10s", "time a client has to "
+     "send the whole request body (else 408)"),
+    ("--idle-timeout", "EXPORTER_IDLE_TIMEOUT", parse_duration, "30s", "close a connection "
+     "that has not sent complete request headers this long after connecting or after its "
+     "previous response"),
+    ("--max-concurrent-requests", "EXPORTER_MAX_CONCURRENT_REQUESTS", _positive_int, 256,
+     "webhook requests handled at once; more are refused with 503 and Retry-After"),
     ("--log-level", "EXPORTER_LOG_LEVEL", str.upper, "INFO", "DEBUG, INFO, WARNING or ERROR"),
     ("--log-format", "EXPORTER_LOG_FORMAT", str, "text", "text or json"),
     ("--config.file", "EXPORTER_CONFIG_FILE", Path, None, "YAML file of declared exports and "
@@ -262,7 +283,13 @@ def parse_settings(argv: Sequence[str] | None = None,
         in_flight_timeout=args.in_flight_timeout,
         retention=args.retention,
         max_label_values=args.max_label_values,
+        max_series=args.max_series,
+        max_remembered_deliveries=args.max_remembered_deliveries,
+        max_runs=args.max_runs,
         max_body_bytes=args.max_body_bytes,
+        read_timeout=args.read_timeout,
+        idle_timeout=args.idle_timeout,
+        max_concurrent_requests=args.max_concurrent_requests,
         log_level=args.log_level,
         log_format=args.log_format,
         access_log=args.access_log,

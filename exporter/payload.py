@@ -161,8 +161,11 @@ def _field_errors(exc: ValidationError) -> dict[str, str]:
             continue
         if err["type"] == "missing":
             out[name] = "required field is missing"
-        elif err["type"] in ("string_too_long", "string_too_short"):
-            out[name] = err["msg"].lower()
+        elif err["type"] in ("string_too_short", "too_short"):
+            out[name] = "must not be empty"
+        elif err["type"] in ("string_too_long", "too_long"):
+            limit = MAX_ID_LENGTH if name == "Export Request Id" else MAX_TEXT_LENGTH
+            out[name] = f"must be at most {limit} characters"
         else:
             out[name] = "must be a string or a number"
     return out

@@ -9,6 +9,8 @@ metrics collector reads the model; nothing else writes it.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -36,6 +38,11 @@ CAPPED_LABELS: Final = ("account", "partner", "export_type", "frequency", "statu
 
 _DECLARED_PREFIX: Final = "declared:"
 _KEY_SEP: Final = "|"  # never in a label value: accounts match [A-Za-z0-9_.-], others [a-z0-9_]
+#: The series every event folds into once ``max_series`` series exist.
+OTHER_SERIES: Final[SeriesKey] = (normalize.OTHER,) * 4
+#: Share of a count limit freed at once when it is exceeded, so that pruning (a scan of the
+#: table) runs once per that many new entries rather than on every event.
+PRUNE_SLACK: Final = 0.02
 
 ACCEPTED: Final = "accepted"
 DUPLICATE: Final = "duplicate"
@@ -100,6 +107,12 @@ class TrackerSettings:
     in_flight_timeout: float = 48 * 3600.0
     #: How long deliveries are remembered for redelivery detection, and idle runs are kept.
     retention: float = 7 * 24 * 3600.0
+    #: Count limits that hold whatever the rate of new ids: the oldest entries go first.
+    max_deliveries: int = 100_000
+    max_runs: int = 50_000
+    #: Distinct (account, partner, export_type, frequency) series before new ones fold into
+    #: ``OTHER_SERIES``; the per-label cap alone would allow its fourth power.
+    max_series: int = 1000
 
 
 class ExportTracker:
@@ -130,6 +143,9 @@ class ExportTracker:
         #: Label values of declared exports: always admitted, outside the cardinality cap.
         self.pinned: dict[str, set[str]] = {}
         self.declared: set[SeriesKey] = set()
+        #: Entries dropped by the count limits (``delivery``, ``run``) before their retention.
+        self.forgotten: dict[str, int] = {}
+        self._forgotten_logged: dict[str, int] = {}
         self.version = 0  # bumped on every change, so readers can cache what they derive
         self._seen_failures = store.failures
         self.reload()
@@ -150,7 +166,7 @@ class ExportTracker:
             self.runs[rkey] = run
             if run.started is not None:
                 self._open(rkey, run, run.series, run.started)
-        self.deliveries = snap.deliveries
+        self.deliveries = snap.deliveries  # oldest first: the dict's order is their age order
         self.admitted = {label: set() for label in CAPPED_LABELS}
         for label, value in snap.label_values:
             self.admitted.setdefault(label, set()).add(value)
@@ -213,6 +229,8 @@ class ExportTracker:
         changes.deliveries.append(DeliveryRow(*dkey, event.received))
         if run is not None:
             changes.runs.append(_run_row(rkey, run))
+        self._limit_deliveries(changes)
+        self._limit_runs(changes, touched, keep=rkey)
         self._persist_series(touched, changes)
         await self._commit(changes)
         return ACCEPTED
@@ -307,7 +325,57 @@ class ExportTracker:
         if abandoned:
             log.warning("abandoned %d in-flight export(s) older than %.0f s",
                         abandoned, self.settings.in_flight_timeout)
+        self._log_forgotten()
         return abandoned
+
+    def _limit_deliveries(self, changes: Changes) -> None:
+        """Forget the oldest deliveries beyond ``max_deliveries`` (the dict is in age order)."""
+        limit = self.settings.max_deliveries
+        excess = len(self.deliveries) - limit
+        if excess <= 0:
+            return
+        victims = list(itertools.islice(self.deliveries, excess + int(limit * PRUNE_SLACK)))
+        for k in victims:
+            del self.deliveries[k]
+        changes.deleted_deliveries.extend(victims)
+        self.forgotten["delivery"] = self.forgotten.get("delivery", 0) + len(victims)
+
+    def _limit_runs(self, changes: Changes, touched: set[SeriesKey], keep: RunKey) -> None:
+        """Forget the least recently updated idle runs beyond ``max_runs``; when in-flight runs
+        alone exceed it, give up the oldest of them too (counted as abandoned)."""
+        limit = self.settings.max_runs
+        excess = len(self.runs) - limit
+        if excess <= 0:
+            return
+        n = excess + int(limit * PRUNE_SLACK)
+        victims = [k for _, k in heapq.nsmallest(
+            n, ((r.updated, k) for k, r in self.runs.items() if r.started is None and k != keep)
+        )]
+        if len(victims) < n:
+            running = heapq.nsmallest(
+                n - len(victims),
+                ((r.started, k) for k, r in self.in_flight.items()
+                 if r.started is not None and k != keep),
+            )
+            for _, k in running:
+                run = self.in_flight[k]
+                self.series[run.series].abandoned += 1
+                touched.add(run.series)
+                self._close(k, run)
+                victims.append(k)
+        for k in victims:
+            del self.runs[k]
+        changes.deleted_runs.extend(victims)
+        self.forgotten["run"] = self.forgotten.get("run", 0) + len(victims)
+
+    def _log_forgotten(self) -> None:
+        for kind, n in self.forgotten.items():
+            new = n - self._forgotten_logged.get(kind, 0)
+            if new:
+                log.warning("count limit reached: forgot %d %s(s) before their retention "
+                            "(raise --max-remembered-deliveries / --max-runs if this is "
+                            "normal traffic)", new, kind)
+        self._forgotten_logged = dict(self.forgotten)
 
     def _series(self, key: SeriesKey) -> Series:
         series = self.series.get(key)
@@ -347,9 +415,17 @@ class ExportTracker:
                 changes.label_values.append((label, value))
                 out.append(value)
             else:
-                self.label_overflow[label] = self.label_overflow.get(label, 0) + 1
+                self._overflow(label)
                 out.append(normalize.OTHER)
-        return out[0], out[1], out[2], out[3], out[4]
+        key = (out[0], out[1], out[2], out[3])
+        if (key not in self.series and key != OTHER_SERIES
+                and len(self.series) >= self.settings.max_series):
+            self._overflow("series")
+            key = OTHER_SERIES
+        return key[0], key[1], key[2], key[3], out[4]
+
+    def _overflow(self, label: str) -> None:
+        self.label_overflow[label] = self.label_overflow.get(label, 0) + 1
 
     async def _commit(self, changes: Changes) -> None:
         try:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Final, NamedTuple
 
 SCHEMA_VERSION: Final = 1
+_WAL_SIZE_LIMIT: Final = 4 * 1024 * 1024
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -86,6 +87,7 @@ class Changes:
     runs: list[RunRow] = field(default_factory=list)
     deleted_runs: list[tuple[str, str]] = field(default_factory=list)
     deliveries: list[DeliveryRow] = field(default_factory=list)
+    deleted_deliveries: list[tuple[str, str, str, float]] = field(default_factory=list)
     deliveries_received_before: float | None = None
     label_values: list[tuple[str, str]] = field(default_factory=list)
     gauges: list[tuple[str, float]] = field(default_factory=list)
@@ -98,7 +100,7 @@ class Snapshot:
     series: list[SeriesRow]
     runs: list[RunRow]
     #: (account, export_id, status, event_time) -> received: the shape the owner keeps in memory,
-    #: built straight from the cursor since there can be hundreds of thousands.
+    #: built straight from the cursor since there can be hundreds of thousands; oldest first.
     deliveries: dict[tuple[str, str, str, float], float]
     label_values: list[tuple[str, str]]
     gauges: dict[str, float]
@@ -137,6 +139,9 @@ class SQLiteStore:
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
+        # The WAL file otherwise stays at its largest size ever (a flood, a big expiry);
+        # this truncates it back after each checkpoint.
+        conn.execute(f"PRAGMA journal_size_limit={_WAL_SIZE_LIMIT}")
         return conn
 
     def close(self) -> None:
@@ -162,7 +167,8 @@ class SQLiteStore:
                 series=[SeriesRow(*r) for r in conn.execute("SELECT * FROM series")],
                 runs=[RunRow(*r) for r in conn.execute("SELECT * FROM runs")],
                 deliveries={(a, e, s, t): r for a, e, s, t, r in conn.execute(
-                    "SELECT account, export_id, status, event_time, received FROM deliveries")},
+                    "SELECT account, export_id, status, event_time, received FROM deliveries "
+                    "ORDER BY received")},
                 label_values=list(conn.execute("SELECT label, value FROM label_values")),
                 gauges=dict(conn.execute("SELECT key, value FROM gauges")),
             )
@@ -247,6 +253,11 @@ class SQLiteStore:
                 if c.deliveries:
                     conn.executemany(
                         "INSERT OR IGNORE INTO deliveries VALUES (?,?,?,?,?)", c.deliveries
+                    )
+                if c.deleted_deliveries:
+                    conn.executemany(
+                        "DELETE FROM deliveries WHERE account = ? AND export_id = ? "
+                        "AND status = ? AND event_time = ?", c.deleted_deliveries
                     )
                 if c.deliveries_received_before is not None:
                     conn.execute(

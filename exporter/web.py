@@ -2,8 +2,10 @@
 
 Handlers translate HTTP into calls on the domain (``ExportTracker``) and back; they hold no
 export logic. Cross-cutting concerns are middlewares: error shaping and outcome counting
-(outermost), the source address allow-list, authentication, and the body size limit. The
-credential checks themselves live in ``auth``, ``oauth``, ``webconfig`` and ``allowlist``.
+(outermost), the source address allow-list, the limit on webhook requests in progress,
+authentication, and the body size limit. The credential checks themselves live in ``auth``,
+``oauth``, ``webconfig`` and ``allowlist``. Slow clients are cut off by the body read timeout
+here and by the server options (``server_options``) that bound headers and idle connections.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Final
+from typing import Final, TypedDict
 
 import orjson
 from aiohttp import web
@@ -36,6 +38,7 @@ from exporter.config import Settings
 from exporter.declared import ConfigHolder
 from exporter.events import EventLog, WebhookRecord
 from exporter.oauth import TOKEN_PATH, TokenEndpoint, TokenIssuer
+from exporter.openapi import openapi_document
 from exporter.payload import PayloadError, StatusEvent, TestPing, parse_body
 from exporter.state import ExportTracker, TrackerSettings
 from exporter.status import compute
@@ -48,8 +51,16 @@ log = logging.getLogger(__name__)
 ACCOUNT_RE: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 DEFAULT_ACCOUNT: Final = "default"
 OUTCOMES: Final = ("accepted", "duplicate", "test", "invalid", "unauthorized", "forbidden",
-                   "too_large", "unavailable")
+                   "too_large", "unavailable", "timeout", "overloaded", "aborted")
 EXPIRE_EVERY_SECONDS: Final = 30.0
+#: Header limits passed to aiohttp's server: CleverTap sends a handful of short headers.
+MAX_HEADERS: Final = 64
+MAX_HEADER_LINE_BYTES: Final = 8190
+#: After answering a request whose body was not read (408, 413, 401), aiohttp keeps reading
+#: and discarding the body so the client sees the answer; this bounds that, then it closes.
+LINGER_SECONDS: Final = 2.0
+#: Seconds an overloaded client is told to wait before retrying.
+RETRY_AFTER_SECONDS: Final = 1
 _STATUS_BODIES: Final = {o: orjson.dumps({"status": o}) for o in ("accepted", "duplicate")}
 
 # `_created` samples double the series count and no rule or dashboard here uses them.
@@ -66,10 +77,18 @@ class Instruments:
             "clevertap_export_webhook_requests",
             "Webhook requests by outcome: accepted, duplicate (redelivery), test (CleverTap's "
             "ping), invalid, unauthorized, forbidden (source outside --allow-cidr), too_large, "
-            "unavailable (state store failed).",
+            "unavailable (state store failed), timeout (body not received in time), "
+            "overloaded (too many in progress), aborted (client disconnected mid-body).",
             ["outcome"],
             registry=registry,
         )
+        #: Webhook requests being handled now; ``limit_middleware`` keeps it under the limit.
+        self.active = 0
+        Gauge(
+            "clevertap_export_webhook_requests_in_progress",
+            "Webhook requests being received or handled right now.",
+            registry=registry,
+        ).set_function(lambda: self.active)
         # Children resolved once: labels() per request showed in the webhook profile.
         self.request_outcomes = {outcome: self.requests.labels(outcome) for outcome in OUTCOMES}
         self.token_requests = Counter(
@@ -120,7 +139,7 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> web.Applica
     """
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[error_middleware, source_middleware, auth_middleware,
+        middlewares=[error_middleware, source_middleware, limit_middleware, auth_middleware,
                      body_limit_middleware],
     )
     app[SETTINGS] = settings
@@ -152,12 +171,36 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> web.Applica
     app.cleanup_ctx.append(_state_context)
     app.router.add_post("/webhook", webhook)
     app.router.add_post("/webhook/{account}", webhook)
+    app.router.add_get("/openapi.json", openapi)
     if settings.bench_noop:
         app.router.add_post("/-/noop", noop)
     app[SOURCE_APP] = app
     if serve_metrics:
         _add_observability_routes(app)
     return app
+
+
+class ServerOptions(TypedDict):
+    keepalive_timeout: float
+    lingering_time: float
+    max_headers: int
+    max_line_size: int
+    max_field_size: int
+
+
+def server_options(settings: Settings) -> ServerOptions:
+    """Keyword arguments for ``web.AppRunner`` that bound what one connection may hold.
+
+    aiohttp's keep-alive timer also runs from the moment a connection opens until its first
+    request's headers are complete, so it doubles as the header (slowloris) timeout.
+    """
+    return {
+        "keepalive_timeout": settings.idle_timeout,
+        "lingering_time": LINGER_SECONDS,
+        "max_headers": MAX_HEADERS,
+        "max_line_size": MAX_HEADER_LINE_BYTES,
+        "max_field_size": MAX_HEADER_LINE_BYTES,
+    }
 
 
 def create_metrics_app(source: web.Application) -> web.Application:
@@ -187,6 +230,9 @@ async def _state_context(app: web.Application) -> AsyncIterator[None]:
             max_label_values=settings.max_label_values,
             in_flight_timeout=settings.in_flight_timeout,
             retention=settings.retention,
+            max_deliveries=settings.max_remembered_deliveries,
+            max_runs=settings.max_runs,
+            max_series=settings.max_series,
         ),
     )
     app[TRACKER] = tracker
@@ -250,7 +296,7 @@ def _json_error(status: int, outcome: str, message: str, **extra: object) -> web
 def _outcome_of(status: int) -> str | None:
     if status in (400, 422):
         return "invalid"
-    return {401: "unauthorized", 403: "forbidden", 413: "too_large",
+    return {401: "unauthorized", 403: "forbidden", 408: "timeout", 413: "too_large",
             503: "unavailable"}.get(status)
 
 
@@ -332,6 +378,30 @@ async def source_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 
 @web.middleware
+async def limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse webhook requests beyond ``--max-concurrent-requests`` rather than queue them.
+
+    Each request in progress holds a body buffer and a pending commit; a bounded number keeps
+    memory bounded and answers the excess at once (503 with Retry-After), which CleverTap
+    retries. ``/metrics`` and the health checks are not counted, so they stay reachable.
+    """
+    if not request.path.startswith("/webhook"):
+        return await handler(request)
+    instruments = request.app[INSTRUMENTS]
+    if instruments.active >= request.app[SETTINGS].max_concurrent_requests:
+        request[OUTCOME] = "overloaded"
+        response = _json_error(503, "overloaded",
+                               "too many webhook requests in progress; retry later")
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+    instruments.active += 1
+    try:
+        return await handler(request)
+    finally:
+        instruments.active -= 1
+
+
+@web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Webhook credentials on the webhook; the web config's ``basic_auth_users`` everywhere.
 
@@ -382,8 +452,10 @@ async def webhook(request: web.Request) -> web.Response:
     if not ACCOUNT_RE.fullmatch(account):
         return _json_error(400, "invalid",
                            "account in the URL must match [A-Za-z0-9_.-]{1,64}")
-    body = await request.read()
     settings = request.app[SETTINGS]
+    body = await _read_body(request, settings.read_timeout)
+    if isinstance(body, web.Response):
+        return body
     result = parse_body(body, account, time.time(), settings.timezone)
     if isinstance(result, PayloadError):
         log.info("rejected webhook for account %s: %s", account, result.message)
@@ -393,6 +465,27 @@ async def webhook(request: web.Request) -> web.Response:
         request[OUTCOME] = "test"
         return web.json_response({"status": "test", "message": "test webhook acknowledged"})
     return await _ingest(request, result)
+
+
+async def _read_body(request: web.Request, timeout: float) -> bytes | web.Response:
+    """The whole body, or the answer when the client is too slow or goes away.
+
+    aiohttp has no body read timeout of its own, so a client trickling bytes would hold the
+    request (and a slot of ``--max-concurrent-requests``) for as long as it likes.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            return await request.read()
+    except TimeoutError:
+        log.info("webhook body from %s not received within %g s; closing the connection",
+                 request.remote, timeout)
+        response = _json_error(408, "timeout", f"request body not received within {timeout:g} s")
+        response.force_close()  # the server then lingers at most LINGER_SECONDS and closes
+        return response
+    except ConnectionError:
+        log.info("webhook client %s disconnected before sending the whole body", request.remote)
+        request[OUTCOME] = "aborted"
+        return _json_error(400, "aborted", "connection lost while reading the body")
 
 
 async def _ingest(request: web.Request, event: StatusEvent) -> web.Response:
@@ -436,6 +529,11 @@ async def metrics(request: web.Request) -> web.Response:
     if "gzip" in request.headers.get("Accept-Encoding", ""):
         response.enable_compression(web.ContentCoding.gzip)
     return response
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """The OpenAPI 3 description of the routes, for clients and API fuzzers."""
+    return web.json_response(openapi_document(request.app[SETTINGS]))
 
 
 async def healthz(request: web.Request) -> web.Response:
