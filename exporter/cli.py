@@ -14,8 +14,9 @@ from aiohttp import web
 from exporter import __version__
 from exporter.config import Settings, parse_settings
 from exporter.declared import ConfigError
+from exporter.handlers import reload_config
 from exporter.store import StoreError
-from exporter.web import create_app, create_metrics_app, reload_config, server_options
+from exporter.web import create_app, create_metrics_app, server_options
 
 log = logging.getLogger("exporter")
 

@@ -25,7 +25,8 @@ from typing import Any, Final, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from exporter.config import parse_duration
-from exporter.declared import ACCOUNT_PATTERN, ConfigError, load_config
+from exporter.declared import ConfigError, load_config
+from exporter.payload import ACCOUNT_PATTERN
 
 PROG: Final = "clevertap-export-exporter"
 DEFAULT_URL: Final = "http://127.0.0.1:9877"

@@ -33,12 +33,11 @@ from pydantic import (
 
 from exporter import normalize
 from exporter.config import parse_duration
+from exporter.payload import ACCOUNT_PATTERN, DEFAULT_ACCOUNT
 
 log = logging.getLogger(__name__)
 
 SeriesKey = tuple[str, str, str, str]  # account, partner, export_type, frequency
-ACCOUNT_PATTERN: Final = r"[A-Za-z0-9_.-]{1,64}"
-DEFAULT_ACCOUNT: Final = "default"
 MAX_NAME_LENGTH: Final = 128
 MAX_EXPORTS: Final = 1000
 

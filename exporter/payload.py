@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Annotated, Any, Final
@@ -17,6 +18,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from exporter import normalize
 from exporter.timeparse import TimeParseError, parse_event_time
 
+#: The account named in the webhook URL (``/webhook/{account}``), and the one without it.
+ACCOUNT_PATTERN: Final = r"[A-Za-z0-9_.-]{1,64}"
+ACCOUNT_RE: Final = re.compile(ACCOUNT_PATTERN)
+DEFAULT_ACCOUNT: Final = "default"
 #: Why an event's time fell back to its receipt time.
 TIME_MISSING: Final = "missing"
 TIME_UNPARSEABLE: Final = "unparseable"
