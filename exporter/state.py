@@ -399,7 +399,8 @@ class ExportTracker:
             series = self.series[key]
             series.rev += 1
             changes.series.append(SeriesRow(*key, series.encode()))
-        self.version += 1
+        if keys:  # an expiry pass that changed no series leaves the cached exposition valid
+            self.version += 1
 
     def _fold_labels(self, event: StatusEvent, changes: Changes) -> tuple[str, str, str, str, str]:
         values = (event.account, event.partner, event.export_type, event.frequency, event.status)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -20,7 +19,7 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import ROOT
 
 PACKAGES = {
     "promtool": "prometheus",
@@ -54,13 +53,6 @@ def run_tool(name: str, *args: str | Path, cwd: Path = ROOT,
         pytest.fail(f"{name} {' '.join(map(str, args))} exited {proc.returncode}:\n"
                     f"{proc.stdout}\n{proc.stderr}", pytrace=False)
     return proc
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def http(method: str, url: str, body: Any = None, *, raw: bytes | None = None,

@@ -25,14 +25,13 @@ import pytest
 import yaml
 
 from tests.bundle.conftest import (
-    ROOT,
     Server,
-    free_port,
     http,
     prom_query,
     require_binary,
     wait_until,
 )
+from tests.conftest import ROOT, free_port
 
 ACCOUNT = "acme"
 HOUR = 3600
