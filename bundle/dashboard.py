@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bundle.thresholds import JOB_SELECTOR, THRESHOLDS
+from bundle.config import JOB_SELECTOR
+from exporter.domain.thresholds import THRESHOLDS
 
 UID = "clevertap-exports"
 DS = {"type": "prometheus", "uid": "${datasource}"}

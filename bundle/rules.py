@@ -1,10 +1,11 @@
-"""Recording and alerting rules, built from :mod:`bundle.thresholds`."""
+"""Recording and alerting rules, built from `exporter.domain.thresholds` and `bundle.config`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from bundle.thresholds import JOB_SELECTOR, RUNBOOK_URL, SEVERITIES, THRESHOLDS
+from bundle.config import JOB_SELECTOR, RUNBOOK_URL, SEVERITIES
+from exporter.domain.thresholds import THRESHOLDS
 
 EXPORT_LABELS = "account, partner, export_type, frequency"
 _UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))

@@ -19,8 +19,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.config import Settings, parse_settings
-from exporter.web import create_app
+from exporter.cli.settings import parse_settings
+from exporter.web.app import create_app
+from exporter.web.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT.parent / "shared" / "samples"

@@ -9,8 +9,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from exporter.allowlist import SourcePolicy, client_address, parse_address, parse_network
-from exporter.config import parse_settings
+from exporter.cli.settings import parse_settings
+from exporter.security.allowlist import SourcePolicy, client_address, parse_address, parse_network
 from tests.conftest import Exporter, event, labels
 
 Start = Callable[..., Awaitable[Exporter]]

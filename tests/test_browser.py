@@ -21,7 +21,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from exporter.client import DEMO_CONFIG
+from exporter.tools.demo import DEMO_CONFIG
 from tests.conftest import ROOT, ExporterProcess, event
 
 CHROMIUM = "/usr/bin/chromium"

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.config import parse_duration, parse_settings
+from exporter.cli.settings import parse_settings
+from exporter.domain.durations import parse_duration
 
 
 @pytest.mark.parametrize(("text", "seconds"), [

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from exporter import normalize
+from exporter.domain import normalize
 from tests.conftest import ExporterProcess, Labels, series
 
 SEED = int(os.environ.get("CRASH_SEED", "4242"))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.declared import ConfigError, ConfigHolder, load_config, parse_config
+from exporter.domain.declared import ConfigError, ConfigHolder, load_config, parse_config
 from tests.conftest import ROOT, Exporter, ExporterProcess, event, labels, series
 
 COMPLETE = """

@@ -23,10 +23,11 @@ from zoneinfo import ZoneInfo
 
 import psutil
 
-from exporter import normalize
-from exporter.payload import StatusEvent, parse_body
-from exporter.state import OTHER_SERIES, ExportTracker, TrackerSettings
-from exporter.store import SQLiteStore
+from exporter.domain import normalize
+from exporter.domain.labelcap import OTHER_SERIES
+from exporter.domain.payload import StatusEvent, parse_body
+from exporter.domain.tracker import ExportTracker, TrackerSettings
+from exporter.store.sqlite import SQLiteStore
 from tests.conftest import Exporter
 
 FLOOD_EVENTS = int(os.environ.get("FLOOD_EVENTS", "20000"))
@@ -114,13 +115,13 @@ async def test_label_flood_keeps_series_under_caps(tmp_path: Path) -> None:
               f"string, half with distinct account and frequency strings too: series "
               f"{before} -> {series_after} (cap "
               f"{settings.max_series} + 'other'), admitted per label "
-              f"{ {k: len(v) for k, v in t.admitted.items()} }, folded {t.label_overflow}, "
+              f"{ {k: len(v) for k, v in t.labels.admitted.items()} }, folded {t.labels.overflow}, "
               f"{time.monotonic() - started:.1f} s")
         assert series_after <= settings.max_series + 1
         assert OTHER_SERIES in t.series
-        assert all(len(v) <= settings.max_label_values for v in t.admitted.values())
-        assert t.label_overflow["series"] > 0
-        assert t.label_overflow["partner"] > 0
+        assert all(len(v) <= settings.max_label_values for v in t.labels.admitted.values())
+        assert t.labels.overflow["series"] > 0
+        assert t.labels.overflow["partner"] > 0
         for key in t.series:
             assert all(normalize.LABEL_VALUE_RE.fullmatch(v) for v in key[1:])
         # Every event is still counted, in the series it was folded into.

@@ -2,7 +2,7 @@
 
 import pytest
 
-from exporter import normalize
+from exporter.domain import normalize
 
 
 @pytest.mark.parametrize(("raw", "want"), [

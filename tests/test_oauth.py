@@ -16,8 +16,8 @@ from urllib.parse import quote_plus
 
 import pytest
 
-from exporter.config import parse_settings
-from exporter.oauth import TokenIssuer
+from exporter.cli.settings import parse_settings
+from exporter.security.oauth import TokenIssuer
 from tests.conftest import Exporter, event, labels
 
 Start = Callable[..., Awaitable[Exporter]]

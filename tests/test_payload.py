@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from exporter.payload import PayloadError, StatusEvent, TestPing, parse_body
+from exporter.domain.payload import PayloadError, StatusEvent, TestPing, parse_body
 from tests.conftest import SAMPLES
 
 UTC = ZoneInfo("UTC")

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter import normalize
-from exporter.payload import PayloadError, StatusEvent, TestPing, parse_body
-from exporter.timeparse import TimeParseError, parse_event_time
+from exporter.domain import normalize
+from exporter.domain.payload import PayloadError, StatusEvent, TestPing, parse_body
+from exporter.domain.timeparse import TimeParseError, parse_event_time
 from tests.strategies import hostile_bodies, nasty_text, valid_payloads
 
 ZONES = [ZoneInfo(z) for z in ("UTC", "Asia/Kolkata", "America/New_York", "Pacific/Chatham")]

@@ -12,16 +12,15 @@ from typing import Any
 
 import pytest
 
-from exporter.declared import parse_config
-from exporter.state import ExportTracker, TrackerSettings
-from exporter.status import (
+from exporter.domain.declared import parse_config
+from exporter.domain.status import (
     DEFAULT_GRACE,
     ONE_TIME_MAX_RUNTIME,
-    ago,
     compute,
-    human_duration,
 )
-from exporter.store import SQLiteStore
+from exporter.domain.timefmt import ago, human_duration
+from exporter.domain.tracker import ExportTracker, TrackerSettings
+from exporter.store.sqlite import SQLiteStore
 from tests.conftest import Exporter, ExporterProcess, event, free_port
 
 StartExporter = Callable[..., Awaitable[Exporter]]
@@ -43,7 +42,7 @@ async def tracker(tmp_path: Path) -> AsyncIterator[ExportTracker]:
 
 
 async def feed(t: ExportTracker, *events: tuple[Any, ...]) -> None:
-    from exporter.payload import StatusEvent
+    from exporter.domain.payload import StatusEvent
 
     for i, (account, export_id, partner, freq, status, when) in enumerate(events):
         await t.ingest(StatusEvent(account, str(export_id), partner, "events", freq, status,

@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from exporter.store import Changes, SQLiteStore
+from exporter.store.sqlite import Changes, SQLiteStore
 from tests.conftest import Exporter, event, labels, series
 
 Start = Callable[..., Awaitable[Exporter]]

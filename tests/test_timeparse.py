@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from exporter.timeparse import TimeParseError, parse_event_time
+from exporter.domain.timeparse import TimeParseError, parse_event_time
 
 UTC_ZONE = ZoneInfo("UTC")
 

@@ -25,10 +25,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from exporter import webconfig
-from exporter.config import parse_settings
-from exporter.web import create_app, create_metrics_app
-from exporter.webconfig import WebConfigError, load_web_config
+from exporter.cli.settings import parse_settings
+from exporter.security import webconfig
+from exporter.security.webconfig import WebConfigError, load_web_config
+from exporter.web.app import create_app, create_metrics_app
 from tests.conftest import ROOT, ClientFactory, Exporter, event, free_port
 
 Start = Callable[..., Awaitable[Exporter]]

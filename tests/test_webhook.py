@@ -7,7 +7,7 @@ import gzip
 import time
 from collections.abc import Awaitable, Callable
 
-from exporter.appkeys import TRACKER
+from exporter.web.appkeys import TRACKER
 from tests.conftest import SAMPLES, Exporter, event, labels, parse_metrics, series
 
 Start = Callable[..., Awaitable[Exporter]]

@@ -1,0 +1,259 @@
+"""Command-line flags, each mirrored by an environment variable, parsed into ``Settings``.
+
+Precedence: flag, then ``EXPORTER_*`` variable, then default. Secrets may also come from a file
+named by ``EXPORTER_*_FILE`` (Docker and Kubernetes secrets), read once at start-up. Repeatable
+flags (``--allow-cidr``, ``--trusted-proxy``) take a comma-separated list in their variable.
+The web configuration file is read and checked here, so a bad one stops the start with its reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from exporter.domain.durations import parse_duration
+from exporter.security.allowlist import IPNetwork, parse_network
+from exporter.security.webconfig import WebConfigError, load_web_config
+from exporter.web.settings import Settings
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_SECRETS: Final = ("auth_token", "basic_auth_password", "oauth_client_secret",
+                   "oauth_signing_key")
+
+
+def duration(text: str) -> float:
+    """``parse_duration`` for argparse, which shows an ``ArgumentTypeError``'s own message."""
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def timezone(text: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(f"unknown IANA time zone {text!r}") from exc
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {text} out of range")
+    return port
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def _network(text: str) -> IPNetwork:
+    try:
+        return parse_network(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"invalid CIDR {text!r}: {exc}") from exc
+
+
+def _header(text: str) -> str:
+    if not _HEADER_NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"invalid HTTP header name {text!r}")
+    return text
+
+
+# (flag, environment variable, type, default, help)
+_FLAGS: Final[list[tuple[str, str, Callable[[str], object], object, str]]] = [
+    ("--host", "EXPORTER_HOST", str, "0.0.0.0", "address to listen on"),  # noqa: S104
+    ("--port", "EXPORTER_PORT", _port, 9877, "port of the webhook (and /metrics unless "
+     "--metrics-port is set)"),
+    ("--metrics-port", "EXPORTER_METRICS_PORT", _port, None, "serve /metrics and health "
+     "checks on this separate port only, so the webhook port can face the internet"),
+    ("--state-path", "EXPORTER_STATE_PATH", Path, Path("./data/state.db"), "SQLite state file"),
+    ("--timezone", "EXPORTER_TIMEZONE", timezone, "UTC", "IANA time zone of CleverTap's "
+     "'Date and Time' when it carries no offset (your CleverTap account's zone)"),
+    ("--auth-token", "EXPORTER_AUTH_TOKEN", str, None, "require this token as "
+     "'Authorization: Bearer <token>' or in --auth-header"),
+    ("--auth-header", "EXPORTER_AUTH_HEADER", _header, None, "custom header that may carry "
+     "the token, for CleverTap's Headers tab (e.g. X-Webhook-Token)"),
+    ("--basic-auth-user", "EXPORTER_BASIC_AUTH_USER", str, None, "require HTTP Basic "
+     "authorization with this user"),
+    ("--basic-auth-password", "EXPORTER_BASIC_AUTH_PASSWORD", str, None, "password for "
+     "--basic-auth-user"),
+    ("--oauth-client-id", "EXPORTER_OAUTH_CLIENT_ID", str, None, "serve an OAuth 2.0 "
+     "client-credentials token endpoint (POST /oauth/token) for this client id, and accept "
+     "its access tokens as 'Authorization: Bearer' on the webhook"),
+    ("--oauth-client-secret", "EXPORTER_OAUTH_CLIENT_SECRET", str, None, "client secret for "
+     "--oauth-client-id"),
+    ("--oauth-token-ttl", "EXPORTER_OAUTH_TOKEN_TTL", duration, "1h", "lifetime of the "
+     "access tokens the token endpoint issues"),
+    ("--oauth-signing-key", "EXPORTER_OAUTH_SIGNING_KEY", str, None, "HMAC key signing the "
+     "access tokens (default: derived from the client secret); share it between replicas"),
+    ("--in-flight-timeout", "EXPORTER_IN_FLIGHT_TIMEOUT", duration, "48h", "give up an "
+     "in-flight export whose start is older than this (counted as abandoned)"),
+    ("--retention", "EXPORTER_RETENTION", duration, "7d", "how long deliveries are "
+     "remembered to recognise redeliveries, and finished runs are kept"),
+    ("--max-label-values", "EXPORTER_MAX_LABEL_VALUES", _positive_int, 32, "distinct values "
+     "admitted per label before new ones fold into 'other'"),
+    ("--max-series", "EXPORTER_MAX_SERIES", _positive_int, 1000, "distinct (account, "
+     "partner, export_type, frequency) series before new ones fold into an all-'other' series"),
+    ("--max-remembered-deliveries", "EXPORTER_MAX_REMEMBERED_DELIVERIES", _positive_int,
+     100_000, "deliveries remembered to recognise redeliveries; beyond it the oldest are "
+     "forgotten before --retention"),
+    ("--max-runs", "EXPORTER_MAX_RUNS", _positive_int, 50_000, "export runs (per account and "
+     "Export Request Id) remembered; beyond it the least recently updated finished runs are "
+     "forgotten, then the oldest in-flight ones are abandoned"),
+    ("--max-body-bytes", "EXPORTER_MAX_BODY_BYTES", _positive_int, 65536, "largest webhook "
+     "body accepted, in bytes"),
+    ("--read-timeout", "EXPORTER_READ_TIMEOUT", duration, "10s", "time a client has to "
+     "send the whole request body (else 408)"),
+    ("--idle-timeout", "EXPORTER_IDLE_TIMEOUT", duration, "30s", "close a connection "
+     "that has not sent complete request headers this long after connecting or after its "
+     "previous response"),
+    ("--max-concurrent-requests", "EXPORTER_MAX_CONCURRENT_REQUESTS", _positive_int, 256,
+     "webhook requests handled at once; more are refused with 503 and Retry-After"),
+    ("--log-level", "EXPORTER_LOG_LEVEL", str.upper, "INFO", "DEBUG, INFO, WARNING or ERROR"),
+    ("--log-format", "EXPORTER_LOG_FORMAT", str, "text", "text or json"),
+    ("--config.file", "EXPORTER_CONFIG_FILE", Path, None, "YAML file of declared exports and "
+     "their thresholds; reloaded on SIGHUP and POST /-/reload (check it with "
+     "'clevertap-export-exporter check-config FILE')"),
+]
+
+SUBCOMMANDS_EPILOG: Final = """\
+subcommands (each has --help with examples):
+  send          post one payload (file or stdin) to a running exporter
+  replay        post a JSON Lines file of payloads, rate-limited, and count the answers
+  demo          simulate a compressed day of exports so the status page and alerts show data
+  check-config  validate a --config.file and exit non-zero with the reason
+
+Without a subcommand the exporter serves, e.g.:
+  clevertap-export-exporter --port 9877 --config.file exports.yml
+"""
+
+
+def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clevertap-export-exporter",
+        description="Receive CleverTap Export Status Alerts webhooks and expose Prometheus "
+        "metrics. Every flag can also be set with the environment variable shown.",
+        epilog=SUBCOMMANDS_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    for flag, var, kind, default, text in _FLAGS:
+        raw = env.get(var, default)
+        parser.add_argument(
+            flag, type=kind, default=raw, dest=flag[2:].replace("-", "_").replace(".", "_"),
+            help=f"{text} (env {var}; default: %(default)s)"
+        )
+    parser.add_argument(
+        "--web.config.file", dest="web_config_file", type=Path,
+        default=env.get("EXPORTER_WEB_CONFIG_FILE") or None,
+        help="Prometheus exporter-toolkit web configuration file: tls_server_config (HTTPS) "
+        "and basic_auth_users (bcrypt) for every endpoint (env EXPORTER_WEB_CONFIG_FILE)")
+    parser.add_argument(
+        "--allow-cidr", type=_network, action="append", metavar="CIDR",
+        help="accept webhooks and token requests only from this network; repeatable "
+        "(env EXPORTER_ALLOW_CIDR, comma-separated; default: from anywhere)")
+    parser.add_argument(
+        "--trusted-proxy", type=_network, action="append", metavar="CIDR",
+        help="believe X-Forwarded-For from peers in this network; repeatable "
+        "(env EXPORTER_TRUSTED_PROXY, comma-separated; default: none)")
+    parser.add_argument("--access-log", action=argparse.BooleanOptionalAction,
+                        default=_truthy(env.get("EXPORTER_ACCESS_LOG", "false")),
+                        help="log every HTTP request (env EXPORTER_ACCESS_LOG; default: off)")
+    parser.add_argument("--bench-noop", action="store_true",
+                        help="serve POST /-/noop, which answers without parsing or storing: "
+                        "the stack's ceiling, for benchmarks only")
+    return parser
+
+
+def parse_settings(argv: Sequence[str] | None = None,
+                   env: Mapping[str, str] | None = None) -> Settings:
+    """Parse flags and environment; exits with a usage error for invalid values."""
+    env = dict(os.environ if env is None else env)
+    parser = build_parser(env)
+    args = parser.parse_args(argv)
+    for name in _SECRETS:
+        file_var = f"EXPORTER_{name.upper()}_FILE"
+        if getattr(args, name) is None and env.get(file_var):
+            try:
+                setattr(args, name, Path(env[file_var]).read_text().strip())
+            except OSError as exc:
+                parser.error(f"cannot read {file_var}: {exc}")
+    if (args.basic_auth_user is None) != (args.basic_auth_password is None):
+        parser.error("--basic-auth-user and --basic-auth-password go together")
+    if args.auth_header is not None and args.auth_token is None:
+        parser.error("--auth-header needs --auth-token")
+    if args.log_format not in ("text", "json"):
+        parser.error("--log-format must be text or json")
+    if args.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        parser.error("--log-level must be DEBUG, INFO, WARNING or ERROR")
+    if args.metrics_port is not None and args.metrics_port == args.port:
+        parser.error("--metrics-port must differ from --port")
+    if (args.oauth_client_id is None) != (args.oauth_client_secret is None):
+        parser.error("--oauth-client-id and --oauth-client-secret go together")
+    if args.oauth_signing_key is not None and args.oauth_client_id is None:
+        parser.error("--oauth-signing-key needs --oauth-client-id")
+    web_config = None
+    if args.web_config_file is not None:
+        try:
+            web_config = load_web_config(Path(args.web_config_file))
+        except WebConfigError as exc:
+            parser.error(f"--web.config.file {args.web_config_file}: {exc}")
+    allow = args.allow_cidr or _networks(parser, env, "EXPORTER_ALLOW_CIDR")
+    trusted = args.trusted_proxy or _networks(parser, env, "EXPORTER_TRUSTED_PROXY")
+    return Settings(
+        host=args.host,
+        port=args.port,
+        metrics_port=args.metrics_port,
+        state_path=Path(args.state_path),
+        timezone=args.timezone,
+        auth_token=args.auth_token,
+        auth_header=args.auth_header,
+        basic_auth_user=args.basic_auth_user,
+        basic_auth_password=args.basic_auth_password,
+        oauth_client_id=args.oauth_client_id,
+        oauth_client_secret=args.oauth_client_secret,
+        oauth_signing_key=args.oauth_signing_key,
+        oauth_token_ttl=max(1, round(args.oauth_token_ttl)),
+        web_config=web_config,
+        allow_cidrs=tuple(allow),
+        trusted_proxies=tuple(trusted),
+        in_flight_timeout=args.in_flight_timeout,
+        retention=args.retention,
+        max_label_values=args.max_label_values,
+        max_series=args.max_series,
+        max_remembered_deliveries=args.max_remembered_deliveries,
+        max_runs=args.max_runs,
+        max_body_bytes=args.max_body_bytes,
+        read_timeout=args.read_timeout,
+        idle_timeout=args.idle_timeout,
+        max_concurrent_requests=args.max_concurrent_requests,
+        log_level=args.log_level,
+        log_format=args.log_format,
+        access_log=args.access_log,
+        bench_noop=args.bench_noop,
+        config_file=Path(args.config_file) if args.config_file else None,
+    )
+
+
+def _networks(parser: argparse.ArgumentParser, env: Mapping[str, str],
+              var: str) -> list[IPNetwork]:
+    networks = []
+    for item in env.get(var, "").split(","):
+        if item.strip():
+            try:
+                networks.append(_network(item))
+            except argparse.ArgumentTypeError as exc:
+                parser.error(f"{var}: {exc}")
+    return networks
+
+
+def _truthy(text: str) -> bool:
+    return text.strip().lower() in ("1", "true", "yes", "on")

@@ -1,0 +1,261 @@
+"""Declared exports: the operator's YAML file of the exports expected to report, with thresholds.
+
+A declared export has its series from start-up (so one that never reports is visible and can be
+alerted on) and may carry its own ``grace``, ``max_runtime`` and ``min_runtime``. Entries name
+partner, type and frequency the way CleverTap or a person would write them; they are normalized
+exactly like webhook fields, so "Amazon S3" / "Every 4 hours" meet ``amazon_s3`` / ``4h``.
+
+``ConfigHolder`` keeps the configuration in force: a reload that fails (unreadable file, invalid
+YAML, an invalid entry) keeps the previous configuration, logs the reason and counts it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Final
+
+import yaml
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from exporter.domain import normalize
+from exporter.domain.durations import parse_duration
+from exporter.domain.keys import ACCOUNT_PATTERN, DEFAULT_ACCOUNT, SeriesKey
+
+log = logging.getLogger(__name__)
+
+MAX_NAME_LENGTH: Final = 128
+MAX_EXPORTS: Final = 1000
+
+
+class ConfigError(ValueError):
+    """The configuration file cannot be used; the message says where and why."""
+
+
+def _duration(value: Any) -> Any:
+    """Accept ``30m``, ``1h30m``, ``90s`` or plain seconds (number or text)."""
+    if isinstance(value, bool):
+        raise ValueError("must be a duration such as 30m, 2h or 90s")
+    if isinstance(value, int | float):
+        value = str(value)
+    if isinstance(value, str):
+        return parse_duration(value)
+    raise ValueError("must be a duration such as 30m, 2h or 90s")
+
+
+Duration = Annotated[float, BeforeValidator(_duration)]
+Text = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class Thresholds(BaseModel):
+    """Per-export thresholds; any left out falls back to ``defaults`` and then to the rules'."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    grace: Duration | None = None
+    max_runtime: Duration | None = None
+    min_runtime: Duration | None = None
+
+    @model_validator(mode="after")
+    def _runtimes_ordered(self) -> Thresholds:
+        if (self.min_runtime is not None and self.max_runtime is not None
+                and self.min_runtime >= self.max_runtime):
+            raise ValueError("min_runtime must be shorter than max_runtime")
+        return self
+
+
+class ExportEntry(Thresholds):
+    """One ``exports:`` entry as written in the file."""
+
+    name: Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)] | None = None
+    account: Annotated[str, Field(pattern=f"^{ACCOUNT_PATTERN}$")] = DEFAULT_ACCOUNT
+    partner: Text
+    export_type: Text = Field(validation_alias=AliasChoices("type", "export_type"))
+    frequency: Text
+
+
+class ConfigFile(BaseModel):
+    """The whole file: ``defaults`` (optional) and ``exports``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    defaults: Thresholds = Thresholds()
+    exports: list[ExportEntry] = Field(default_factory=list, max_length=MAX_EXPORTS)
+
+
+@dataclass(frozen=True, slots=True)
+class DeclaredExport:
+    """A declared export, normalized, with its effective thresholds in seconds."""
+
+    account: str
+    partner: str
+    export_type: str
+    frequency: str
+    name: str
+    grace: float | None
+    max_runtime: float | None
+    min_runtime: float | None
+
+    @property
+    def key(self) -> SeriesKey:
+        return (self.account, self.partner, self.export_type, self.frequency)
+
+    @property
+    def interval(self) -> float | None:
+        return normalize.interval_seconds(self.frequency)
+
+
+@dataclass(frozen=True, slots=True)
+class DeclaredConfig:
+    """The configuration in force: declared exports by series key, in file order."""
+
+    exports: dict[SeriesKey, DeclaredExport] = field(default_factory=dict)
+    source: str | None = None
+
+    def label_values(self) -> dict[str, set[str]]:
+        """Label values the declared exports use, per capped label."""
+        out: dict[str, set[str]] = {"account": set(), "partner": set(), "export_type": set(),
+                                    "frequency": set()}
+        for account, partner, export_type, frequency in self.exports:
+            out["account"].add(account)
+            out["partner"].add(partner)
+            out["export_type"].add(export_type)
+            out["frequency"].add(frequency)
+        return out
+
+
+EMPTY: Final = DeclaredConfig()
+
+
+def parse_config(text: str, source: str = "<config>") -> DeclaredConfig:
+    """Validate YAML ``text``; raises ``ConfigError`` naming the entry and field at fault."""
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping with 'exports:'")
+    try:
+        model = ConfigFile.model_validate(doc)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_describe(exc, doc)}") from None
+    exports: dict[SeriesKey, DeclaredExport] = {}
+    where: dict[SeriesKey, int] = {}
+    for i, entry in enumerate(model.exports):
+        frequency = normalize.frequency(entry.frequency)
+        if frequency != normalize.ONE_TIME and normalize.interval_seconds(frequency) is None:
+            raise ConfigError(
+                f"{source}: exports[{i}].frequency: {entry.frequency!r} is not a frequency: "
+                "use 'One Time' or an interval such as 'Every 4 hours', '12h' or 'Daily'"
+            )
+        grace = _pick(entry.grace, model.defaults.grace)
+        max_runtime = _pick(entry.max_runtime, model.defaults.max_runtime)
+        min_runtime = _pick(entry.min_runtime, model.defaults.min_runtime)
+        if min_runtime is not None and max_runtime is not None and min_runtime >= max_runtime:
+            raise ConfigError(f"{source}: exports[{i}]: min_runtime must be shorter than "
+                              "max_runtime (after applying defaults)")
+        export = DeclaredExport(
+            account=entry.account,
+            partner=normalize.partner(entry.partner),
+            export_type=normalize.export_type(entry.export_type),
+            frequency=frequency,
+            name=entry.name or "",
+            grace=grace,
+            max_runtime=max_runtime,
+            min_runtime=min_runtime,
+        )
+        if export.key in exports:
+            raise ConfigError(
+                f"{source}: exports[{i}] declares the same export as exports[{where[export.key]}]"
+                f" (account={export.account}, partner={export.partner}, "
+                f"type={export.export_type}, frequency={export.frequency})"
+            )
+        exports[export.key] = export
+        where[export.key] = i
+    return DeclaredConfig(exports, source)
+
+
+def load_config(path: str | Path) -> DeclaredConfig:
+    """Read and validate the file at ``path``; raises ``ConfigError``."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc}") from None
+    return parse_config(text, str(path))
+
+
+def _pick(own: float | None, default: float | None) -> float | None:
+    return own if own is not None else default
+
+
+def _describe(exc: ValidationError, doc: dict[str, Any]) -> str:
+    problems = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
+        loc = loc.lstrip(".") or "file"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling)"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        msg = re.sub(r"^Value error, ", "", msg)
+        problems.append(f"{loc}: {msg}")
+    return "; ".join(problems)
+
+
+class ConfigHolder:
+    """The declared configuration in force, its file, and the outcome of the last reload."""
+
+    def __init__(self, path: Path | None, clock: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self.clock = clock
+        self.config: DeclaredConfig = EMPTY
+        self.last_reload_successful = True
+        self.last_success: float = clock()
+        self.last_error: str | None = None
+        self.reloads: dict[str, int] = {"success": 0, "failure": 0}
+
+    def load_initial(self) -> DeclaredConfig:
+        """Load the file at start-up; raises ``ConfigError`` so the process refuses to start."""
+        if self.path is not None:
+            self.config = load_config(self.path)
+            self.last_success = self.clock()
+            log.info("configuration %s: %d declared export(s)", self.path,
+                     len(self.config.exports))
+        return self.config
+
+    def reload(self) -> tuple[bool, str]:
+        """Re-read the file; on error keep the old configuration. Returns (ok, message)."""
+        if self.path is None:
+            return True, "no configuration file (--config.file) is set; nothing to reload"
+        try:
+            config = load_config(self.path)
+        except ConfigError as exc:
+            self.last_reload_successful = False
+            self.last_error = str(exc)
+            self.reloads["failure"] += 1
+            log.error("configuration reload failed, keeping the previous configuration: %s",
+                      exc)
+            return False, str(exc)
+        self.config = config
+        self.last_reload_successful = True
+        self.last_success = self.clock()
+        self.last_error = None
+        self.reloads["success"] += 1
+        message = f"configuration reloaded: {len(config.exports)} declared export(s)"
+        log.info("%s from %s", message, self.path)
+        return True, message

@@ -1,0 +1,170 @@
+"""The state of each export, for people: shared by the status page and the JSON API.
+
+The rules mirror the shipped alert rules, so the page and Alertmanager agree:
+
+- **never seen**: declared in the configuration, no webhook yet (``overdue`` tells whether it
+  has been declared for longer than its overdue threshold);
+- **stuck**: in flight for longer than its ``max_runtime``, else its expected interval, else
+  ``ONE_TIME_MAX_RUNTIME`` for one-time exports;
+- **late**: a recurring export whose last completion is older than
+  ``interval * LATE_TOLERANCE + grace`` (grace defaults to ``DEFAULT_GRACE``);
+- **failed**: the newest finish is a Failed status;
+- **too fast**: the last run completed in less than its declared ``min_runtime``;
+- **running**: in flight, within its bounds;
+- **ok**: none of the above.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import tzinfo
+from typing import Any, Final
+
+from exporter.domain import normalize
+from exporter.domain.declared import DeclaredConfig, DeclaredExport
+from exporter.domain.keys import SeriesKey
+from exporter.domain.model import Series
+from exporter.domain.thresholds import THRESHOLDS
+from exporter.domain.timefmt import ago, human_duration, iso_time
+from exporter.domain.tracker import ExportTracker
+
+#: The shipped alert rules' defaults, from the one place that holds them.
+LATE_TOLERANCE: Final = THRESHOLDS["overdue_tolerance"]
+DEFAULT_GRACE: Final = THRESHOLDS["overdue_grace_seconds"]
+ONE_TIME_MAX_RUNTIME: Final = THRESHOLDS["stuck_one_time_seconds"]
+STUCK_FACTOR: Final = THRESHOLDS["stuck_interval_factor"]
+
+NEVER_SEEN: Final = "never seen"
+STUCK: Final = "stuck"
+LATE: Final = "late"
+FAILED: Final = "failed"
+TOO_FAST: Final = "too fast"
+RUNNING: Final = "running"
+OK: Final = "ok"
+#: Worst first: the order of the summary and of the table.
+STATES: Final = (NEVER_SEEN, STUCK, LATE, FAILED, TOO_FAST, RUNNING, OK)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportStatus:
+    account: str
+    partner: str
+    export_type: str
+    frequency: str
+    name: str
+    declared: bool
+    state: str
+    reason: str
+    overdue: bool
+    expected_interval: float | None
+    last_initiated: float | None
+    last_completed: float | None
+    last_failed: float | None
+    last_duration: float | None
+    in_flight: int
+    in_flight_since: float | None
+    due_by: float | None
+    grace: float
+    max_runtime: float
+    min_runtime: float | None
+
+    def to_json(self, zone: tzinfo, now: float) -> dict[str, Any]:
+        out = asdict(self)
+        for name in ("last_initiated", "last_completed", "last_failed", "in_flight_since",
+                     "due_by"):
+            value = out.pop(name)
+            out[f"{name}_timestamp"] = value
+            out[f"{name}_time"] = iso_time(value, zone)
+        out["last_completed_ago_seconds"] = (
+            None if self.last_completed is None else round(now - self.last_completed, 3)
+        )
+        return out
+
+
+def compute(tracker: ExportTracker, config: DeclaredConfig, now: float) -> list[ExportStatus]:
+    """The status of every known or declared export, worst state first."""
+    running: dict[SeriesKey, tuple[int, float]] = {}
+    for run in tracker.in_flight.values():
+        if run.started is None:
+            continue
+        count, first = running.get(run.series, (0, run.started))
+        running[run.series] = (count + 1, min(first, run.started))
+    keys = list(config.exports) + [k for k in tracker.series if k not in config.exports]
+    out = [
+        _status(key, tracker.series.get(key), config.exports.get(key),
+                tracker.declared_since.get(key), running.get(key), now)
+        for key in keys
+    ]
+    rank = {state: i for i, state in enumerate(STATES)}
+    out.sort(key=lambda s: (rank[s.state], s.account, s.partner, s.export_type, s.frequency))
+    return out
+
+
+def _status(key: SeriesKey, series: Series | None, declared: DeclaredExport | None,
+            declared_since: float | None, running: tuple[int, float] | None,
+            now: float) -> ExportStatus:
+    account, partner, export_type, frequency = key
+    interval = normalize.interval_seconds(frequency)
+    grace = declared.grace if declared and declared.grace is not None else DEFAULT_GRACE
+    if declared and declared.max_runtime is not None:
+        max_runtime = declared.max_runtime
+    else:
+        max_runtime = (interval * STUCK_FACTOR if interval is not None
+                       else ONE_TIME_MAX_RUNTIME)
+    min_runtime = declared.min_runtime if declared else None
+    count, since = running if running else (0, None)
+    s = series or Series()
+    reference = s.last_completed if s.last_completed is not None else declared_since
+    due_by = None
+    if interval is not None and reference is not None:
+        due_by = reference + interval * LATE_TOLERANCE + grace
+    overdue = due_by is not None and now > due_by
+
+    if series is None or series.never_seen:
+        state = NEVER_SEEN
+        reason = "declared, no webhook received yet"
+        if overdue and declared_since is not None:
+            reason += f"; overdue: declared {ago(now - declared_since)}"
+    elif since is not None and now - since > max_runtime:
+        state = STUCK
+        reason = f"in flight for {human_duration(now - since)}, longer than " \
+                 f"{human_duration(max_runtime)}"
+    elif overdue and due_by is not None:
+        state = LATE
+        reason = (f"no completion for {human_duration(now - reference)}"
+                  if reference is not None and s.last_completed is not None
+                  else "never completed")
+        reason += f"; due {ago(now - due_by)}"
+    elif s.last_failed is not None and (s.last_completed is None
+                                        or s.last_failed > s.last_completed):
+        state = FAILED
+        reason = "the newest status is a failure"
+    elif (min_runtime is not None and s.last_duration is not None
+          and s.last_duration < min_runtime):
+        state = TOO_FAST
+        reason = f"last run took {human_duration(s.last_duration)}, less than the " \
+                 f"min_runtime {human_duration(min_runtime)}"
+    elif count:
+        state = RUNNING
+        reason = f"{count} run(s) in flight"
+    else:
+        state = OK
+        reason = "completed on schedule" if interval is not None else "completed"
+        if s.last_completed is None:
+            reason = "no completion yet"
+    return ExportStatus(
+        account=account, partner=partner, export_type=export_type, frequency=frequency,
+        name=declared.name if declared else "", declared=declared is not None,
+        state=state, reason=reason, overdue=overdue, expected_interval=interval,
+        last_initiated=s.last_initiated, last_completed=s.last_completed,
+        last_failed=s.last_failed, last_duration=s.last_duration, in_flight=count,
+        in_flight_since=since, due_by=due_by, grace=grace, max_runtime=max_runtime,
+        min_runtime=min_runtime,
+    )
+
+
+def summary(statuses: list[ExportStatus]) -> dict[str, int]:
+    counts = dict.fromkeys(STATES, 0)
+    for s in statuses:
+        counts[s.state] += 1
+    return counts

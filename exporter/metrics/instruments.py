@@ -1,0 +1,71 @@
+"""The exporter's own request metrics, in the application's registry.
+
+Export metrics are derived from the model at each scrape (``collector``); these count what the
+HTTP layer itself does: webhook outcomes, latency, requests in progress, token requests.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
+
+from exporter import __version__
+from exporter.security import oauth
+
+OUTCOMES: Final = ("accepted", "duplicate", "test", "invalid", "unauthorized", "forbidden",
+                   "too_large", "unavailable", "timeout", "overloaded", "aborted")
+
+# `_created` samples double the series count and no rule or dashboard here uses them.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+class Instruments:
+    """The exporter's own request metrics, in an application-owned registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "clevertap_export_webhook_requests",
+            "Webhook requests by outcome: accepted, duplicate (redelivery), test (CleverTap's "
+            "ping), invalid, unauthorized, forbidden (source outside --allow-cidr), too_large, "
+            "unavailable (state store failed), timeout (body not received in time), "
+            "overloaded (too many in progress), aborted (client disconnected mid-body).",
+            ["outcome"],
+            registry=registry,
+        )
+        #: Webhook requests being handled now; ``limit_middleware`` keeps it under the limit.
+        self.active = 0
+        Gauge(
+            "clevertap_export_webhook_requests_in_progress",
+            "Webhook requests being received or handled right now.",
+            registry=registry,
+        ).set_function(lambda: self.active)
+        # Children resolved once: labels() per request showed in the webhook profile.
+        self.request_outcomes = {outcome: self.requests.labels(outcome) for outcome in OUTCOMES}
+        self.token_requests = Counter(
+            "clevertap_export_oauth_token_requests",
+            "OAuth token endpoint requests by outcome: granted, or the refusal's RFC 6749 "
+            "error code (invalid_request, invalid_client, unsupported_grant_type), forbidden, "
+            "too_large.",
+            ["outcome"],
+            registry=registry,
+        )
+        for outcome in oauth.OUTCOMES:
+            self.token_requests.labels(outcome)
+        self.latency = Histogram(
+            "clevertap_export_webhook_request_duration_seconds",
+            "Seconds from receiving a webhook to answering it, including the durable commit.",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
+            registry=registry,
+        )
+        Gauge(
+            "clevertap_export_exporter_build_info",
+            "Always 1; the exporter's version as a label.",
+            ["version"],
+            registry=registry,
+        ).labels(__version__).set(1)

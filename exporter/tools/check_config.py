@@ -1,0 +1,46 @@
+"""``check-config``: validate a ``--config.file`` and print the declared exports."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping
+from typing import Final, TextIO
+
+from exporter.domain.declared import ConfigError, load_config
+from exporter.tools.client import PROG, RAW, Subparsers
+
+EPILOG: Final = f"""\
+examples:
+  {PROG} check-config exports.yml
+  {PROG} check-config exports.yml && kill -HUP $(pidof {PROG})
+
+Validates the file as the exporter would load it (YAML, known keys, durations, frequencies,
+no export declared twice) and prints the declared exports with their effective thresholds;
+exits 1 with the reason when the file is invalid.
+"""
+
+
+def run(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
+    try:
+        config = load_config(args.file)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.file}: OK, {len(config.exports)} declared export(s)", file=out)
+    for e in config.exports.values():
+        def fmt(v: float | None) -> str:
+            return "-" if v is None else f"{v:g}s"
+        print(f"  {e.account}/{e.partner}/{e.export_type}/{e.frequency}"
+              f"{' (' + e.name + ')' if e.name else ''}: grace={fmt(e.grace)} "
+              f"max_runtime={fmt(e.max_runtime)} min_runtime={fmt(e.min_runtime)}", file=out)
+    return 0
+
+
+def add_parser(sub: Subparsers, env: Mapping[str, str]) -> None:
+    p = sub.add_parser("check-config", help="validate a --config.file", epilog=EPILOG,
+                       formatter_class=RAW,
+                       description="Validate a configuration file of "
+                       "declared exports; exit non-zero with the reason when it is invalid.")
+    p.add_argument("file", help="the YAML file")
+    p.set_defaults(run=run)

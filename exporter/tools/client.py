@@ -1,0 +1,150 @@
+"""The HTTP client behind the subcommands, and the connection flags they share.
+
+The subcommands talk to a running exporter over HTTP with the same credentials the server is
+configured with (the same flags and ``EXPORTER_*`` variables, ``*_FILE`` included), so a
+shell that runs the server can also feed it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import json
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from pathlib import Path
+from typing import Final, TypeAlias
+
+from exporter.cli.settings import duration
+
+PROG: Final = "clevertap-export-exporter"
+DEFAULT_URL: Final = "http://127.0.0.1:9877"
+#: argparse's sub-parser collection, as the subcommand modules receive it.
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+RAW: Final = argparse.RawDescriptionHelpFormatter
+ACCEPTED_OUTCOMES: Final = ("accepted", "duplicate", "test")
+
+
+class ClientError(Exception):
+    """The exporter could not be reached or answered something unusable."""
+
+
+@dataclass
+class Answer:
+    status: int
+    body: str
+
+    @property
+    def outcome(self) -> str:
+        """``accepted``, ``duplicate``, ``test``, or ``rejected`` (4xx) / ``failed`` (5xx)."""
+        if 200 <= self.status < 300:
+            try:
+                doc = json.loads(self.body)
+            except ValueError:
+                return "accepted"
+            value = doc.get("status") if isinstance(doc, dict) else None
+            return value if value in ACCEPTED_OUTCOMES else "accepted"
+        return "rejected" if 400 <= self.status < 500 else "failed"
+
+
+class WebhookClient:
+    """Posts bodies to ``/webhook[/{account}]`` over one kept-alive connection."""
+
+    def __init__(self, url: str, headers: Mapping[str, str], timeout: float = 10.0) -> None:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ClientError(f"--url must be an http:// or https:// URL, got {url!r}")
+        self.scheme = parts.scheme
+        self.host = parts.hostname
+        self.port = parts.port
+        self.base = parts.path.rstrip("/")
+        self.headers = {"Content-Type": "application/json", **headers}
+        self.timeout = timeout
+        self._conn: http.client.HTTPConnection | None = None
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._conn is None:
+            kind = (http.client.HTTPSConnection if self.scheme == "https"
+                    else http.client.HTTPConnection)
+            self._conn = kind(self.host, self.port, timeout=self.timeout)
+        return self._conn
+
+    def post(self, body: bytes, account: str | None = None) -> Answer:
+        path = f"{self.base}/webhook" + (f"/{urllib.parse.quote(account)}" if account else "")
+        for attempt in (1, 2):  # a kept-alive connection may have been closed by the server
+            conn = self._connection()
+            try:
+                conn.request("POST", path, body=body, headers=self.headers)
+                resp = conn.getresponse()
+                return Answer(resp.status, resp.read().decode("utf-8", "replace"))
+            except (OSError, http.client.HTTPException) as exc:
+                self.close()
+                if attempt == 2:
+                    raise ClientError(f"cannot post to {self.scheme}://{self.host}"
+                                      f"{':' + str(self.port) if self.port else ''}{path}: "
+                                      f"{exc}") from exc
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def _secret(env: Mapping[str, str], name: str) -> str | None:
+    var = f"EXPORTER_{name}"
+    if env.get(var):
+        return env[var]
+    file_var = f"{var}_FILE"
+    if env.get(file_var):
+        try:
+            return Path(env[file_var]).read_text().strip()
+        except OSError as exc:
+            raise ClientError(f"cannot read {file_var}: {exc}") from exc
+    return None
+
+
+def add_connection_flags(p: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
+    g = p.add_argument_group("connection (same flags and variables as the server)")
+    g.add_argument("--url", default=env.get("EXPORTER_URL", DEFAULT_URL),
+                   help="base URL of the running exporter (env EXPORTER_URL; default: "
+                   "%(default)s)")
+    g.add_argument("--account", default=None,
+                   help="post to /webhook/ACCOUNT instead of /webhook (account 'default')")
+    g.add_argument("--auth-token", default=None,
+                   help="send 'Authorization: Bearer TOKEN' (env EXPORTER_AUTH_TOKEN or "
+                   "EXPORTER_AUTH_TOKEN_FILE)")
+    g.add_argument("--auth-header", default=env.get("EXPORTER_AUTH_HEADER"),
+                   help="send the token in this header instead (env EXPORTER_AUTH_HEADER)")
+    g.add_argument("--basic-auth-user", default=env.get("EXPORTER_BASIC_AUTH_USER"),
+                   help="HTTP Basic user (env EXPORTER_BASIC_AUTH_USER)")
+    g.add_argument("--basic-auth-password", default=None,
+                   help="HTTP Basic password (env EXPORTER_BASIC_AUTH_PASSWORD or "
+                   "EXPORTER_BASIC_AUTH_PASSWORD_FILE)")
+    g.add_argument("--timeout", type=duration, default="10s",
+                   help="seconds to wait for each answer (default: %(default)s)")
+
+
+def connect(args: argparse.Namespace, env: Mapping[str, str]) -> WebhookClient:
+    token = args.auth_token or _secret(env, "AUTH_TOKEN")
+    password = args.basic_auth_password or _secret(env, "BASIC_AUTH_PASSWORD")
+    headers: dict[str, str] = {}
+    if token:
+        if args.auth_header:
+            headers[args.auth_header] = token
+        else:
+            headers["Authorization"] = f"Bearer {token}"
+    elif args.basic_auth_user and password is not None:
+        pair = f"{args.basic_auth_user}:{password}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+    return WebhookClient(args.url, headers, args.timeout)
+
+
+def clevertap_time(ts: float, zone: tzinfo) -> str:
+    """CleverTap's documented ``DD/MM/YYYY h:mm:ss AM/PM``, in the account's zone."""
+    dt = datetime.fromtimestamp(ts, zone)
+    hour = dt.hour % 12 or 12
+    return f"{dt:%d/%m/%Y} {hour}:{dt:%M:%S} {'AM' if dt.hour < 12 else 'PM'}"

@@ -1,0 +1,212 @@
+"""The HTTP application: its factory, routes, server options and state lifecycle.
+
+``middleware`` holds the cross-cutting concerns, ``handlers`` the routes, ``appkeys`` the typed
+state they share, and ``instruments`` the exporter's own request metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Final, TypedDict
+
+from aiohttp import web
+from prometheus_client import (
+    CollectorRegistry,
+    ProcessCollector,
+)
+
+from exporter.domain.declared import ConfigHolder
+from exporter.domain.tracker import ExportTracker, TrackerSettings
+from exporter.metrics.collector import SeriesExposition, TrackerCollector
+from exporter.metrics.instruments import Instruments
+from exporter.security.allowlist import SourcePolicy
+from exporter.security.auth import WebhookAuth
+from exporter.security.oauth import TOKEN_PATH, TokenEndpoint, TokenIssuer
+from exporter.security.webconfig import BasicAuthUsers
+from exporter.store import StoreError, open_store
+from exporter.web.appkeys import (
+    AUTH,
+    CONFIG,
+    EVENTS,
+    EXPOSITION,
+    INSTRUMENTS,
+    REGISTRY,
+    SETTINGS,
+    SOURCE_APP,
+    SOURCES,
+    TOKEN_ENDPOINT,
+    TRACKER,
+    USERS,
+)
+from exporter.web.events import EventLog
+from exporter.web.handlers import (
+    api_events,
+    api_exports,
+    healthz,
+    metrics,
+    noop,
+    openapi,
+    readyz,
+    reload_handler,
+    status_page,
+    token,
+    webhook,
+)
+from exporter.web.middleware import (
+    auth_middleware,
+    body_limit_middleware,
+    error_middleware,
+    limit_middleware,
+    source_middleware,
+)
+from exporter.web.reload import declare_exports
+from exporter.web.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EXPIRE_EVERY_SECONDS: Final = 30.0
+
+#: Header limits passed to aiohttp's server: CleverTap sends a handful of short headers.
+MAX_HEADERS: Final = 64
+
+MAX_HEADER_LINE_BYTES: Final = 8190
+
+#: After answering a request whose body was not read (408, 413, 401), aiohttp keeps reading
+#: and discarding the body so the client sees the answer; this bounds that, then it closes.
+LINGER_SECONDS: Final = 2.0
+
+def create_app(settings: Settings, *, serve_metrics: bool = True) -> web.Application:
+    """Build the exporter application; its state store opens and closes with the app.
+
+    With ``serve_metrics=False`` the app serves only the webhook; pair it with
+    ``create_metrics_app`` on another port.
+    """
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[error_middleware, source_middleware, limit_middleware, auth_middleware,
+                     body_limit_middleware],
+    )
+    app[SETTINGS] = settings
+    issuer = None
+    if settings.oauth_client_id is not None and settings.oauth_client_secret is not None:
+        issuer = TokenIssuer(settings.oauth_client_id, settings.oauth_client_secret,
+                             settings.oauth_token_ttl, settings.oauth_signing_key)
+        app[TOKEN_ENDPOINT] = TokenEndpoint(issuer)
+        app.router.add_post(TOKEN_PATH, token)
+    app[AUTH] = WebhookAuth(settings.auth_token, settings.auth_header,
+                            settings.basic_auth_user, settings.basic_auth_password,
+                            issuer.verify if issuer is not None else None)
+    app[SOURCES] = SourcePolicy(settings.allow_cidrs, settings.trusted_proxies)
+    if settings.web_config is not None and settings.web_config.basic_auth_users:
+        users = BasicAuthUsers(settings.web_config.basic_auth_users)
+        app[USERS] = users
+
+        async def close_users(_: web.Application) -> None:
+            users.close()
+
+        app.on_cleanup.append(close_users)
+    registry = CollectorRegistry(auto_describe=False)
+    app[REGISTRY] = registry
+    app[INSTRUMENTS] = Instruments(registry)
+    config = ConfigHolder(settings.config_file)
+    config.load_initial()  # raises ConfigError: an invalid file at start-up is fatal
+    app[CONFIG] = config
+    app[EVENTS] = EventLog()
+    app.cleanup_ctx.append(_state_context)
+    app.router.add_post("/webhook", webhook)
+    app.router.add_post("/webhook/{account}", webhook)
+    app.router.add_get("/openapi.json", openapi)
+    if settings.bench_noop:
+        app.router.add_post("/-/noop", noop)
+    app[SOURCE_APP] = app
+    if serve_metrics:
+        _add_observability_routes(app)
+    return app
+
+class ServerOptions(TypedDict):
+    keepalive_timeout: float
+    lingering_time: float
+    max_headers: int
+    max_line_size: int
+    max_field_size: int
+
+def server_options(settings: Settings) -> ServerOptions:
+    """Keyword arguments for ``web.AppRunner`` that bound what one connection may hold.
+
+    aiohttp's keep-alive timer also runs from the moment a connection opens until its first
+    request's headers are complete, so it doubles as the header (slowloris) timeout.
+    """
+    return {
+        "keepalive_timeout": settings.idle_timeout,
+        "lingering_time": LINGER_SECONDS,
+        "max_headers": MAX_HEADERS,
+        "max_line_size": MAX_HEADER_LINE_BYTES,
+        "max_field_size": MAX_HEADER_LINE_BYTES,
+    }
+
+def create_metrics_app(source: web.Application) -> web.Application:
+    """An app serving ``/metrics`` and health checks of ``source``, for ``--metrics-port``."""
+    app = web.Application(middlewares=[error_middleware, auth_middleware])
+    app[SOURCE_APP] = source
+    _add_observability_routes(app)
+    return app
+
+def _add_observability_routes(app: web.Application) -> None:
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/", status_page)
+    app.router.add_get("/api/v1/exports", api_exports)
+    app.router.add_get("/api/v1/events", api_events)
+    app.router.add_post("/-/reload", reload_handler)
+
+async def _state_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    store = open_store(settings.state_path)
+    tracker = ExportTracker(
+        store,
+        TrackerSettings(
+            max_label_values=settings.max_label_values,
+            in_flight_timeout=settings.in_flight_timeout,
+            retention=settings.retention,
+            max_deliveries=settings.max_remembered_deliveries,
+            max_runs=settings.max_runs,
+            max_series=settings.max_series,
+        ),
+    )
+    app[TRACKER] = tracker
+    await declare_exports(app)
+    registry = app[REGISTRY]
+    registry.register(TrackerCollector(tracker, app[CONFIG]))
+    app[EXPOSITION] = SeriesExposition(tracker)
+    ProcessCollector(registry=registry)
+    log.info("state loaded from %s: %d series, %d in flight, %d remembered deliveries",
+             settings.state_path, len(tracker.series), len(tracker.in_flight),
+             len(tracker.deliveries))
+    if settings.webhook_open:
+        log.warning("no webhook credentials configured: anyone who can reach the port can "
+                    "post events (set --auth-token, --basic-auth-user, --oauth-client-id or "
+                    "basic_auth_users in --web.config.file)")
+    await _expire(tracker)
+    task = asyncio.create_task(_expire_periodically(tracker))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        store.close()
+
+async def _expire(tracker: ExportTracker) -> None:
+    try:
+        await tracker.expire()
+    except StoreError:
+        log.exception("could not store the expiry of in-flight exports; will retry")
+
+async def _expire_periodically(tracker: ExportTracker) -> None:
+    while True:
+        await asyncio.sleep(EXPIRE_EVERY_SECONDS)
+        await _expire(tracker)

@@ -1,0 +1,207 @@
+"""Route handlers: translate HTTP into calls on the domain (``ExportTracker``) and back.
+
+They hold no export logic. Slow senders are cut off by the body read timeout here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Final
+
+import orjson
+from aiohttp import web
+from prometheus_client.exposition import choose_encoder
+
+from exporter import __version__
+from exporter.domain.keys import ACCOUNT_PATTERN, ACCOUNT_RE, DEFAULT_ACCOUNT
+from exporter.domain.payload import (
+    PayloadError,
+    StatusEvent,
+    TestPing,
+    parse_body,
+)
+from exporter.domain.status import compute
+from exporter.store import StoreError
+from exporter.web.appkeys import (
+    CONFIG,
+    EVENT,
+    EVENTS,
+    EXPOSITION,
+    OUTCOME,
+    REGISTRY,
+    SETTINGS,
+    SOURCE_APP,
+    TOKEN_ENDPOINT,
+    TRACKER,
+)
+from exporter.web.middleware import json_error
+from exporter.web.openapi import openapi_document
+from exporter.web.reload import reload_config
+from exporter.web.statuspage import DEFAULT_REFRESH_SECONDS, render
+
+log = logging.getLogger(__name__)
+
+_STATUS_BODIES: Final = {o: orjson.dumps({"status": o}) for o in ("accepted", "duplicate")}
+
+async def webhook(request: web.Request) -> web.Response:
+    """Receive one CleverTap export status event."""
+    account = request.match_info.get("account", DEFAULT_ACCOUNT)
+    if not ACCOUNT_RE.fullmatch(account):
+        return json_error(400, "invalid",
+                           f"account in the URL must match {ACCOUNT_PATTERN}")
+    settings = request.app[SETTINGS]
+    body = await _read_body(request, settings.read_timeout)
+    if isinstance(body, web.Response):
+        return body
+    result = parse_body(body, account, time.time(), settings.timezone)
+    if isinstance(result, PayloadError):
+        log.info("rejected webhook for account %s: %s", account, result.message)
+        extra = {"fields": result.fields} if result.fields else {}
+        return json_error(result.http_status, "invalid", result.message, **extra)
+    if isinstance(result, TestPing):
+        request[OUTCOME] = "test"
+        return web.json_response({"status": "test", "message": "test webhook acknowledged"})
+    return await _ingest(request, result)
+
+async def _read_body(request: web.Request, timeout: float) -> bytes | web.Response:
+    """The whole body, or the answer when the client is too slow or goes away.
+
+    aiohttp has no body read timeout of its own, so a client trickling bytes would hold the
+    request (and a slot of ``--max-concurrent-requests``) for as long as it likes.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            return await request.read()
+    except TimeoutError:
+        log.info("webhook body from %s not received within %g s; closing the connection",
+                 request.remote, timeout)
+        response = json_error(408, "timeout", f"request body not received within {timeout:g} s")
+        response.force_close()  # the server then lingers at most LINGER_SECONDS and closes
+        return response
+    except ConnectionError:
+        log.info("webhook client %s disconnected before sending the whole body", request.remote)
+        request[OUTCOME] = "aborted"
+        return json_error(400, "aborted", "connection lost while reading the body")
+
+async def _ingest(request: web.Request, event: StatusEvent) -> web.Response:
+    request[EVENT] = event
+    try:
+        outcome = await request.app[TRACKER].ingest(event)
+    except StoreError as exc:
+        log.error("could not store event for account %s: %s", event.account, exc)
+        return json_error(503, "unavailable", "the event could not be stored; retry later")
+    if event.time_problem is not None:
+        log.warning("account %s export %s: 'Date and Time' %s, used the receipt time",
+                    event.account, event.export_id, event.time_problem)
+    request[OUTCOME] = outcome
+    return _status_response(outcome)
+
+def _status_response(outcome: str) -> web.Response:
+    # The success bodies never vary: encode them once, not per request.
+    return web.Response(body=_STATUS_BODIES[outcome], content_type="application/json")
+
+async def token(request: web.Request) -> web.Response:
+    """OAuth 2.0 client-credentials token endpoint (see ``exporter.security.oauth``)."""
+    response, request[OUTCOME] = await request.app[TOKEN_ENDPOINT].respond(request)
+    return response
+
+async def noop(request: web.Request) -> web.Response:
+    """Answer like an accepted webhook without reading, parsing or storing: the stack's ceiling."""
+    return _status_response("accepted")
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition; OpenMetrics when the scraper asks for it."""
+    source = request.app[SOURCE_APP]
+    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+    openmetrics = content_type.startswith("application/openmetrics-text")
+    # The cached per-series text first; the small registry ends OpenMetrics with "# EOF".
+    body = source[EXPOSITION].render(openmetrics) + encoder(source[REGISTRY])
+    response = web.Response(body=body, headers={"Content-Type": content_type})
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        response.enable_compression(web.ContentCoding.gzip)
+    return response
+
+async def openapi(request: web.Request) -> web.Response:
+    """The OpenAPI 3 description of the routes, for clients and API fuzzers."""
+    return web.json_response(openapi_document(request.app[SETTINGS]))
+
+async def healthz(request: web.Request) -> web.Response:
+    """The process is alive and serving."""
+    return web.json_response({"status": "ok"})
+
+async def readyz(request: web.Request) -> web.Response:
+    """The state store is usable: the writer runs and the database answers."""
+    source = request.app[SOURCE_APP]
+    tracker = source.get(TRACKER)
+    if tracker is None or not tracker.store.healthy:
+        return json_error(503, "unavailable", "state store is not ready")
+    if not await asyncio.to_thread(tracker.store.check):
+        return json_error(503, "unavailable", "state database cannot be read")
+    return web.json_response({"status": "ready"})
+
+async def status_page(request: web.Request) -> web.Response:
+    """The human view: every export's state and the last webhooks. ``?refresh=0`` stops the
+    page from reloading itself."""
+    source = request.app[SOURCE_APP]
+    try:
+        refresh = int(request.query.get("refresh", DEFAULT_REFRESH_SECONDS))
+    except ValueError:
+        refresh = DEFAULT_REFRESH_SECONDS
+    refresh = max(0, min(refresh, 3600))
+    tracker = source.get(TRACKER)
+    holder = source[CONFIG]
+    now = time.time()
+    statuses = compute(tracker, holder.config, now) if tracker is not None else []
+    note = None
+    if not holder.last_reload_successful:
+        note = f"The last configuration reload failed; the previous one is in force: " \
+               f"{holder.last_error}"
+    body = render(statuses=statuses, events=source[EVENTS].newest_first(), now=now,
+                  zone=source[SETTINGS].timezone, version=__version__, refresh=refresh,
+                  config_note=note)
+    return web.Response(text=body, content_type="text/html", charset="utf-8",
+                        headers={"Cache-Control": "no-store"})
+
+async def api_exports(request: web.Request) -> web.Response:
+    """Every known or declared export with its state, as on the status page."""
+    source = request.app[SOURCE_APP]
+    tracker = source.get(TRACKER)
+    if tracker is None:
+        return json_error(503, "unavailable", "state store is not ready")
+    holder = source[CONFIG]
+    zone = source[SETTINGS].timezone
+    now = time.time()
+    statuses = compute(tracker, holder.config, now)
+    return _json({
+        "generated_at": now,
+        "timezone": str(zone),
+        "config": {
+            "file": str(holder.path) if holder.path else None,
+            "last_reload_successful": holder.last_reload_successful,
+            "last_reload_success_timestamp": holder.last_success,
+            "last_error": holder.last_error,
+        },
+        "exports": [s.to_json(zone, now) for s in statuses],
+    })
+
+async def api_events(request: web.Request) -> web.Response:
+    """The last webhooks received (at most 100), newest first, with their outcome."""
+    source = request.app[SOURCE_APP]
+    zone = source[SETTINGS].timezone
+    return _json({"events": [e.to_json(zone) for e in source[EVENTS].newest_first()]})
+
+async def reload_handler(request: web.Request) -> web.Response:
+    """Reload ``--config.file``; 500 with the reason (old configuration kept) when invalid."""
+    ok, message = await reload_config(request.app[SOURCE_APP])
+    if not ok:
+        return json_error(500, "error", message)
+    return web.json_response({"status": "success", "message": message})
+
+def _json(doc: dict[str, object]) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(doc),
+        content_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )

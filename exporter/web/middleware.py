@@ -1,0 +1,189 @@
+"""Middlewares: the cross-cutting concerns of every request.
+
+In order, outermost first: error shaping and outcome counting, the source address allow-list,
+the limit on webhook requests in progress, authentication, and the body size limit. The
+credential checks themselves live in ``auth``, ``oauth``, ``webconfig`` and ``allowlist``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+import orjson
+from aiohttp import web
+
+from exporter.domain.keys import DEFAULT_ACCOUNT
+from exporter.security.auth import BASIC_CHALLENGE
+from exporter.security.oauth import TOKEN_PATH
+from exporter.web.appkeys import (
+    AUTH,
+    EVENT,
+    EVENTS,
+    INSTRUMENTS,
+    OUTCOME,
+    SETTINGS,
+    SOURCE_APP,
+    SOURCES,
+    TOKEN_ENDPOINT,
+    USERS,
+)
+from exporter.web.events import WebhookRecord
+
+log = logging.getLogger(__name__)
+
+#: Seconds an overloaded client is told to wait before retrying.
+RETRY_AFTER_SECONDS: Final = 1
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+def json_error(status: int, outcome: str, message: str, **extra: object) -> web.Response:
+    return web.json_response({"status": outcome, "error": message, **extra}, status=status)
+
+def _outcome_of(status: int) -> str | None:
+    if status in (400, 422):
+        return "invalid"
+    return {401: "unauthorized", 403: "forbidden", 408: "timeout", 413: "too_large",
+            503: "unavailable"}.get(status)
+
+def _clevertap_facing(path: str) -> bool:
+    """The endpoints CleverTap calls: the webhook and the OAuth token endpoint."""
+    return path.startswith("/webhook") or path == TOKEN_PATH
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Shape every error as JSON, never leak a 500 for client input, count webhook outcomes."""
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        if exc.status == 413:
+            limit = request.app[SOURCE_APP][SETTINGS].max_body_bytes
+            response = json_error(413, "too_large",
+                                   f"request body exceeds the limit of {limit} bytes")
+        elif exc.status < 400:
+            raise
+        else:
+            response = json_error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+            response.headers.update({k: v for k, v in exc.headers.items()
+                                     if k in ("Allow", "WWW-Authenticate")})
+    except Exception:
+        log.exception("unexpected error handling %s %s", request.method, request.path)
+        response = json_error(500, "error", "internal error; see the exporter's log")
+    instruments = request.app[SOURCE_APP][INSTRUMENTS]
+    if request.path.startswith("/webhook"):
+        outcome = request.get(OUTCOME) or _outcome_of(response.status)
+        if outcome is not None:
+            child = instruments.request_outcomes.get(outcome)
+            (child or instruments.requests.labels(outcome)).inc()
+            instruments.latency.observe(time.perf_counter() - started)
+        _record(request, response, outcome or "error")
+    elif request.path == TOKEN_PATH:
+        outcome = request.get(OUTCOME) or {403: "forbidden", 413: "too_large"}.get(
+            response.status)
+        if outcome is not None:
+            instruments.token_requests.labels(outcome).inc()
+    return response
+
+def _record(request: web.Request, response: web.StreamResponse, outcome: str) -> None:
+    """Add the webhook to the log of the last ones shown on the status page."""
+    event = request.get(EVENT)
+    message = None
+    if response.status >= 400 and isinstance(response, web.Response) and response.body:
+        with contextlib.suppress(orjson.JSONDecodeError, TypeError, AttributeError):
+            message = str(orjson.loads(response.body).get("error"))  # type: ignore[arg-type]
+    if event is not None:
+        record = WebhookRecord(
+            received=event.received, account=event.account, outcome=outcome,
+            http_status=response.status, export_id=event.export_id, partner=event.partner,
+            export_type=event.export_type, frequency=event.frequency, status=event.status,
+            event_time=event.event_time,
+            message=f"'Date and Time' {event.time_problem}" if event.time_problem else None,
+        )
+    else:
+        record = WebhookRecord(
+            received=time.time(), account=request.match_info.get("account", DEFAULT_ACCOUNT),
+            outcome=outcome, http_status=response.status, message=message,
+        )
+    request.app[SOURCE_APP][EVENTS].add(record)
+
+@web.middleware
+async def source_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse CleverTap-facing requests whose client is outside ``--allow-cidr`` (403)."""
+    policy = request.app[SOURCES]
+    if policy.restricts and _clevertap_facing(request.path):
+        client = policy.client(request.remote, request.headers.getall("X-Forwarded-For", []))
+        if not policy.admits(client):
+            log.info("refused %s from %s (peer %s): outside --allow-cidr", request.path,
+                     client, request.remote)
+            return json_error(403, "forbidden", "requests from this address are not allowed")
+    return await handler(request)
+
+@web.middleware
+async def limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse webhook requests beyond ``--max-concurrent-requests`` rather than queue them.
+
+    Each request in progress holds a body buffer and a pending commit; a bounded number keeps
+    memory bounded and answers the excess at once (503 with Retry-After), which CleverTap
+    retries. ``/metrics`` and the health checks are not counted, so they stay reachable.
+    """
+    if not request.path.startswith("/webhook"):
+        return await handler(request)
+    instruments = request.app[INSTRUMENTS]
+    if instruments.active >= request.app[SETTINGS].max_concurrent_requests:
+        request[OUTCOME] = "overloaded"
+        response = json_error(503, "overloaded",
+                               "too many webhook requests in progress; retry later")
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+    instruments.active += 1
+    try:
+        return await handler(request)
+    finally:
+        instruments.active -= 1
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Webhook credentials on the webhook; the web config's ``basic_auth_users`` everywhere.
+
+    ``basic_auth_users`` follow exporter-toolkit: with any configured, every endpoint (metrics,
+    health checks, unknown paths) needs one of those users. Two endpoints differ because an
+    HTTP request has one Authorization header: the webhook admits its own credentials (token,
+    Basic, OAuth bearer) as well as those users, and the token endpoint authenticates its
+    client itself, with the client id and secret in that header (RFC 6749 section 2.3.1).
+    """
+    source = request.app[SOURCE_APP]
+    users = source.get(USERS)
+    if request.path.startswith("/webhook"):
+        auth = source[AUTH]
+        problem = auth.check(request.headers)
+        if users is not None and (problem is not None or not auth.enabled):
+            if await users.admits(request.headers):
+                problem = None
+            else:
+                problem = ((problem + " or") if problem else "missing or invalid credentials: "
+                           "send") + " HTTP Basic authorization of a web config user"
+        if problem is not None:
+            log.info("refused webhook from %s: %s", request.remote, problem)
+            response = json_error(401, "unauthorized", problem)
+            response.headers["WWW-Authenticate"] = (
+                auth.challenge if auth.enabled else BASIC_CHALLENGE)
+            return response
+    elif users is not None and not (request.path == TOKEN_PATH and TOKEN_ENDPOINT in source):
+        if not await users.admits(request.headers):
+            response = json_error(401, "unauthorized", "HTTP Basic authorization of a web "
+                                   "config user required")
+            response.headers["WWW-Authenticate"] = BASIC_CHALLENGE
+            return response
+    return await handler(request)
+
+@web.middleware
+async def body_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse a declared oversize body before reading it (chunked bodies hit client_max_size)."""
+    limit = request.app[SETTINGS].max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    return await handler(request)
