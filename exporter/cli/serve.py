@@ -22,7 +22,6 @@ from exporter.web.settings import Settings
 log = logging.getLogger("exporter")
 
 
-
 class JsonFormatter(logging.Formatter):
     """One JSON object per line, for log pipelines."""
 

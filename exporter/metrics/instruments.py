@@ -25,6 +25,7 @@ OUTCOMES: Final = ("accepted", "duplicate", "test", "invalid", "unauthorized", "
 # `_created` samples double the series count and no rule or dashboard here uses them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
+
 class Instruments:
     """The exporter's own request metrics, in an application-owned registry."""
 

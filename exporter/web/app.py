@@ -78,6 +78,7 @@ MAX_HEADER_LINE_BYTES: Final = 8190
 #: and discarding the body so the client sees the answer; this bounds that, then it closes.
 LINGER_SECONDS: Final = 2.0
 
+
 def create_app(settings: Settings, *, serve_metrics: bool = True) -> web.Application:
     """Build the exporter application; its state store opens and closes with the app.
 
@@ -126,12 +127,14 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> web.Applica
         _add_observability_routes(app)
     return app
 
+
 class ServerOptions(TypedDict):
     keepalive_timeout: float
     lingering_time: float
     max_headers: int
     max_line_size: int
     max_field_size: int
+
 
 def server_options(settings: Settings) -> ServerOptions:
     """Keyword arguments for ``web.AppRunner`` that bound what one connection may hold.
@@ -147,12 +150,14 @@ def server_options(settings: Settings) -> ServerOptions:
         "max_field_size": MAX_HEADER_LINE_BYTES,
     }
 
+
 def create_metrics_app(source: web.Application) -> web.Application:
     """An app serving ``/metrics`` and health checks of ``source``, for ``--metrics-port``."""
     app = web.Application(middlewares=[error_middleware, auth_middleware])
     app[SOURCE_APP] = source
     _add_observability_routes(app)
     return app
+
 
 def _add_observability_routes(app: web.Application) -> None:
     app.router.add_get("/metrics", metrics)
@@ -162,6 +167,7 @@ def _add_observability_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/exports", api_exports)
     app.router.add_get("/api/v1/events", api_events)
     app.router.add_post("/-/reload", reload_handler)
+
 
 async def _state_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
@@ -200,11 +206,13 @@ async def _state_context(app: web.Application) -> AsyncIterator[None]:
             await task
         store.close()
 
+
 async def _expire(tracker: ExportTracker) -> None:
     try:
         await tracker.expire()
     except StoreError:
         log.exception("could not store the expiry of in-flight exports; will retry")
+
 
 async def _expire_periodically(tracker: ExportTracker) -> None:
     while True:

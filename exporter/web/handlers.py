@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 _STATUS_BODIES: Final = {o: orjson.dumps({"status": o}) for o in ("accepted", "duplicate")}
 
+
 async def webhook(request: web.Request) -> web.Response:
     """Receive one CleverTap export status event."""
     account = request.match_info.get("account", DEFAULT_ACCOUNT)
@@ -64,6 +65,7 @@ async def webhook(request: web.Request) -> web.Response:
         request[OUTCOME] = "test"
         return web.json_response({"status": "test", "message": "test webhook acknowledged"})
     return await _ingest(request, result)
+
 
 async def _read_body(request: web.Request, timeout: float) -> bytes | web.Response:
     """The whole body, or the answer when the client is too slow or goes away.
@@ -85,6 +87,7 @@ async def _read_body(request: web.Request, timeout: float) -> bytes | web.Respon
         request[OUTCOME] = "aborted"
         return json_error(400, "aborted", "connection lost while reading the body")
 
+
 async def _ingest(request: web.Request, event: StatusEvent) -> web.Response:
     request[EVENT] = event
     try:
@@ -98,18 +101,22 @@ async def _ingest(request: web.Request, event: StatusEvent) -> web.Response:
     request[OUTCOME] = outcome
     return _status_response(outcome)
 
+
 def _status_response(outcome: str) -> web.Response:
     # The success bodies never vary: encode them once, not per request.
     return web.Response(body=_STATUS_BODIES[outcome], content_type="application/json")
+
 
 async def token(request: web.Request) -> web.Response:
     """OAuth 2.0 client-credentials token endpoint (see ``exporter.security.oauth``)."""
     response, request[OUTCOME] = await request.app[TOKEN_ENDPOINT].respond(request)
     return response
 
+
 async def noop(request: web.Request) -> web.Response:
     """Answer like an accepted webhook without reading, parsing or storing: the stack's ceiling."""
     return _status_response("accepted")
+
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus exposition; OpenMetrics when the scraper asks for it."""
@@ -123,13 +130,16 @@ async def metrics(request: web.Request) -> web.Response:
         response.enable_compression(web.ContentCoding.gzip)
     return response
 
+
 async def openapi(request: web.Request) -> web.Response:
     """The OpenAPI 3 description of the routes, for clients and API fuzzers."""
     return web.json_response(openapi_document(request.app[SETTINGS]))
 
+
 async def healthz(request: web.Request) -> web.Response:
     """The process is alive and serving."""
     return web.json_response({"status": "ok"})
+
 
 async def readyz(request: web.Request) -> web.Response:
     """The state store is usable: the writer runs and the database answers."""
@@ -140,6 +150,7 @@ async def readyz(request: web.Request) -> web.Response:
     if not await asyncio.to_thread(tracker.store.check):
         return json_error(503, "unavailable", "state database cannot be read")
     return web.json_response({"status": "ready"})
+
 
 async def status_page(request: web.Request) -> web.Response:
     """The human view: every export's state and the last webhooks. ``?refresh=0`` stops the
@@ -164,6 +175,7 @@ async def status_page(request: web.Request) -> web.Response:
     return web.Response(text=body, content_type="text/html", charset="utf-8",
                         headers={"Cache-Control": "no-store"})
 
+
 async def api_exports(request: web.Request) -> web.Response:
     """Every known or declared export with its state, as on the status page."""
     source = request.app[SOURCE_APP]
@@ -186,11 +198,13 @@ async def api_exports(request: web.Request) -> web.Response:
         "exports": [s.to_json(zone, now) for s in statuses],
     })
 
+
 async def api_events(request: web.Request) -> web.Response:
     """The last webhooks received (at most 100), newest first, with their outcome."""
     source = request.app[SOURCE_APP]
     zone = source[SETTINGS].timezone
     return _json({"events": [e.to_json(zone) for e in source[EVENTS].newest_first()]})
+
 
 async def reload_handler(request: web.Request) -> web.Response:
     """Reload ``--config.file``; 500 with the reason (old configuration kept) when invalid."""
@@ -198,6 +212,7 @@ async def reload_handler(request: web.Request) -> web.Response:
     if not ok:
         return json_error(500, "error", message)
     return web.json_response({"status": "success", "message": message})
+
 
 def _json(doc: dict[str, object]) -> web.Response:
     return web.Response(

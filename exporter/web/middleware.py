@@ -40,8 +40,10 @@ RETRY_AFTER_SECONDS: Final = 1
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+
 def json_error(status: int, outcome: str, message: str, **extra: object) -> web.Response:
     return web.json_response({"status": outcome, "error": message, **extra}, status=status)
+
 
 def _outcome_of(status: int) -> str | None:
     if status in (400, 422):
@@ -49,9 +51,11 @@ def _outcome_of(status: int) -> str | None:
     return {401: "unauthorized", 403: "forbidden", 408: "timeout", 413: "too_large",
             503: "unavailable"}.get(status)
 
+
 def _clevertap_facing(path: str) -> bool:
     """The endpoints CleverTap calls: the webhook and the OAuth token endpoint."""
     return path.startswith("/webhook") or path == TOKEN_PATH
+
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -88,6 +92,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             instruments.token_requests.labels(outcome).inc()
     return response
 
+
 def _record(request: web.Request, response: web.StreamResponse, outcome: str) -> None:
     """Add the webhook to the log of the last ones shown on the status page."""
     event = request.get(EVENT)
@@ -110,6 +115,7 @@ def _record(request: web.Request, response: web.StreamResponse, outcome: str) ->
         )
     request.app[SOURCE_APP][EVENTS].add(record)
 
+
 @web.middleware
 async def source_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse CleverTap-facing requests whose client is outside ``--allow-cidr`` (403)."""
@@ -121,6 +127,7 @@ async def source_middleware(request: web.Request, handler: Handler) -> web.Strea
                      client, request.remote)
             return json_error(403, "forbidden", "requests from this address are not allowed")
     return await handler(request)
+
 
 @web.middleware
 async def limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -144,6 +151,7 @@ async def limit_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     finally:
         instruments.active -= 1
+
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -179,6 +187,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             response.headers["WWW-Authenticate"] = BASIC_CHALLENGE
             return response
     return await handler(request)
+
 
 @web.middleware
 async def body_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
