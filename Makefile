@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
 
-.PHONY: run test lint bench bench-smoke clean
+.PHONY: run deps lint docs test test-fast bench bench-smoke clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,19 +17,34 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/clevertap-export-exporter $(ARGS)
 
-lint: $(STAMP)
-	$(BIN)/ruff check exporter tests bundle $(wildcard bench)
-	$(BIN)/mypy --strict exporter
+## Install the Debian packages the tests need (tests/debian-packages.txt); as root only.
+deps:
+	$(PYTHON) tests/deps.py
 
-## Lint, type-check and run the whole test suite.
-test: lint
+## Style, types, and the layer contract (import-linter, see pyproject.toml).
+lint: $(STAMP)
+	$(BIN)/ruff check exporter tests bundle bench
+	$(BIN)/mypy --strict exporter bundle bench tests
+	$(BIN)/lint-imports
+
+## Regenerate the checked-in files: the bundle and the reference pages in docs/.
+docs: $(STAMP)
+	$(BIN)/python -m bundle
+	$(BIN)/python -m docs
+
+## The whole gate: Debian packages, lint, every test.
+test: deps lint
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
+## The quick loop: no processes, browser, Prometheus, PostgreSQL or long loads.
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m "not slow" $(PYTEST_ARGS)
+
 ## Full side-by-side benchmark against the Pushgateway; writes bench/RESULTS.md.
-bench: $(STAMP)
+bench: deps $(STAMP)
 	$(BIN)/python bench/run.py
 
-bench-smoke: $(STAMP)
+bench-smoke: deps $(STAMP)
 	$(BIN)/python bench/run.py --smoke
 
 clean:

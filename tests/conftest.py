@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -12,7 +13,7 @@ import time
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pytest
 from aiohttp import web
@@ -22,12 +23,40 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.cli.settings import parse_settings
 from exporter.web.app import create_app
 from exporter.web.settings import Settings
+from tests.deps import install_line, package_of
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "tests" / "data" / "samples"
 
+#: Markers from what a test uses, so ``make test-fast`` (``-m "not slow"``) leaves out every
+#: test that starts processes, a browser, Prometheus, PostgreSQL or a long load.
+_SLOW_FIXTURES: Final = {"exporter_process": "process", "browser": "browser"}
+_SLOW_DIRS: Final = {"bundle": "bundle", "deploy": "deploy"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        kinds = {m for f, m in _SLOW_FIXTURES.items() if f in getattr(item, "fixturenames", ())}
+        kinds |= {m for d, m in _SLOW_DIRS.items() if d in item.path.parent.parts[-1:]}
+        kinds |= {m.name for m in item.iter_markers() if m.name in ("postgres", "process")}
+        for kind in kinds:
+            item.add_marker(kind)
+        if kinds or item.get_closest_marker("slow"):
+            item.add_marker("slow")
+
+
 Labels = tuple[tuple[str, str], ...]
 Samples = dict[str, dict[Labels, float]]
+
+
+def require_binary(name: str) -> str:
+    """The absolute path of ``name`` on PATH, or fail the test saying what to install."""
+    path = shutil.which(name)
+    if path is None:
+        package = package_of(name)
+        pytest.fail(f"{name!r} is not on PATH: install the Debian package {package!r} "
+                    f"({install_line([package])}); `make deps` does this", pytrace=False)
+    return path
 
 
 def make_settings(state_path: Path, *args: str) -> Settings:

@@ -7,7 +7,6 @@ missing browser fails the test rather than skipping it. The screenshot is kept i
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import time
@@ -22,27 +21,23 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from exporter.tools.demo import DEMO_CONFIG
-from tests.conftest import ROOT, ExporterProcess, event
+from tests.conftest import ROOT, ExporterProcess, event, require_binary
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 ARTIFACTS = ROOT / "test-artifacts"
 
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
-    for path in (CHROMIUM, CHROMEDRIVER):
-        assert Path(path).exists() or shutil.which(Path(path).name), (
-            f"{path} is missing: apt-get install -y chromium chromium-driver")
+    chromedriver = require_binary("chromedriver")
     options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
+    options.binary_location = require_binary("chromium")
     for flag in ("--headless", "--no-sandbox", "--disable-gpu",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
                  f"--user-data-dir={tmp_path / 'chromium-profile'}",
                  "--window-size=1500,1000", "--lang=en-US"):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
     try:
         yield driver
     finally:

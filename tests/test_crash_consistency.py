@@ -28,9 +28,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
+import pytest
 
 from exporter.domain import normalize
 from tests.conftest import ExporterProcess, Labels, series
+
+pytestmark = pytest.mark.process
 
 SEED = int(os.environ.get("CRASH_SEED", "4242"))
 EXPORTS = 1500  # main account: Initiated + Completed, some only Initiated

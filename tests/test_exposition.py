@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 
-import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_parse
 
-from tests.conftest import Exporter, event, parse_metrics, series
+from tests.conftest import Exporter, event, parse_metrics, require_binary, series
 
 OPENMETRICS = {"Accept": "application/openmetrics-text; version=1.0.0"}
 
@@ -25,9 +23,7 @@ async def populate(exp: Exporter) -> None:
 
 async def test_promtool_finds_no_problem(exporter: Exporter) -> None:
     # promtool reads the Prometheus text format only; it parses and lints (names, help, units).
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.fail("promtool not found: install the Debian package 'prometheus'")
+    promtool = require_binary("promtool")
     await populate(exporter)
     resp = await exporter.client.get("/metrics")
     check = subprocess.run([promtool, "check", "metrics"], input=await resp.read(),

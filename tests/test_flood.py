@@ -22,6 +22,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import psutil
+import pytest
 
 from exporter.domain import normalize
 from exporter.domain.labelcap import OTHER_SERIES
@@ -29,6 +30,8 @@ from exporter.domain.payload import StatusEvent, parse_body
 from exporter.domain.tracker import ExportTracker, TrackerSettings
 from exporter.store.sqlite import SQLiteStore
 from tests.conftest import Exporter
+
+pytestmark = pytest.mark.slow
 
 FLOOD_EVENTS = int(os.environ.get("FLOOD_EVENTS", "20000"))
 BATCH = 2000  # events ingested concurrently, sharing one group commit

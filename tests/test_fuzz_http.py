@@ -22,6 +22,8 @@ from hypothesis import strategies as st
 from tests.conftest import Exporter, ExporterProcess, event
 from tests.strategies import hostile_bodies, nasty_text
 
+pytestmark = pytest.mark.slow
+
 CONTENT_TYPES = ["application/json", "text/plain", "application/x-www-form-urlencoded",
                  "application/json; charset=latin-1", "", "multipart/form-data; boundary=x"]
 

@@ -15,6 +15,8 @@ from exporter.domain.payload import PayloadError, StatusEvent, TestPing, parse_b
 from exporter.domain.timeparse import TimeParseError, parse_event_time
 from tests.strategies import hostile_bodies, nasty_text, valid_payloads
 
+pytestmark = pytest.mark.slow
+
 ZONES = [ZoneInfo(z) for z in ("UTC", "Asia/Kolkata", "America/New_York", "Pacific/Chatham")]
 MAX_EPOCH = 253402300799.0
 NORMALIZERS = [normalize.slug, normalize.partner, normalize.export_type, normalize.status,

@@ -17,6 +17,8 @@ import pytest
 
 from tests.conftest import ExporterProcess, event
 
+pytestmark = pytest.mark.process
+
 READ_TIMEOUT = 1.0
 IDLE_TIMEOUT = 2.0
 MAX_CONCURRENT = 8

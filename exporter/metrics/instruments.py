@@ -6,6 +6,7 @@ HTTP layer itself does: webhook outcomes, latency, requests in progress, token r
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final
 
 from prometheus_client import (
@@ -17,7 +18,6 @@ from prometheus_client import (
 )
 
 from exporter import __version__
-from exporter.security import oauth
 
 OUTCOMES: Final = ("accepted", "duplicate", "test", "invalid", "unauthorized", "forbidden",
                    "too_large", "unavailable", "timeout", "overloaded", "aborted")
@@ -29,7 +29,7 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 class Instruments:
     """The exporter's own request metrics, in an application-owned registry."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, token_outcomes: Iterable[str]) -> None:
         self.requests = Counter(
             "clevertap_export_webhook_requests",
             "Webhook requests by outcome: accepted, duplicate (redelivery), test (CleverTap's "
@@ -56,7 +56,7 @@ class Instruments:
             ["outcome"],
             registry=registry,
         )
-        for outcome in oauth.OUTCOMES:
+        for outcome in token_outcomes:
             self.token_requests.labels(outcome)
         self.latency = Histogram(
             "clevertap_export_webhook_request_duration_seconds",

@@ -22,6 +22,7 @@ from exporter.domain.declared import ConfigHolder
 from exporter.domain.tracker import ExportTracker, TrackerSettings
 from exporter.metrics.collector import SeriesExposition, TrackerCollector
 from exporter.metrics.instruments import Instruments
+from exporter.security import oauth
 from exporter.security.allowlist import SourcePolicy
 from exporter.security.auth import WebhookAuth
 from exporter.security.oauth import TOKEN_PATH, TokenEndpoint, TokenIssuer
@@ -111,7 +112,7 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> web.Applica
         app.on_cleanup.append(close_users)
     registry = CollectorRegistry(auto_describe=False)
     app[REGISTRY] = registry
-    app[INSTRUMENTS] = Instruments(registry)
+    app[INSTRUMENTS] = Instruments(registry, oauth.OUTCOMES)
     config = ConfigHolder(settings.config_file)
     config.load_initial()  # raises ConfigError: an invalid file at start-up is fatal
     app[CONFIG] = config

@@ -1,13 +1,12 @@
 """Helpers for the monitoring-bundle tests: locating binaries, free ports, real servers.
 
 Every binary is looked up on PATH. A missing one fails the test with the package to install
-(``.ci/run`` installs them); it never skips, so CI cannot pass without really running them.
+(``make deps`` installs them); it never skips, so CI cannot pass without really running them.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
 import urllib.error
@@ -19,28 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
-
-PACKAGES = {
-    "promtool": "prometheus",
-    "prometheus": "prometheus",
-    "prometheus-alertmanager": "prometheus-alertmanager",
-    "amtool": "prometheus-alertmanager",
-    "docker-compose": "docker-compose",
-}
-
-
-def require_binary(name: str) -> str:
-    """The absolute path of ``name`` on PATH, or fail the test saying what to install."""
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(
-            f"{name!r} is not on PATH: install the Debian package "
-            f"{PACKAGES.get(name, name)!r} (apt-get install {PACKAGES.get(name, name)}); "
-            ".ci/run does this on a fresh machine",
-            pytrace=False,
-        )
-    return path
+from tests.conftest import ROOT, require_binary
 
 
 def run_tool(name: str, *args: str | Path, cwd: Path = ROOT,
