@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from bundle.dashboard import dashboard
+from bundle.reference import pages
 from bundle.rules import alerts_file, rules_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,18 +42,20 @@ def to_json(data: Any) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
-def render() -> dict[str, str]:
-    """Relative path -> file content of every generated file."""
+def render(root: Path = ROOT) -> dict[str, str]:
+    """Relative path -> file content of every generated file (the docs keep their prose from
+    under ``root``)."""
     return {
         "prometheus/rules.yml": to_yaml(rules_file()),
         "prometheus/alerts.yml": to_yaml(alerts_file()),
         "grafana/dashboards/clevertap-exports.json": to_json(dashboard()),
+        **pages(root),
     }
 
 
 def write(out: Path) -> list[Path]:
     written = []
-    for rel, content in render().items():
+    for rel, content in render(out).items():
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content, encoding="utf-8")
@@ -67,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="exit 1 if the files under --out differ from the generated ones")
     args = parser.parse_args(argv)
     if args.check:
-        stale = [rel for rel, content in render().items()
+        stale = [rel for rel, content in render(args.out).items()
                  if not (args.out / rel).is_file()
                  or (args.out / rel).read_text(encoding="utf-8") != content]
         for rel in stale:

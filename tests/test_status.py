@@ -13,11 +13,8 @@ from typing import Any
 import pytest
 
 from exporter.domain.declared import parse_config
-from exporter.domain.status import (
-    DEFAULT_GRACE,
-    ONE_TIME_MAX_RUNTIME,
-    compute,
-)
+from exporter.domain.status import compute
+from exporter.domain.thresholds import THRESHOLDS
 from exporter.domain.timefmt import ago, human_duration
 from exporter.domain.tracker import ExportTracker, TrackerSettings
 from exporter.store.sqlite import SQLiteStore
@@ -86,7 +83,7 @@ async def test_states(tracker: ExportTracker) -> None:
     assert s[("prod", "amazon_s3", "4h")].name == "Lake"
     assert s[("prod", "amazon_s3", "4h")].in_flight_since == pytest.approx(now - 3000)
     assert s[("staging", "gcs", "one_time")].state == "stuck"
-    assert s[("staging", "gcs", "one_time")].max_runtime == ONE_TIME_MAX_RUNTIME
+    assert s[("staging", "gcs", "one_time")].max_runtime == THRESHOLDS["stuck_one_time_seconds"]
     assert s[("staging", "s3", "8h")].state == "failed"
     never = s[("prod", "azure_blob_storage", "24h")]
     assert never.state == "never seen" and never.declared and not never.overdue
@@ -112,7 +109,8 @@ async def test_too_fast_and_grace(tracker: ExportTracker) -> None:
     )
     s = by_key(compute(tracker, config, now))[("prod", "amazon_s3", "4h")]
     assert s.state == "too fast" and s.last_duration == 20
-    assert s.grace == DEFAULT_GRACE and s.due_by == pytest.approx(now - 100 + 6 * H + 1800)
+    assert s.grace == THRESHOLDS["overdue_grace_seconds"]
+    assert s.due_by == pytest.approx(now - 100 + 6 * H + 1800)
     # Just before and just after the overdue threshold.
     due = now - 100 + 6 * H + 1800
     assert not by_key(compute(tracker, config, due - 1))[("prod", "amazon_s3", "4h")].overdue

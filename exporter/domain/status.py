@@ -5,9 +5,9 @@ The rules mirror the shipped alert rules, so the page and Alertmanager agree:
 - **never seen**: declared in the configuration, no webhook yet (``overdue`` tells whether it
   has been declared for longer than its overdue threshold);
 - **stuck**: in flight for longer than its ``max_runtime``, else its expected interval, else
-  ``ONE_TIME_MAX_RUNTIME`` for one-time exports;
+  the rules' fixed bound for one-time exports;
 - **late**: a recurring export whose last completion is older than
-  ``interval * LATE_TOLERANCE + grace`` (grace defaults to ``DEFAULT_GRACE``);
+  ``interval * overdue_tolerance + grace`` (``exporter/domain/thresholds.py``);
 - **failed**: the newest finish is a Failed status;
 - **too fast**: the last run completed in less than its declared ``min_runtime``;
 - **running**: in flight, within its bounds;
@@ -27,12 +27,6 @@ from exporter.domain.model import Series
 from exporter.domain.thresholds import THRESHOLDS
 from exporter.domain.timefmt import ago, human_duration, iso_time
 from exporter.domain.tracker import ExportTracker
-
-#: The shipped alert rules' defaults, from the one place that holds them.
-LATE_TOLERANCE: Final = THRESHOLDS["overdue_tolerance"]
-DEFAULT_GRACE: Final = THRESHOLDS["overdue_grace_seconds"]
-ONE_TIME_MAX_RUNTIME: Final = THRESHOLDS["stuck_one_time_seconds"]
-STUCK_FACTOR: Final = THRESHOLDS["stuck_interval_factor"]
 
 NEVER_SEEN: Final = "never seen"
 STUCK: Final = "stuck"
@@ -100,24 +94,32 @@ def compute(tracker: ExportTracker, config: DeclaredConfig, now: float) -> list[
     return out
 
 
+def _limits(interval: float | None,
+            declared: DeclaredExport | None) -> tuple[float, float, float | None]:
+    """Grace, max and min runtime: the declared ones, else the alert rules' defaults (read at
+    each call, so the page follows ``THRESHOLDS``)."""
+    grace = THRESHOLDS["overdue_grace_seconds"]
+    max_runtime = (interval * THRESHOLDS["stuck_interval_factor"] if interval is not None
+                   else THRESHOLDS["stuck_one_time_seconds"])
+    if declared is None:
+        return grace, max_runtime, None
+    return (declared.grace if declared.grace is not None else grace,
+            declared.max_runtime if declared.max_runtime is not None else max_runtime,
+            declared.min_runtime)
+
+
 def _status(key: SeriesKey, series: Series | None, declared: DeclaredExport | None,
             declared_since: float | None, running: tuple[int, float] | None,
             now: float) -> ExportStatus:
     account, partner, export_type, frequency = key
     interval = normalize.interval_seconds(frequency)
-    grace = declared.grace if declared and declared.grace is not None else DEFAULT_GRACE
-    if declared and declared.max_runtime is not None:
-        max_runtime = declared.max_runtime
-    else:
-        max_runtime = (interval * STUCK_FACTOR if interval is not None
-                       else ONE_TIME_MAX_RUNTIME)
-    min_runtime = declared.min_runtime if declared else None
+    grace, max_runtime, min_runtime = _limits(interval, declared)
     count, since = running if running else (0, None)
     s = series or Series()
     reference = s.last_completed if s.last_completed is not None else declared_since
     due_by = None
     if interval is not None and reference is not None:
-        due_by = reference + interval * LATE_TOLERANCE + grace
+        due_by = reference + interval * THRESHOLDS["overdue_tolerance"] + grace
     overdue = due_by is not None and now > due_by
 
     if series is None or series.never_seen:
