@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from bundle.dashboard import dashboard
+from bundle.kubernetes import COMPONENT, dashboard_config_map, prometheus_rule, service_monitor
 from bundle.rules import alerts_file, rules_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +48,9 @@ def render() -> dict[str, str]:
         "prometheus/rules.yml": to_yaml(rules_file()),
         "prometheus/alerts.yml": to_yaml(alerts_file()),
         "grafana/dashboards/clevertap-exports.json": to_json(dashboard()),
+        f"{COMPONENT}/servicemonitor.yaml": to_yaml(service_monitor()),
+        f"{COMPONENT}/prometheusrule.yaml": to_yaml(prometheus_rule()),
+        f"{COMPONENT}/grafana-dashboard.yaml": to_yaml(dashboard_config_map(to_json(dashboard()))),
     }
 
 
