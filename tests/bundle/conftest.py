@@ -13,7 +13,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,11 @@ PACKAGES = {
     "prometheus-alertmanager": "prometheus-alertmanager",
     "amtool": "prometheus-alertmanager",
     "docker-compose": "docker-compose",
+    "kubectl": "kubectl",
+    "node": "nodejs",
+    "npm": "npm",
+    "systemd-analyze": "systemd",
+    "setpriv": "util-linux",
 }
 
 
@@ -93,14 +98,15 @@ def wait_until(what: str, check: Callable[[], Any], timeout: float = 30,
 class Server:
     """A child process with its output in a log file, stopped at teardown."""
 
-    def __init__(self, name: str, argv: Sequence[str | Path], log: Path, ready_url: str) -> None:
+    def __init__(self, name: str, argv: Sequence[str | Path], log: Path, ready_url: str,
+                 env: Mapping[str, str] | None = None) -> None:
         self.name = name
         self.log = log
         self.ready_url = ready_url
         self._log_file = log.open("wb")
         self.proc = subprocess.Popen(
             [str(a) for a in argv], stdout=self._log_file, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL)
+            stdin=subprocess.DEVNULL, env=env)
 
     def wait_ready(self, timeout: float = 30) -> None:
         def ready() -> bool:
@@ -124,11 +130,12 @@ class Server:
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[Callable[..., Server]]:
-    """Start servers with ``servers(name, argv, log, ready_url)``; all stopped at teardown."""
+    """Start servers with ``servers(name, argv, log, ready_url[, env])``; stopped at teardown."""
     started: list[Server] = []
 
-    def start(name: str, argv: Sequence[str | Path], log: Path, ready_url: str) -> Server:
-        server = Server(name, argv, log, ready_url)
+    def start(name: str, argv: Sequence[str | Path], log: Path, ready_url: str,
+              env: Mapping[str, str] | None = None) -> Server:
+        server = Server(name, argv, log, ready_url, env)
         started.append(server)
         return server
 
