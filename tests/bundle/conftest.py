@@ -61,11 +61,12 @@ def run_tool(name: str, *args: str | Path, cwd: Path = ROOT,
 
 
 def http(method: str, url: str, body: Any = None, *, raw: bytes | None = None,
-         timeout: float = 5) -> tuple[int, Any]:
+         timeout: float = 5, headers: Mapping[str, str] | None = None) -> tuple[int, Any]:
     """One HTTP request on loopback; returns (status, decoded JSON or text)."""
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
     request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json",
+                                              **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             status, payload = response.status, response.read()
