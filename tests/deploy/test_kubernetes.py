@@ -109,7 +109,7 @@ def test_the_crd_validator_rejects_bad_and_unknown_fields(
 
 
 def prometheus_rule() -> dict[str, Any]:
-    return one(yaml.safe_load_all((ROOT / COMPONENT / "prometheusrule.yaml").read_text()),
+    return one(list(yaml.safe_load_all((ROOT / COMPONENT / "prometheusrule.yaml").read_text())),
                "PrometheusRule")
 
 
