@@ -18,6 +18,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     EXPORTER_PORT=9877 \
     EXPORTER_STATE_PATH=/data/state.db
 COPY --from=build /wheels /wheels
+COPY LICENSE /usr/share/doc/clevertap-export-exporter/LICENSE
 # /data belongs to the exporter user alone (mode 0700); in Kubernetes, fsGroup 10001 opens
 # the volume to the same group.
 RUN pip install --no-cache-dir --no-index /wheels/*.whl && rm -rf /wheels \

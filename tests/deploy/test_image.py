@@ -30,6 +30,20 @@ def test_dockerfile_passes_hadolint() -> None:
     assert out.stdout.strip() == ""
 
 
+def test_build_context_admits_every_copied_file() -> None:
+    """.dockerignore is a whitelist: a COPY of anything it leaves out fails the build."""
+    lines = (ROOT / ".dockerignore").read_text().split()
+    admitted = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
+    for stage in dockerfile():
+        for copy in stage.get("COPY", []):
+            if copy.startswith("--from="):
+                continue
+            *sources, _ = copy.split()
+            for source in sources:
+                assert source.rstrip("/") in admitted, f"{source} is not in .dockerignore"
+                assert (ROOT / source).exists(), source
+
+
 def image_env() -> dict[str, str]:
     env: dict[str, str] = {}
     for args in RUNTIME["ENV"]:
