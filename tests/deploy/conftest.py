@@ -63,6 +63,12 @@ def as_user(uid: int) -> list[str]:
     return [require_binary("setpriv"), f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
 
 
+def give(path: Path, uid: int) -> None:
+    """Make ``path`` belong to ``uid``, the user ``as_user(uid)`` runs as."""
+    if os.geteuid() == 0:
+        os.chown(path, uid, uid)
+
+
 @pytest.fixture
 def shared_tmp() -> Iterator[Path]:
     """A temporary directory that an unprivileged user can enter (pytest's is root-only)."""
