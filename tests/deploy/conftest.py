@@ -69,11 +69,16 @@ def give(path: Path, uid: int) -> None:
         os.chown(path, uid, uid)
 
 
-@pytest.fixture
-def shared_tmp() -> Iterator[Path]:
+def _enterable_tmp() -> Path:
     """A temporary directory that an unprivileged user can enter (pytest's is root-only)."""
     path = Path(tempfile.mkdtemp(prefix="clevertap-deploy-"))
     path.chmod(0o755)
+    return path
+
+
+@pytest.fixture
+def shared_tmp() -> Iterator[Path]:
+    path = _enterable_tmp()
     yield path
     shutil.rmtree(path)
 
@@ -194,8 +199,7 @@ def image_venv() -> Iterator[ImageVenv]:
     if python is None:
         pytest.fail("no system python3: install the Debian packages python3 and python3-venv",
                     pytrace=False)
-    shared = Path(tempfile.mkdtemp(prefix="clevertap-image-"))
-    shared.chmod(0o755)
+    shared = _enterable_tmp()
     build, runtime = dockerfile()[0], dockerfile()[-1]
     context = shared / "src"  # WORKDIR of the build stage
     context.mkdir()
@@ -219,7 +223,7 @@ def image_venv() -> Iterator[ImageVenv]:
     wheels = shared / "wheels"
     [build_run] = build["RUN"]
     _image_step(build_run, wheels, venv, context)
-    [install] = [step.strip() for run in runtime["RUN"] for step in run.split("&&")
+    [install] = [step.strip() for line in runtime["RUN"] for step in line.split("&&")
                  if step.strip().startswith("pip install")]
     _image_step(install, wheels, venv, context)
     yield ImageVenv(venv)
