@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +34,12 @@ def run_tool(name: str, *args: str | Path, cwd: Path = ROOT,
 
 
 def http(method: str, url: str, body: Any = None, *, raw: bytes | None = None,
-         timeout: float = 5) -> tuple[int, Any]:
+         timeout: float = 5, headers: Mapping[str, str] | None = None) -> tuple[int, Any]:
     """One HTTP request on loopback; returns (status, decoded JSON or text)."""
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
     request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json",
+                                              **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             status, payload = response.status, response.read()
@@ -71,14 +72,15 @@ def wait_until(what: str, check: Callable[[], Any], timeout: float = 30,
 class Server:
     """A child process with its output in a log file, stopped at teardown."""
 
-    def __init__(self, name: str, argv: Sequence[str | Path], log: Path, ready_url: str) -> None:
+    def __init__(self, name: str, argv: Sequence[str | Path], log: Path, ready_url: str,
+                 env: Mapping[str, str] | None = None) -> None:
         self.name = name
         self.log = log
         self.ready_url = ready_url
         self._log_file = log.open("wb")
         self.proc = subprocess.Popen(
             [str(a) for a in argv], stdout=self._log_file, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL)
+            stdin=subprocess.DEVNULL, env=env)
 
     def wait_ready(self, timeout: float = 30) -> None:
         def ready() -> bool:
@@ -102,11 +104,12 @@ class Server:
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[Callable[..., Server]]:
-    """Start servers with ``servers(name, argv, log, ready_url)``; all stopped at teardown."""
+    """Start servers with ``servers(name, argv, log, ready_url[, env])``; stopped at teardown."""
     started: list[Server] = []
 
-    def start(name: str, argv: Sequence[str | Path], log: Path, ready_url: str) -> Server:
-        server = Server(name, argv, log, ready_url)
+    def start(name: str, argv: Sequence[str | Path], log: Path, ready_url: str,
+              env: Mapping[str, str] | None = None) -> Server:
+        server = Server(name, argv, log, ready_url, env)
         started.append(server)
         return server
 
