@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bundle.rules import alerts_file, rules_file
 from bundle.config import JOB_SELECTOR
+from bundle.rules import alerts_file, rules_file
 
 COMPONENT = "deploy/kubernetes/components/prometheus-operator"
 NAME = "clevertap-export-exporter"
