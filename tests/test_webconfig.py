@@ -303,13 +303,18 @@ async def test_bcrypt_verdicts_are_cached(start_exporter: Start, tmp_path: Path,
 
 @pytest.mark.parametrize(("text", "message"), [
     ("tls_server_config: [1, 2]\n", "tls_server_config must be a mapping"),
-    ("rate_limit:\n  burst: 1\n", "unsupported key(s) rate_limit"),
+    ("web_config:\n  burst: 1\n", "unsupported key(s) web_config"),
+    ("rate_limit:\n  interval: fast\n", "rate_limit.interval: 'fast' is not a duration"),
+    ("rate_limit:\n  interval: 1s\n  burst: -1\n", "rate_limit.burst"),
+    ("basic_auth_users:\n  a: $2y$04$0123456789012345678901234567890123456789012345678901a\n"
+     "  a: $2y$04$0123456789012345678901234567890123456789012345678901a\n",
+     "key 'a' is given twice"),
     ("tls_server_config:\n  cert_file: a.crt\n  keyfile: a.key\n",
      "unsupported key(s) tls_server_config.keyfile"),
-    ("tls_server_config:\n  cert_file: a.crt\n", "got only cert_file"),
+    ("tls_server_config:\n  cert_file: a.crt\n", "missing one of key or key_file"),
     ("tls_server_config:\n  min_version: TLS12\n", "needs cert_file and key_file"),
     ("tls_server_config:\n  cert_file: missing.crt\n  key_file: missing.key\n",
-     "cannot load cert_file"),
+     "cert_file: cannot read"),
     ("basic_auth_users:\n  alice: plaintext\n", "not a bcrypt hash"),
     ("basic_auth_users:\n  - alice\n", "basic_auth_users must be a mapping"),
     ("basic_auth_users: {\n", "not valid YAML"),
@@ -320,13 +325,15 @@ def test_invalid_files_are_rejected(tmp_path: Path, text: str, message: str) -> 
 
 
 @pytest.mark.parametrize(("tls", "message"), [
-    ("  client_auth_type: RequireAnyClientCert\n", "not supported"),
-    ("  client_auth_type: RequireAndVerifyClientCert\n", "needs client_ca_file"),
-    ("  client_ca_file: CA\n", "client_auth_type is NoClientCert"),
-    ("  min_version: TLS14\n", "min_version 'TLS14' is not one of"),
+    ("  client_auth_type: RequireSomeClientCert\n", "invalid ClientAuth"),
+    ("  client_allowed_sans: [a]\n  client_auth_type: VerifyClientCertIfGiven\n",
+     "client_allowed_sans requires client_auth_type"),
+    ("  client_ca_file: CA\n", "without a Client Auth Policy"),
+    ("  min_version: TLS14\n", "min_version: unknown TLS version: TLS14"),
+    ("  cert: inline\n", "set cert or cert_file, not both"),
     ("  min_version: TLS13\n  max_version: TLS12\n", "above max_version"),
     ("  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: KEY\n",
-     "cannot load client_ca_file"),
+     "holds no usable PEM"),
 ])
 def test_invalid_tls_settings_are_rejected(pki: Pki, tmp_path: Path, tls: str,
                                            message: str) -> None:
