@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime
 import ipaddress
@@ -29,6 +30,7 @@ from exporter.cli.settings import parse_settings
 from exporter.security import webconfig
 from exporter.security.webconfig import WebConfigError, load_web_config
 from exporter.web.app import create_app, create_metrics_app
+from exporter.web.appkeys import USERS
 from tests.conftest import ROOT, ClientFactory, Exporter, event, free_port
 
 Start = Callable[..., Awaitable[Exporter]]
@@ -365,3 +367,55 @@ def test_bad_file_stops_the_start_with_a_clear_error(tmp_path: Path,
     with pytest.raises(SystemExit):
         parse_settings([], env={"EXPORTER_WEB_CONFIG_FILE": str(tmp_path / "absent.yml")})
     assert "cannot read" in capsys.readouterr().err
+
+
+# --- bcrypt must not become a denial of service -------------------------------------------------
+
+def _users_of(exp: Exporter) -> webconfig.BasicAuthUsers:
+    return exp.app[USERS]
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not reached in 5 s")
+
+
+async def test_guesses_cannot_starve_a_verified_user(start_exporter: Start,
+                                                     tmp_path: Path) -> None:
+    """A cost-14 hash (about a second a check) and a flood of guesses while Prometheus scrapes."""
+    slow = bcrypt.hashpw(b"slow-password", bcrypt.gensalt(rounds=14)).decode()
+    config = write_config(tmp_path, f"basic_auth_users:\n  prom: {hashed(PASSWORD)}\n"
+                                    f"  slow: {slow}\n")
+    exp = await start_exporter("--web.config.file", str(config))
+    users = _users_of(exp)
+    assert (await exp.client.get("/metrics", headers=basic("prom", PASSWORD))).status == 200
+
+    def scrape(user: str, password: str) -> asyncio.Task[int]:
+        async def status() -> int:
+            return (await exp.client.get("/healthz", headers=basic(user, password))).status
+        return asyncio.create_task(status())
+
+    # An unknown user is checked against exporter-toolkit's fixed cost (10), not the highest
+    # configured one: it finishes before a guess at the cost-14 user that started first.
+    guess = scrape("slow", "guess-0")
+    await _until(lambda: users.in_progress == 1)
+    unknown = scrape("nobody", "guess")
+    done, _ = await asyncio.wait({guess, unknown}, return_when=asyncio.FIRST_COMPLETED)
+    assert done == {unknown} and unknown.result() == 401
+    assert webconfig.DUMMY_HASH.startswith(b"$2b$10$")
+    # Fill every bcrypt worker and waiting place with distinct guesses...
+    limit = webconfig.BCRYPT_WORKERS + webconfig.BCRYPT_WAITING
+    flood = [scrape("slow", f"guess-{i}") for i in range(1, limit)]
+    await _until(lambda: users.in_progress == limit)
+    # ...then one more uncached check is refused at once, with a hint to retry...
+    resp = await exp.client.get("/healthz", headers=basic("nobody", "another guess"))
+    assert resp.status == 503 and resp.headers["Retry-After"] == "1"
+    assert "password checks" in (await resp.json())["error"]
+    # ...while the verified user's cached credentials are served without waiting for bcrypt.
+    assert (await exp.client.get("/metrics", headers=basic("prom", PASSWORD))).status == 200
+    assert users.in_progress > 0 and not any(task.done() for task in flood)
+    for task in [guess, *flood]:
+        task.cancel()
