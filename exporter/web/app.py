@@ -101,7 +101,7 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> web.Applica
         app.router.add_post(TOKEN_PATH, token)
     app[AUTH] = WebhookAuth(settings.auth_token, settings.auth_header,
                             settings.basic_auth_user, settings.basic_auth_password,
-                            issuer.verify if issuer is not None else None)
+                            issuer.problem if issuer is not None else None)
     app[SOURCES] = SourcePolicy(settings.allow_cidrs, settings.trusted_proxies)
     if settings.web_config is not None:
         _add_web_config(app, WebConfigFile(settings.web_config))
