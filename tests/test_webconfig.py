@@ -332,6 +332,8 @@ def test_invalid_files_are_rejected(tmp_path: Path, text: str, message: str) -> 
      "client_allowed_sans requires client_auth_type"),
     ("  client_ca_file: CA\n", "without a Client Auth Policy"),
     ("  min_version: TLS14\n", "min_version: unknown TLS version: TLS14"),
+    ("  min_version: TLS10\n", "min_version: TLS10 cannot be honoured"),
+    ("  max_version: TLS11\n", "max_version: TLS11 cannot be honoured"),
     ("  cert: inline\n", "set cert or cert_file, not both"),
     ("  min_version: TLS13\n  max_version: TLS12\n", "above max_version"),
     ("  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: KEY\n",

@@ -14,7 +14,11 @@ import base64
 import logging
 import re
 import shutil
+import socket
 import ssl
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -325,3 +329,42 @@ async def test_a_renewed_certificate_needs_no_restart(serve: Serve, tmp_path: Pa
     assert (await get(port, client(ca=ca_cert))).status == 200
     assert "unknown TLS version: TLS111" in caplog.text
     assert "keeping the previous configuration" in caplog.text
+
+
+def test_the_process_picks_up_a_renewed_certificate(tmp_path: Path) -> None:
+    """The same through ``python -m exporter``, whose event loop (uvloop when installed)
+    wraps each connection itself."""
+    ca_cert, _, ca_key = _issue(tmp_path, "ca", "reload CA", None, ca=True)
+    issuer = (_name("reload CA"), ca_key)
+    _issue(tmp_path, "server", "localhost", issuer, server=True)
+    config = tmp_path / "web-config.yml"
+    config.write_text("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n")
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "exporter", "--host", "127.0.0.1", "--port", str(port),
+         "--state-path", str(tmp_path / "state.db"), "--web.config.file", str(config)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    context = client(ca=ca_cert)
+
+    def serial() -> int:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
+                context.wrap_socket(raw, server_hostname="localhost") as tls:
+            der = tls.getpeercert(binary_form=True)
+        assert der is not None
+        return x509.load_der_x509_certificate(der).serial_number
+
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                before = serial()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        _issue(tmp_path, "server", "localhost", issuer, server=True)
+        renewed = x509.load_pem_x509_certificate((tmp_path / "server.crt").read_bytes())
+        assert before != renewed.serial_number == serial()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

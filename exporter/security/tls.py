@@ -125,6 +125,12 @@ def _version(tls: Mapping[str, Any], key: str, default: str) -> ssl.TLSVersion:
     if name not in VERSIONS:
         raise TLSConfigError(f"tls_server_config.{key}: unknown TLS version: {name} (use one "
                              f"of {', '.join(VERSIONS)})")
+    # OpenSSL 3 negotiates TLS 1.0 and 1.1 only at security level 0, which would also admit
+    # keys and signatures of any strength: refuse rather than accept a version never spoken.
+    if VERSIONS[name] < ssl.TLSVersion.TLSv1_2 and ssl.OPENSSL_VERSION_INFO[0] >= 3:
+        raise TLSConfigError(f"tls_server_config.{key}: {name} cannot be honoured: "
+                             f"{ssl.OPENSSL_VERSION} does not negotiate TLS 1.0 or 1.1 at its "
+                             "security level; use TLS12 or TLS13")
     return VERSIONS[name]
 
 
