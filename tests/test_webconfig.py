@@ -421,3 +421,33 @@ async def test_guesses_cannot_starve_a_verified_user(start_exporter: Start,
     assert users.in_progress > 0 and not any(task.done() for task in flood)
     for task in [guess, *flood]:
         task.cancel()
+
+
+# --- which endpoints need a web config user (docs/security.md says so exactly) ------------------
+
+GUARDED = [("GET", "/metrics"), ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/"),
+           ("GET", "/api/v1/exports"), ("GET", "/api/v1/events"), ("GET", "/openapi.json"),
+           ("POST", "/-/reload"), ("GET", "/no-such-page")]
+
+
+async def test_every_endpoint_needs_a_web_config_user(start_exporter: Start,
+                                                      tmp_path: Path) -> None:
+    config = write_config(tmp_path, f"basic_auth_users:\n  prometheus: {hashed(PASSWORD)}\n")
+    exp = await start_exporter("--web.config.file", str(config), "--auth-token", "tok")
+    for method, path in GUARDED:
+        for headers in ({}, {"Authorization": "Bearer tok"}, basic("prometheus", "wrong")):
+            resp = await exp.client.request(method, path, headers=headers)
+            assert resp.status == 401, (method, path, headers)
+            assert resp.headers["WWW-Authenticate"].startswith("Basic")
+        resp = await exp.client.request(method, path, headers=basic("prometheus", PASSWORD))
+        assert resp.status != 401, (method, path)
+    # The documentation lists exactly these, and shows Prometheus's basic_auth scrape config.
+    docs = (ROOT / "docs" / "security.md").read_text()
+    section = docs.split("### `basic_auth_users`: which endpoints need credentials", 1)[1]
+    section = section.split("\n### ", 1)[0]
+    for _, path in GUARDED[:-1]:
+        assert f"`{path}`" in section, path
+    assert "unknown paths" in section
+    scrape = section.split("```yaml", 1)[1].split("```", 1)[0]
+    assert "basic_auth:" in scrape and "username: prometheus" in scrape
+    assert "password_file:" in scrape
