@@ -1,8 +1,9 @@
 """Middlewares: the cross-cutting concerns of every request.
 
-In order, outermost first: error shaping and outcome counting, the source address allow-list,
-the limit on webhook requests in progress, authentication, and the body size limit. The
-credential checks themselves live in ``auth``, ``oauth``, ``webconfig`` and ``allowlist``.
+In order, outermost first: error shaping and outcome counting, the web config's rate limit and
+client certificate SANs, the source address allow-list, the limit on webhook requests in
+progress, authentication, and the body size limit. The credential checks themselves live in
+``auth``, ``oauth``, ``webconfig`` and ``allowlist``.
 """
 
 from __future__ import annotations
