@@ -451,3 +451,12 @@ async def test_every_endpoint_needs_a_web_config_user(start_exporter: Start,
     scrape = section.split("```yaml", 1)[1].split("```", 1)[0]
     assert "basic_auth:" in scrape and "username: prometheus" in scrape
     assert "password_file:" in scrape
+
+
+def test_yaml_errors_do_not_quote_the_file(tmp_path: Path) -> None:
+    """PyYAML quotes the offending line; that line may hold a hash or an inline key."""
+    secret_hash = hashed("hunter2")
+    with pytest.raises(WebConfigError) as exc:
+        load_web_config(write_config(tmp_path, f"basic_auth_users:\n  alice: {secret_hash}: [\n"))
+    assert "not valid YAML" in str(exc.value) and "line 2" in str(exc.value)
+    assert secret_hash not in str(exc.value)

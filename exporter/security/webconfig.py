@@ -134,8 +134,16 @@ def _read(path: Path) -> dict[Any, Any]:
     try:
         raw = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
-        raise WebConfigError(f"{path} is not valid YAML: {exc}") from exc
+        raise WebConfigError(f"{path} is not valid YAML: {_yaml_problem(exc)}") from exc
     return _mapping(raw or {}, "the file")
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What and where, without PyYAML's quote of the line, which may hold a key or a hash."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        return f"{exc.problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return type(exc).__name__
 
 
 def _section(doc: Mapping[Any, Any], name: str, keys: frozenset[str] | None) -> dict[Any, Any]:
@@ -173,9 +181,10 @@ def _headers(headers: object) -> dict[str, str]:
         if name not in HEADERS:
             raise WebConfigError(f"http_server_config.headers: HTTP header {name!r} can not be "
                                  f"configured (only {', '.join(HEADERS)})")
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
+        if not isinstance(value, str | int | float):
             raise WebConfigError(f"http_server_config.headers.{name} must be a string")
-        text = str(value)
+        # Go's YAML gives a scalar's text to a string field: "X-XSS-Protection: 1" is "1".
+        text = str(value).lower() if isinstance(value, bool) else str(value)
         if HEADERS[name] and text not in HEADERS[name]:
             raise WebConfigError(f"http_server_config.headers: invalid value for {name}. "
                                  f"Expected one of: {list(HEADERS[name])}, but got: {text!r}")
