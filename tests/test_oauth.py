@@ -24,6 +24,7 @@ Start = Callable[..., Awaitable[Exporter]]
 CLIENT = ("clevertap", "s3cr3t+/:pw")
 OAUTH = ("--oauth-client-id", CLIENT[0], "--oauth-client-secret", CLIENT[1])
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+JSON = {"Content-Type": "application/json"}
 
 
 def basic(user: str, password: str) -> dict[str, str]:
@@ -111,6 +112,27 @@ async def test_client_credentials_by_form_fields(start_exporter: Start) -> None:
     assert (await exp.post(event(1), headers=bearer))[0] == 200
 
 
+@pytest.mark.parametrize("body", ["form", "json"])
+@pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
+async def test_form_or_json_body_with_basic_or_body_credentials(start_exporter: Start,
+                                                                body: str, method: str) -> None:
+    """CleverTap does not document its token request: every common shape is granted."""
+    exp = await start_exporter(*OAUTH)
+    params = {"grant_type": "client_credentials"}
+    headers: dict[str, str] = {}
+    if method == "client_secret_post":
+        params |= {"client_id": CLIENT[0], "client_secret": CLIENT[1]}
+    else:
+        headers |= basic(*CLIENT)
+    data: Any = params if body == "form" else json.dumps(params)
+    if body == "json":
+        headers |= JSON
+    status, answer, _ = await request_token(exp, data, headers)
+    assert status == 200, answer
+    bearer = {"Authorization": f"Bearer {answer['access_token']}"}
+    assert (await exp.post(event(1), headers=bearer))[0] == 200
+
+
 async def test_basic_header_with_form_encoded_credentials(start_exporter: Start) -> None:
     """RFC 6749 2.3.1 form-encodes id and secret before Base64; both spellings work."""
     exp = await start_exporter(*OAUTH)
@@ -132,8 +154,16 @@ async def test_basic_header_with_form_encoded_credentials(start_exporter: Start)
      400, "invalid_request"),
     ({"grant_type": "client_credentials", "client_id": CLIENT[0], "client_secret": CLIENT[1]},
      basic(*CLIENT), 400, "invalid_request"),  # two authentication methods at once
-    (json.dumps({"grant_type": "client_credentials"}),
-     {**basic(*CLIENT), "Content-Type": "application/json"}, 400, "invalid_request"),
+    (json.dumps(["grant_type", "client_credentials"]), {**basic(*CLIENT), **JSON}, 400,
+     "invalid_request"),
+    ('{"grant_type": "client_credentials", "grant_type": "client_credentials"}',
+     {**basic(*CLIENT), **JSON}, 400, "invalid_request"),
+    (json.dumps({"grant_type": "client_credentials", "client_id": CLIENT[0],
+                 "client_secret": 12345}), JSON, 400, "invalid_request"),
+    ("{not json", {**basic(*CLIENT), **JSON}, 400, "invalid_request"),
+    ("grant_type=client_credentials", {**basic(*CLIENT), "Content-Type": "text/plain"}, 400,
+     "invalid_request"),
+    (json.dumps({"grant_type": "client_credentials"}), JSON, 401, "invalid_client"),
     (b"grant_type=client_credentials&client_id=\xff\xfe&client_secret=x", FORM, 400,
      "invalid_request"),
     (b"grant_type=client_credentials", {**basic(*CLIENT), "Content-Type":
@@ -175,7 +205,11 @@ async def test_token_outlives_a_restart_and_expires(start_exporter: Start,
     assert (await again.post(event(1), headers=bearer))[0] == 200
     await asyncio.sleep(2.1)
     status, answer = await again.post(event(2), headers=bearer)
-    assert status == 401 and "oauth/token" in answer["error"]
+    assert (status, answer["error"]) == (
+        401, "access token expired: request a new one from POST /oauth/token")
+    # A token that is not ours gets the general message, not "expired".
+    status, answer = await again.post(event(3), headers={"Authorization": "Bearer x.y.z"})
+    assert status == 401 and "expired" not in answer["error"]
 
 
 async def test_oauth_and_static_token_together(start_exporter: Start) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime
 import ipaddress
@@ -29,6 +30,7 @@ from exporter.cli.settings import parse_settings
 from exporter.security import webconfig
 from exporter.security.webconfig import WebConfigError, load_web_config
 from exporter.web.app import create_app, create_metrics_app
+from exporter.web.appkeys import USERS
 from tests.conftest import ROOT, ClientFactory, Exporter, event, free_port
 
 Start = Callable[..., Awaitable[Exporter]]
@@ -303,13 +305,18 @@ async def test_bcrypt_verdicts_are_cached(start_exporter: Start, tmp_path: Path,
 
 @pytest.mark.parametrize(("text", "message"), [
     ("tls_server_config: [1, 2]\n", "tls_server_config must be a mapping"),
-    ("rate_limit:\n  burst: 1\n", "unsupported key(s) rate_limit"),
+    ("web_config:\n  burst: 1\n", "unsupported key(s) web_config"),
+    ("rate_limit:\n  interval: fast\n", "rate_limit.interval: 'fast' is not a duration"),
+    ("rate_limit:\n  interval: 1s\n  burst: -1\n", "rate_limit.burst"),
+    ("basic_auth_users:\n  a: $2y$04$0123456789012345678901234567890123456789012345678901a\n"
+     "  a: $2y$04$0123456789012345678901234567890123456789012345678901a\n",
+     "key 'a' is given twice"),
     ("tls_server_config:\n  cert_file: a.crt\n  keyfile: a.key\n",
      "unsupported key(s) tls_server_config.keyfile"),
-    ("tls_server_config:\n  cert_file: a.crt\n", "got only cert_file"),
+    ("tls_server_config:\n  cert_file: a.crt\n", "missing one of key or key_file"),
     ("tls_server_config:\n  min_version: TLS12\n", "needs cert_file and key_file"),
     ("tls_server_config:\n  cert_file: missing.crt\n  key_file: missing.key\n",
-     "cannot load cert_file"),
+     "cert_file: cannot read"),
     ("basic_auth_users:\n  alice: plaintext\n", "not a bcrypt hash"),
     ("basic_auth_users:\n  - alice\n", "basic_auth_users must be a mapping"),
     ("basic_auth_users: {\n", "not valid YAML"),
@@ -320,13 +327,17 @@ def test_invalid_files_are_rejected(tmp_path: Path, text: str, message: str) -> 
 
 
 @pytest.mark.parametrize(("tls", "message"), [
-    ("  client_auth_type: RequireAnyClientCert\n", "not supported"),
-    ("  client_auth_type: RequireAndVerifyClientCert\n", "needs client_ca_file"),
-    ("  client_ca_file: CA\n", "client_auth_type is NoClientCert"),
-    ("  min_version: TLS14\n", "min_version 'TLS14' is not one of"),
+    ("  client_auth_type: RequireSomeClientCert\n", "invalid ClientAuth"),
+    ("  client_allowed_sans: [a]\n  client_auth_type: VerifyClientCertIfGiven\n",
+     "client_allowed_sans requires client_auth_type"),
+    ("  client_ca_file: CA\n", "without a Client Auth Policy"),
+    ("  min_version: TLS14\n", "min_version: unknown TLS version: TLS14"),
+    ("  min_version: TLS10\n", "min_version: TLS10 cannot be honoured"),
+    ("  max_version: TLS11\n", "max_version: TLS11 cannot be honoured"),
+    ("  cert: inline\n", "set cert or cert_file, not both"),
     ("  min_version: TLS13\n  max_version: TLS12\n", "above max_version"),
     ("  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: KEY\n",
-     "cannot load client_ca_file"),
+     "holds no usable PEM"),
 ])
 def test_invalid_tls_settings_are_rejected(pki: Pki, tmp_path: Path, tls: str,
                                            message: str) -> None:
@@ -358,3 +369,94 @@ def test_bad_file_stops_the_start_with_a_clear_error(tmp_path: Path,
     with pytest.raises(SystemExit):
         parse_settings([], env={"EXPORTER_WEB_CONFIG_FILE": str(tmp_path / "absent.yml")})
     assert "cannot read" in capsys.readouterr().err
+
+
+# --- bcrypt must not become a denial of service -------------------------------------------------
+
+def _users_of(exp: Exporter) -> webconfig.BasicAuthUsers:
+    return exp.app[USERS]
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not reached in 5 s")
+
+
+async def test_guesses_cannot_starve_a_verified_user(start_exporter: Start,
+                                                     tmp_path: Path) -> None:
+    """A cost-14 hash (about a second a check) and a flood of guesses while Prometheus scrapes."""
+    slow = bcrypt.hashpw(b"slow-password", bcrypt.gensalt(rounds=14)).decode()
+    config = write_config(tmp_path, f"basic_auth_users:\n  prom: {hashed(PASSWORD)}\n"
+                                    f"  slow: {slow}\n")
+    exp = await start_exporter("--web.config.file", str(config))
+    users = _users_of(exp)
+    assert (await exp.client.get("/metrics", headers=basic("prom", PASSWORD))).status == 200
+
+    def scrape(user: str, password: str) -> asyncio.Task[int]:
+        async def status() -> int:
+            return (await exp.client.get("/healthz", headers=basic(user, password))).status
+        return asyncio.create_task(status())
+
+    # An unknown user is checked against exporter-toolkit's fixed cost (10), not the highest
+    # configured one: it finishes before a guess at the cost-14 user that started first.
+    guess = scrape("slow", "guess-0")
+    await _until(lambda: users.in_progress == 1)
+    unknown = scrape("nobody", "guess")
+    done, _ = await asyncio.wait({guess, unknown}, return_when=asyncio.FIRST_COMPLETED)
+    assert done == {unknown} and unknown.result() == 401
+    assert webconfig.DUMMY_HASH.startswith(b"$2b$10$")
+    # Fill every bcrypt worker and waiting place with distinct guesses...
+    limit = webconfig.BCRYPT_WORKERS + webconfig.BCRYPT_WAITING
+    flood = [scrape("slow", f"guess-{i}") for i in range(1, limit)]
+    await _until(lambda: users.in_progress == limit)
+    # ...then one more uncached check is refused at once, with a hint to retry...
+    resp = await exp.client.get("/healthz", headers=basic("nobody", "another guess"))
+    assert resp.status == 503 and resp.headers["Retry-After"] == "1"
+    assert "password checks" in (await resp.json())["error"]
+    # ...while the verified user's cached credentials are served without waiting for bcrypt.
+    assert (await exp.client.get("/metrics", headers=basic("prom", PASSWORD))).status == 200
+    assert users.in_progress > 0 and not any(task.done() for task in flood)
+    for task in [guess, *flood]:
+        task.cancel()
+
+
+# --- which endpoints need a web config user (docs/security.md says so exactly) ------------------
+
+GUARDED = [("GET", "/metrics"), ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/"),
+           ("GET", "/api/v1/exports"), ("GET", "/api/v1/events"), ("GET", "/openapi.json"),
+           ("POST", "/-/reload"), ("GET", "/no-such-page")]
+
+
+async def test_every_endpoint_needs_a_web_config_user(start_exporter: Start,
+                                                      tmp_path: Path) -> None:
+    config = write_config(tmp_path, f"basic_auth_users:\n  prometheus: {hashed(PASSWORD)}\n")
+    exp = await start_exporter("--web.config.file", str(config), "--auth-token", "tok")
+    for method, path in GUARDED:
+        for headers in ({}, {"Authorization": "Bearer tok"}, basic("prometheus", "wrong")):
+            resp = await exp.client.request(method, path, headers=headers)
+            assert resp.status == 401, (method, path, headers)
+            assert resp.headers["WWW-Authenticate"].startswith("Basic")
+        resp = await exp.client.request(method, path, headers=basic("prometheus", PASSWORD))
+        assert resp.status != 401, (method, path)
+    # The documentation lists exactly these, and shows Prometheus's basic_auth scrape config.
+    docs = (ROOT / "docs" / "security.md").read_text()
+    section = docs.split("### `basic_auth_users`: which endpoints need credentials", 1)[1]
+    section = section.split("\n### ", 1)[0]
+    for _, path in GUARDED[:-1]:
+        assert f"`{path}`" in section, path
+    assert "unknown paths" in section
+    scrape = section.split("```yaml", 1)[1].split("```", 1)[0]
+    assert "basic_auth:" in scrape and "username: prometheus" in scrape
+    assert "password_file:" in scrape
+
+
+def test_yaml_errors_do_not_quote_the_file(tmp_path: Path) -> None:
+    """PyYAML quotes the offending line; that line may hold a hash or an inline key."""
+    secret_hash = hashed("hunter2")
+    with pytest.raises(WebConfigError) as exc:
+        load_web_config(write_config(tmp_path, f"basic_auth_users:\n  alice: {secret_hash}: [\n"))
+    assert "not valid YAML" in str(exc.value) and "line 2" in str(exc.value)
+    assert secret_hash not in str(exc.value)

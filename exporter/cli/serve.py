@@ -16,6 +16,7 @@ from exporter.cli.settings import parse_settings
 from exporter.domain.declared import ConfigError
 from exporter.store import StoreError
 from exporter.web.app import create_app, create_metrics_app, server_options
+from exporter.web.appkeys import WEB_CONFIG
 from exporter.web.reload import reload_config
 from exporter.web.settings import Settings
 
@@ -63,8 +64,9 @@ async def serve(settings: Settings) -> None:
         runners.append(web.AppRunner(create_metrics_app(app), access_log=access,
                                      handle_signals=False, **options))
     ports = [settings.port, settings.metrics_port]
-    # The web config's TLS applies to every listener, as exporter-toolkit does.
-    ssl_context = settings.web_config.ssl_context if settings.web_config else None
+    # The web config's TLS applies to every listener, as exporter-toolkit does; each connection
+    # gets the context of the file as it is then, so a renewed certificate needs no restart.
+    ssl_context = app[WEB_CONFIG].server_context() if WEB_CONFIG in app else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from exporter.domain.durations import parse_duration
 from exporter.security.allowlist import IPNetwork, parse_network
-from exporter.security.webconfig import WebConfigError, load_web_config
+from exporter.security.webconfig import WebConfig, WebConfigError, load_web_config
 from exporter.web.settings import Settings
 
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -189,12 +189,7 @@ def parse_settings(argv: Sequence[str] | None = None,
     for broken, message in _conflicts(args):
         if broken:
             parser.error(message)
-    web_config = None
-    if args.web_config_file is not None:
-        try:
-            web_config = load_web_config(Path(args.web_config_file))
-        except WebConfigError as exc:
-            parser.error(f"--web.config.file {args.web_config_file}: {exc}")
+    web_config = _web_config(parser, args.web_config_file)
     allow = args.allow_cidr or _networks(parser, env, "EXPORTER_ALLOW_CIDR")
     trusted = args.trusted_proxy or _networks(parser, env, "EXPORTER_TRUSTED_PROXY")
     return Settings(
@@ -249,6 +244,16 @@ def _conflicts(args: argparse.Namespace) -> list[tuple[bool, str]]:
         (args.oauth_signing_key is not None and args.oauth_client_id is None,
          "--oauth-signing-key needs --oauth-client-id"),
     ]
+
+
+def _web_config(parser: argparse.ArgumentParser, path: Path | None) -> WebConfig | None:
+    """The web config file read and checked now, so a bad one stops the start with its reason."""
+    if path is None:
+        return None
+    try:
+        return load_web_config(Path(path))
+    except WebConfigError as exc:
+        parser.error(f"--web.config.file {path}: {exc}")
 
 
 def _networks(parser: argparse.ArgumentParser, env: Mapping[str, str],

@@ -3,8 +3,8 @@
 Secrets are compared with ``hmac.compare_digest`` so the time taken does not reveal how much of a
 guess was right. When several methods are configured, any one of them admits the request.
 Bearer tokens minted by the exporter's OAuth token endpoint are checked by a verifier
-(``exporter.oauth.TokenIssuer.verify``) handed in by the app factory, so this module does not
-depend on how tokens are made.
+(``exporter.security.oauth.TokenIssuer.problem``) handed in by the app factory, so this module
+does not depend on how tokens are made.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from typing import Final
 
 BASIC_CHALLENGE: Final = 'Basic realm="clevertap-export-exporter", charset="UTF-8"'
+#: What a bearer verifier answers for a token it minted that has expired, and for any other.
+EXPIRED: Final = "expired"
+INVALID: Final = "invalid"
 
 
 @dataclass(frozen=True)
@@ -25,7 +28,8 @@ class WebhookAuth:
     token_header: str | None = None
     basic_user: str | None = None
     basic_password: str | None = None
-    bearer_verifier: Callable[[str], bool] | None = None
+    # None for a valid token, else EXPIRED or INVALID
+    bearer_verifier: Callable[[str], str | None] | None = None
 
     @property
     def enabled(self) -> bool:
@@ -47,15 +51,14 @@ class WebhookAuth:
         scheme, _, value = authorization.partition(" ")
         scheme = scheme.lower()
         value = value.strip()
-        if self.token is not None:
-            if scheme == "bearer" and same_secret(value, self.token):
-                return None
-            if self.token_header is not None:
-                custom = headers.get(self.token_header)
-                if custom is not None and same_secret(custom.strip(), self.token):
-                    return None
-        if self.bearer_verifier is not None and scheme == "bearer" and self.bearer_verifier(value):
+        if self._token_matches(headers, scheme, value):
             return None
+        bearer = (self.bearer_verifier(value) if self.bearer_verifier is not None
+                  and scheme == "bearer" else INVALID)
+        if bearer is None:
+            return None
+        if bearer == EXPIRED:
+            return "access token expired: request a new one from POST /oauth/token"
         if self.basic_user is not None and self.basic_password is not None and scheme == "basic":
             user, password = decode_basic(value) or ("", "")
             # Evaluate both comparisons so a wrong user costs the same time as a wrong password.
@@ -67,6 +70,15 @@ class WebhookAuth:
         if not authorization and not self._custom_present(headers):
             return "missing credentials: send " + self._expected()
         return "invalid credentials: send " + self._expected()
+
+    def _token_matches(self, headers: Mapping[str, str], scheme: str, value: str) -> bool:
+        """The shared token, as a Bearer token or in the custom header."""
+        if self.token is None:
+            return False
+        if scheme == "bearer" and same_secret(value, self.token):
+            return True
+        custom = headers.get(self.token_header) if self.token_header is not None else None
+        return custom is not None and same_secret(custom.strip(), self.token)
 
     def _custom_present(self, headers: Mapping[str, str]) -> bool:
         return self.token_header is not None and self.token_header in headers

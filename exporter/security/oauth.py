@@ -28,13 +28,15 @@ from typing import Any, Final
 from urllib.parse import unquote_plus
 
 from aiohttp import web
-from multidict import MultiDictProxy
+from multidict import MultiDict
 
-from exporter.security.auth import BASIC_CHALLENGE, decode_basic, same_secret
+from exporter.security.auth import BASIC_CHALLENGE, EXPIRED, INVALID, decode_basic, same_secret
 
 log = logging.getLogger(__name__)
 
-_Form = MultiDictProxy[str | bytes | bytearray | web.FileField]  # what ``Request.post`` returns
+_Form = MultiDict[str]  # the request's parameters, from a form or a JSON object
+FORM_TYPE: Final = "application/x-www-form-urlencoded"
+JSON_TYPE: Final = "application/json"
 
 TOKEN_PATH: Final = "/oauth/token"  # noqa: S105 (a URL path, not a password)
 GRANT_TYPE: Final = "client_credentials"
@@ -90,19 +92,21 @@ class TokenIssuer:
 
     def verify(self, token: str, now: float | None = None) -> bool:
         """True for a token this issuer minted (same key and client) that has not expired."""
+        return self.problem(token, now) is None
+
+    def problem(self, token: str, now: float | None = None) -> str | None:
+        """None for a valid token; ``EXPIRED`` for one of ours past its expiry; else ``INVALID``."""
         decoded = _decode_hs256(token, self._key)
         if decoded is None or decoded[0] != _HEADER:
-            return False
+            return INVALID
         claims = decoded[1]
         current = time.time() if now is None else now
         iat = claims.get("iat")
-        return (
-            claims.get("iss") == ISSUER
-            and claims.get("aud") == AUDIENCE
-            and claims.get("sub") == self.client_id
-            and _unexpired(claims, current)
-            and isinstance(iat, int) and iat <= current + LEEWAY_SECONDS
-        )
+        if not (claims.get("iss") == ISSUER and claims.get("aud") == AUDIENCE
+                and claims.get("sub") == self.client_id
+                and isinstance(iat, int) and iat <= current + LEEWAY_SECONDS):
+            return INVALID
+        return None if _unexpired(claims, current) else EXPIRED
 
     def assertion_matches(self, assertion: str, now: float | None = None) -> bool:
         """Client authentication by ``client_secret_jwt`` (RFC 7523 section 2.2, OpenID Connect).
@@ -227,13 +231,7 @@ class TokenEndpoint:
                                  headers=_NO_STORE), "granted"
 
     async def _grant(self, request: web.Request) -> str:
-        if request.content_type != "application/x-www-form-urlencoded":
-            raise TokenRequestError("invalid_request", 400,
-                                    "send the parameters as application/x-www-form-urlencoded")
-        try:
-            form = await request.post()
-        except (ValueError, LookupError) as exc:  # undecodable bytes, unknown charset
-            raise TokenRequestError("invalid_request", 400, "the form cannot be decoded") from exc
+        form = await parameters(request)
         grant_types = form.getall("grant_type", [])
         if len(grant_types) != 1:
             raise TokenRequestError("invalid_request", 400, "send 'grant_type' exactly once")
@@ -261,6 +259,39 @@ class TokenEndpoint:
             raise TokenRequestError("invalid_client", 401, "client assertion not valid: sign "
                                     "it with the client secret (HS256), iss and sub the client "
                                     "id, aud the token URL, exp in the future")
+
+
+class _Pairs(list[tuple[str, Any]]):
+    """A JSON object's members in order, duplicates kept, so a repeated one can be refused."""
+
+
+async def parameters(request: web.Request) -> _Form:
+    """The token request's parameters, from a form (RFC 6749) or a JSON object.
+
+    RFC 6749 asks for a form; CleverTap does not document which it sends, and several OAuth
+    clients send JSON, so both are read, with the same rules: each value a string, and a
+    parameter given twice is refused.
+    """
+    if request.content_type == FORM_TYPE:
+        try:
+            form = await request.post()
+        except (ValueError, LookupError) as exc:  # undecodable bytes, unknown charset
+            raise TokenRequestError("invalid_request", 400, "the form cannot be decoded") from exc
+        return MultiDict((k, v) for k, v in form.items() if isinstance(v, str))
+    if request.content_type == JSON_TYPE:
+        try:
+            pairs = json.loads(await request.read(), object_pairs_hook=_Pairs)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise TokenRequestError("invalid_request", 400,
+                                    "the body is not valid JSON") from exc
+        if not isinstance(pairs, _Pairs):
+            raise TokenRequestError("invalid_request", 400, "send a JSON object")
+        for name, value in pairs:
+            if not isinstance(value, str):
+                raise TokenRequestError("invalid_request", 400, f"'{name}' must be a string")
+        return MultiDict(pairs)
+    raise TokenRequestError("invalid_request", 400, f"send the parameters as {FORM_TYPE} "
+                            f"or {JSON_TYPE}")
 
 
 # RFC 6749 section 5.1: token responses must not be cached.

@@ -1,24 +1,15 @@
 """The Prometheus exporter-toolkit web configuration file (``--web.config.file``).
 
 Operators already write one of these for node_exporter and friends; reading the same format lets
-them reuse it. Supported keys (anything else is refused at start-up rather than silently ignored,
-because an ignored security setting is worse than a failed start):
+them reuse it. Every key of exporter-toolkit's format is read (``docs/security.md`` lists them
+and the few differences); anything else is refused at start-up rather than silently ignored,
+because an ignored security setting is worse than a failed start. As Go's strict YAML unmarshal
+does, a key given twice is refused too.
 
-```yaml
-tls_server_config:
-  cert_file: server.crt          # with key_file: serve HTTPS
-  key_file: server.key
-  client_auth_type: NoClientCert # or VerifyClientCertIfGiven, RequireAndVerifyClientCert
-  client_ca_file: clients-ca.crt # needed by the two verifying client_auth_type values
-  min_version: TLS12             # TLS10..TLS13, default TLS12
-  max_version: TLS13
-basic_auth_users:
-  alice: $2y$10$...              # bcrypt hashes, e.g. from `htpasswd -nBC 10 "" | tr -d ':\\n'`
-```
-
-Unlike exporter-toolkit the file is read once, at start-up: restart to pick up a renewed
-certificate. As in exporter-toolkit, a bcrypt check is slow on purpose (about 70 ms at cost 10),
-so its result is cached per user and password, and checks run one at a time off the event loop.
+As exporter-toolkit does, the file (and the certificate, key and CA files it names) is re-read
+when it changes: ``WebConfigFile.current`` compares their modification stamps on each TLS
+handshake and each request, so a renewed certificate needs no restart. A changed file that does
+not load is logged and the last good configuration stays in force.
 """
 
 from __future__ import annotations
@@ -27,13 +18,17 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
+import math
 import re
 import secrets
 import ssl
+import threading
+import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -41,21 +36,28 @@ import bcrypt
 import yaml
 
 from exporter.security.auth import decode_basic
+from exporter.security.tls import TLSConfigError, TLSSettings, build_context, parse_tls
 
-_TLS_KEYS: Final = frozenset({"cert_file", "key_file", "client_auth_type", "client_ca_file",
-                              "min_version", "max_version"})
-_TOP_KEYS: Final = frozenset({"tls_server_config", "basic_auth_users"})
-_VERSIONS: Final = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,
-                    "TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
-# Go's tls.ClientAuthType names. RequestClientCert and RequireAnyClientCert accept certificates
-# without verifying them, which Python's ssl module cannot do (and which exporter-toolkit calls
-# insecure), so they are refused with a pointer to the verifying equivalents.
-_CLIENT_AUTH: Final = {"NoClientCert": ssl.CERT_NONE,
-                       "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
-                       "RequireAndVerifyClientCert": ssl.CERT_REQUIRED}
+log = logging.getLogger(__name__)
+
+_SECTIONS: Final = {
+    "tls_server_config": frozenset({
+        "cert", "key", "client_ca", "cert_file", "key_file", "client_auth_type",
+        "client_ca_file", "cipher_suites", "curve_preferences", "min_version", "max_version",
+        "prefer_server_cipher_suites", "client_allowed_sans"}),
+    "http_server_config": frozenset({"http2", "headers"}),
+    "rate_limit": frozenset({"interval", "burst"}),
+    "basic_auth_users": None,  # user names are the keys
+}
+# exporter-toolkit's only configurable response headers, with their allowed values if enumerated.
+HEADERS: Final[Mapping[str, tuple[str, ...]]] = {
+    "Strict-Transport-Security": (), "X-Content-Type-Options": ("nosniff",),
+    "X-Frame-Options": ("deny", "sameorigin"), "X-XSS-Protection": (),
+    "Content-Security-Policy": ()}
 _BCRYPT_HASH: Final = re.compile(r"\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}")
-CACHE_SIZE: Final = 256
-MAX_PASSWORD_BYTES: Final = 72
+_GO_DURATION_PART: Final = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
+_GO_UNITS: Final = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3, "s": 1.0,
+                    "m": 60.0, "h": 3600.0}
 
 
 class WebConfigError(ValueError):
@@ -63,85 +65,95 @@ class WebConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """``rate_limit``: a token bucket refilled one request per ``interval``, ``burst`` deep."""
+
+    interval: float
+    burst: int
+
+
+@dataclass(frozen=True)
 class WebConfig:
     ssl_context: ssl.SSLContext | None
     basic_auth_users: Mapping[str, str]
+    headers: Mapping[str, str] = field(default_factory=dict)
+    rate_limit: RateLimit | None = None
+    client_allowed_sans: frozenset[str] | None = None
+    http2: bool = True
+    path: Path | None = None
+    files: tuple[Path, ...] = ()  # what the configuration was read from, watched for changes
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses a mapping key given twice, as Go's ``UnmarshalStrict``."""
+
+    def construct_mapping(self, node: yaml.MappingNode,
+                          deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_web_config(path: Path) -> WebConfig:
     """Read and validate the file, building the TLS context so a bad key fails at start-up."""
+    doc = _read(path)
+    unknown = sorted(str(k) for k in doc if k not in _SECTIONS)
+    if unknown:
+        raise WebConfigError(f"unsupported key(s) {', '.join(unknown)}; the web config file "
+                             f"has {', '.join(_SECTIONS)}")
+    sections = {name: _section(doc, name, keys) for name, keys in _SECTIONS.items()}
+    users = _users(sections["basic_auth_users"])
+    http = sections["http_server_config"]
+    http2 = http.get("http2", True)
+    if not isinstance(http2, bool):
+        raise WebConfigError("http_server_config.http2 must be true or false")
+    headers = _headers(http.get("headers"))
+    rate_limit = _rate_limit(sections["rate_limit"])
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        tls = parse_tls(sections["tls_server_config"], path.parent)
+        context = _context(tls, http2=http2)
+    except TLSConfigError as exc:
+        raise WebConfigError(str(exc)) from exc
+    return WebConfig(ssl_context=context, basic_auth_users=users, headers=headers,
+                     rate_limit=rate_limit, client_allowed_sans=tls.allowed_sans, http2=http2,
+                     path=path, files=(path, *tls.files))
+
+
+def _read(path: Path) -> dict[Any, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise WebConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
         raise WebConfigError(f"{path} is not valid YAML: {exc}") from exc
-    doc = _mapping(raw or {}, "the file")
-    _no_unknown(doc, _TOP_KEYS, "")
-    tls = _mapping(doc.get("tls_server_config") or {}, "tls_server_config")
-    _no_unknown(tls, _TLS_KEYS, "tls_server_config.")
-    users = _mapping(doc.get("basic_auth_users") or {}, "basic_auth_users")
-    for user, hashed in users.items():
-        if not isinstance(user, str) or not isinstance(hashed, str) or ":" in user:
-            raise WebConfigError(f"basic_auth_users: entry {user!r} must map a user name "
-                                 "(without ':') to a bcrypt hash")
-        if not _BCRYPT_HASH.fullmatch(hashed):
-            raise WebConfigError(f"basic_auth_users: the hash of {user!r} is not a bcrypt "
-                                 "hash ($2y$10$... with a cost of 4 to 31)")
-    return WebConfig(ssl_context=_ssl_context(tls, path.parent) if tls else None,
-                     basic_auth_users=dict(users))
-
-
-def _ssl_context(tls: Mapping[str, Any], base: Path) -> ssl.SSLContext | None:
-    def file(key: str) -> Path | None:
-        value = tls.get(key)
-        if value is None or value == "":
-            return None
-        if not isinstance(value, str):
-            raise WebConfigError(f"tls_server_config.{key} must be a file name")
-        return base / value  # relative names are relative to the web config file
-
-    cert, key, client_ca = file("cert_file"), file("key_file"), file("client_ca_file")
-    if cert is None and key is None:
-        if len(tls):
-            raise WebConfigError("tls_server_config needs cert_file and key_file")
-        return None
-    if cert is None or key is None:
-        raise WebConfigError("tls_server_config needs both cert_file and key_file, got only "
-                             + ("cert_file" if cert is not None else "key_file"))
-    auth_type = tls.get("client_auth_type", "NoClientCert")
-    if auth_type not in _CLIENT_AUTH:
-        raise WebConfigError(f"tls_server_config.client_auth_type {auth_type!r} is not "
-                             f"supported; use one of {', '.join(_CLIENT_AUTH)}")
-    if _CLIENT_AUTH[auth_type] != ssl.CERT_NONE and client_ca is None:
-        raise WebConfigError(f"client_auth_type {auth_type} needs client_ca_file")
-    if _CLIENT_AUTH[auth_type] == ssl.CERT_NONE and client_ca is not None:
-        raise WebConfigError("client_ca_file is set but client_auth_type is NoClientCert: "
-                             "set client_auth_type to RequireAndVerifyClientCert")
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = _version(tls, "min_version", "TLS12")
-    context.maximum_version = _version(tls, "max_version", "TLS13")
-    if context.minimum_version > context.maximum_version:
-        raise WebConfigError("tls_server_config.min_version is above max_version")
     try:
-        context.load_cert_chain(cert, key)
-    except (OSError, ssl.SSLError) as exc:
-        raise WebConfigError(f"cannot load cert_file {cert} with key_file {key}: {exc}") from exc
-    if client_ca is not None:
-        try:
-            context.load_verify_locations(cafile=client_ca)
-        except (OSError, ssl.SSLError) as exc:
-            raise WebConfigError(f"cannot load client_ca_file {client_ca}: {exc}") from exc
-    context.verify_mode = _CLIENT_AUTH[auth_type]
-    return context
+        raw = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as exc:
+        raise WebConfigError(f"{path} is not valid YAML: {_yaml_problem(exc)}") from exc
+    return _mapping(raw or {}, "the file")
 
 
-def _version(tls: Mapping[str, Any], key: str, default: str) -> ssl.TLSVersion:
-    name = tls.get(key, default)
-    if name not in _VERSIONS:
-        raise WebConfigError(f"tls_server_config.{key} {name!r} is not one of "
-                             f"{', '.join(_VERSIONS)}")
-    return _VERSIONS[name]
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What and where, without PyYAML's quote of the line, which may hold a key or a hash."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        return f"{exc.problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return type(exc).__name__
+
+
+def _section(doc: Mapping[Any, Any], name: str, keys: frozenset[str] | None) -> dict[Any, Any]:
+    section = _mapping(doc.get(name) or {}, name)
+    if keys is not None:
+        extra = sorted(f"{name}.{k}" for k in section if k not in keys)
+        if extra:
+            raise WebConfigError(f"unsupported key(s) {', '.join(extra)}; {name} has "
+                                 f"{', '.join(sorted(keys))}")
+    return section
 
 
 def _mapping(value: object, where: str) -> dict[Any, Any]:
@@ -150,36 +162,226 @@ def _mapping(value: object, where: str) -> dict[Any, Any]:
     return value
 
 
-def _no_unknown(doc: Mapping[Any, Any], known: frozenset[str], prefix: str) -> None:
-    unknown = sorted(prefix + str(k) for k in doc if k not in known)
-    if unknown:
-        supported = sorted(prefix + k for k in known)
-        raise WebConfigError(f"unsupported key(s) {', '.join(unknown)}; this exporter "
-                             f"supports {', '.join(supported)}")
+def _users(users: Mapping[Any, Any]) -> dict[str, str]:
+    for user, hashed in users.items():
+        if not isinstance(user, str) or not isinstance(hashed, str) or ":" in user:
+            raise WebConfigError(f"basic_auth_users: entry {user!r} must map a user name "
+                                 "(without ':') to a bcrypt hash")
+        if not _BCRYPT_HASH.fullmatch(hashed):
+            raise WebConfigError(f"basic_auth_users: the hash of {user!r} is not a bcrypt "
+                                 "hash ($2y$10$... with a cost of 4 to 31)")
+    return dict(users)
+
+
+def _headers(headers: object) -> dict[str, str]:
+    """exporter-toolkit's header rules: five names only, enumerated values checked."""
+    found = _mapping(headers or {}, "http_server_config.headers")
+    out = {}
+    for name, value in found.items():
+        if name not in HEADERS:
+            raise WebConfigError(f"http_server_config.headers: HTTP header {name!r} can not be "
+                                 f"configured (only {', '.join(HEADERS)})")
+        if not isinstance(value, str | int | float):
+            raise WebConfigError(f"http_server_config.headers.{name} must be a string")
+        # Go's YAML gives a scalar's text to a string field: "X-XSS-Protection: 1" is "1".
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        if HEADERS[name] and text not in HEADERS[name]:
+            raise WebConfigError(f"http_server_config.headers: invalid value for {name}. "
+                                 f"Expected one of: {list(HEADERS[name])}, but got: {text!r}")
+        if any(ord(c) < 32 or ord(c) == 127 for c in text):
+            raise WebConfigError(f"http_server_config.headers.{name} has a control character")
+        if text:  # blank means unset
+            out[name] = text
+    return out
+
+
+def _rate_limit(section: Mapping[str, Any]) -> RateLimit | None:
+    interval = go_duration(section.get("interval", 0), "rate_limit.interval")
+    burst = section.get("burst", 0)
+    if isinstance(burst, bool) or not isinstance(burst, int) or burst < 0:
+        raise WebConfigError("rate_limit.burst must be a whole number, 0 or more")
+    if interval < 0:
+        raise WebConfigError("rate_limit.interval must not be negative (0 turns it off)")
+    return RateLimit(interval, burst) if interval > 0 else None
+
+
+def go_duration(value: object, where: str) -> float:
+    """Seconds in a Go ``time.Duration`` as YAML gives it: ``"1m30s"``, or integer nanoseconds."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value * 1e-9
+    if isinstance(value, str):
+        text = value.strip()
+        sign = -1.0 if text.startswith("-") else 1.0
+        body = text.lstrip("+-")
+        parts = _GO_DURATION_PART.findall(body)
+        if body == "0":
+            return 0.0
+        if parts and "".join(n + u for n, u in parts) == body:
+            return sign * sum(float(n) * _GO_UNITS[u] for n, u in parts)
+    raise WebConfigError(f"{where}: {value!r} is not a duration such as 1s, 500ms or 1m30s")
+
+
+def _context(tls: TLSSettings, *, http2: bool) -> ssl.SSLContext | None:
+    if tls.enabled:
+        return build_context(tls, http2=http2)
+    if tls.raw:
+        raise WebConfigError("tls_server_config needs cert_file and key_file (or cert and key)")
+    return None
+
+
+class RateLimiter:
+    """Go's ``rate.Limiter.Allow``: starts full, refills continuously, never above ``burst``."""
+
+    def __init__(self, limit: RateLimit, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self._clock = clock
+        self._tokens = float(limit.burst)
+        self._last = clock()
+
+    def allow(self) -> bool:
+        now = self._clock()
+        self._tokens = min(float(self.limit.burst),
+                           self._tokens + (now - self._last) / self.limit.interval)
+        self._last = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False
+
+    @property
+    def retry_after(self) -> int:
+        """Whole seconds until a token is due (at least 1)."""
+        return max(1, math.ceil((1 - self._tokens) * self.limit.interval))
+
+
+_Stamp = tuple[tuple[str, int, int, int] | None, ...]
+
+
+class WebConfigFile:
+    """The web config as last loaded from its file, re-read when that or a file it names changes.
+
+    Each TLS handshake and each request asks for ``current()``, which compares the files'
+    (inode, size, modification time) with those of the last load: a few ``stat`` calls. When
+    they changed the file is loaded again; if that fails, the error is logged once and the last
+    good configuration is kept, so a half-written renewal does not take the exporter down.
+    Whether the listeners speak TLS at all is decided at start-up: turning TLS on or off needs a
+    restart, as in exporter-toolkit.
+    """
+
+    def __init__(self, config: WebConfig) -> None:
+        assert config.path is not None
+        self.path = config.path
+        self._config = config
+        self._stamp = _stamp(config.files)
+        self._failed: _Stamp | None = None
+        self._lock = threading.Lock()
+        self.limiter = RateLimiter(config.rate_limit) if config.rate_limit else None
+
+    def current(self) -> WebConfig:
+        stamp = _stamp(self._config.files)
+        if stamp != self._stamp and stamp != self._failed:
+            with self._lock:  # handshakes may run on other threads
+                self._reload(stamp)
+        return self._config
+
+    def _reload(self, stamp: _Stamp) -> None:
+        try:
+            config = load_web_config(self.path)
+        except WebConfigError as exc:
+            self._failed = stamp
+            log.error("--web.config.file %s changed but cannot be used, keeping the previous "
+                      "configuration: %s", self.path, exc)
+            return
+        if (config.ssl_context is None) != (self._config.ssl_context is None):
+            self._failed = stamp
+            log.error("--web.config.file %s changed whether TLS is on; that needs a restart, "
+                      "keeping the previous configuration", self.path)
+            return
+        if config.rate_limit != self._config.rate_limit:
+            self.limiter = RateLimiter(config.rate_limit) if config.rate_limit else None
+        self._config, self._stamp, self._failed = config, _stamp(config.files), None
+        log.info("--web.config.file %s reloaded", self.path)
+
+    def server_context(self) -> ssl.SSLContext | None:
+        """The context for the listeners: each connection gets the current file's context."""
+        if self._config.ssl_context is None:
+            return None
+        context = _PerConnectionContext(ssl.PROTOCOL_TLS_SERVER)
+        context.source = self
+        return context
+
+
+def _stamp(files: tuple[Path, ...]) -> _Stamp:
+    stamps: list[tuple[str, int, int, int] | None] = []
+    for path in files:
+        try:
+            st = path.stat()
+        except OSError:
+            stamps.append(None)
+        else:
+            stamps.append((str(path), st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(stamps)
+
+
+class _PerConnectionContext(ssl.SSLContext):
+    """Hands each new connection the context of the current file.
+
+    asyncio and uvloop call ``wrap_bio`` once per accepted connection, so delegating it gives
+    every handshake the current versions, ciphers, curves, client auth and certificate, as Go's
+    ``GetConfigForClient`` does in exporter-toolkit (an SNI callback could swap only the
+    certificate and trust store of a connection, not its versions or verify mode).
+    """
+
+    source: WebConfigFile
+
+    def wrap_bio(self, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO,
+                 server_side: bool = False, server_hostname: str | bytes | None = None,
+                 session: ssl.SSLSession | None = None) -> ssl.SSLObject:
+        context = self.source.current().ssl_context
+        assert context is not None  # TLS cannot be turned off without a restart
+        return context.wrap_bio(incoming, outgoing, server_side, server_hostname, session)
+
+
+# exporter-toolkit checks unknown users against a fixed bcrypt hash at cost 10 (its own is of
+# "fakepassword"); this one is of 32 random bytes nobody kept. A fixed cost keeps a guess at an
+# unknown user as cheap as exporter-toolkit's, whatever costs the configured hashes have.
+DUMMY_HASH: Final = b"$2b$10$a3z3q0FEiIb1GlDjobVkw.Pt7WnH9AIjDjmVSX4uhIw/6b19fYoem"
+CACHE_SIZE: Final = 256
+MAX_PASSWORD_BYTES: Final = 72
+#: bcrypt checks run at once, and checks allowed to wait for one; beyond that, 503.
+BCRYPT_WORKERS: Final = 2
+BCRYPT_WAITING: Final = 8
+
+
+class PasswordChecksBusy(Exception):
+    """Too many uncached password checks are in progress: answer 503 and let the client retry."""
 
 
 class BasicAuthUsers:
     """The ``basic_auth_users`` of the web config: bcrypt-verified, with verdicts cached.
 
-    The cache key is an HMAC of user and password under a per-process random key, so the
-    cache never holds a password or a fast hash of one that outlives the process. Wrong
-    passwords are cached too (bounded), so retrying one does not cost a bcrypt each time.
-    An unknown user is checked against a dummy hash of the same cost, so timing does not tell
-    which user names exist.
+    The cache key is an HMAC of user, configured hash and password under a per-process random
+    key, so the cache never holds a password or a fast hash of one that outlives the process,
+    and a changed hash is checked afresh. Wrong passwords are cached too (bounded), so retrying
+    one does not cost a bcrypt each time; identical checks in progress share one bcrypt.
+
+    bcrypt is slow on purpose, so a flood of guesses must not make it a denial of service: at
+    most ``BCRYPT_WORKERS`` checks run at once, on their own threads (not the default executor
+    the rest of the exporter uses); at most ``BCRYPT_WAITING`` more wait; any further uncached
+    check raises ``PasswordChecksBusy`` at once. Cached verdicts never wait, so a scraper whose
+    credentials were verified once is served while guesses are being checked.
     """
 
-    def __init__(self, hashes: Mapping[str, str]) -> None:
-        self._hashes = {user: hashed.encode() for user, hashed in hashes.items()}
-        cost = max(int(h.split(b"$")[2]) for h in self._hashes.values())
-        self._dummy = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds=cost))
+    def __init__(self) -> None:
         self._cache_key = secrets.token_bytes(32)
         self._verdicts: OrderedDict[bytes, bool] = OrderedDict()
-        # One worker: bcrypt is CPU-bound on purpose; a burst of guesses must neither run many
-        # at once nor occupy the default executor that the rest of the exporter relies on.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bcrypt")
+        self._pending: dict[bytes, asyncio.Future[bool]] = {}
+        self.in_progress = 0
+        self._executor = ThreadPoolExecutor(max_workers=BCRYPT_WORKERS,
+                                            thread_name_prefix="bcrypt")
 
-    async def admits(self, headers: Mapping[str, str]) -> bool:
-        """True when ``headers`` carry HTTP Basic credentials of a configured user."""
+    async def admits(self, headers: Mapping[str, str], hashes: Mapping[str, str]) -> bool:
+        """True when ``headers`` carry HTTP Basic credentials of a user in ``hashes``."""
         scheme, _, value = headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "basic":
             return False
@@ -187,25 +389,44 @@ class BasicAuthUsers:
         if credentials is None:
             return False
         user, password = credentials
-        key = hmac.new(self._cache_key, json.dumps([user, password]).encode(),
+        hashed = hashes.get(user)
+        key = hmac.new(self._cache_key, json.dumps([user, hashed, password]).encode(),
                        hashlib.sha256).digest()
         verdict = self._verdicts.get(key)
-        if verdict is None:
-            loop = asyncio.get_running_loop()
-            verdict = await loop.run_in_executor(self._executor, self._verify, user, password)
-            self._verdicts[key] = verdict
-            if len(self._verdicts) > CACHE_SIZE:
-                self._verdicts.popitem(last=False)
-        return verdict
+        if verdict is not None:
+            return verdict
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = self._start(key, hashed, password)
+        return await asyncio.shield(pending)
 
-    def _verify(self, user: str, password: str) -> bool:
-        hashed = self._hashes.get(user)
-        secret = password.encode("utf-8", "surrogateescape")
-        # bcrypt reads at most 72 bytes; refuse longer rather than accept a truncated match.
-        if len(secret) > MAX_PASSWORD_BYTES:
-            return False
-        ok = bcrypt.checkpw(secret, hashed or self._dummy)
-        return ok and hashed is not None
+    def _start(self, key: bytes, hashed: str | None, password: str) -> asyncio.Future[bool]:
+        if self.in_progress >= BCRYPT_WORKERS + BCRYPT_WAITING:
+            raise PasswordChecksBusy
+        self.in_progress += 1
+        future = asyncio.get_running_loop().run_in_executor(self._executor, _verify, hashed,
+                                                            password)
+        self._pending[key] = future
+
+        def done(f: asyncio.Future[bool]) -> None:
+            self.in_progress -= 1
+            del self._pending[key]
+            if not f.cancelled() and f.exception() is None:
+                self._verdicts[key] = f.result()
+                if len(self._verdicts) > CACHE_SIZE:
+                    self._verdicts.popitem(last=False)
+
+        future.add_done_callback(done)
+        return future
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _verify(hashed: str | None, password: str) -> bool:
+    secret = password.encode("utf-8", "surrogateescape")
+    # bcrypt reads at most 72 bytes; refuse longer rather than accept a truncated match.
+    if len(secret) > MAX_PASSWORD_BYTES:
+        return False
+    ok = bcrypt.checkpw(secret, hashed.encode() if hashed is not None else DUMMY_HASH)
+    return ok and hashed is not None

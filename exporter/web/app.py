@@ -26,7 +26,7 @@ from exporter.security import oauth
 from exporter.security.allowlist import SourcePolicy
 from exporter.security.auth import WebhookAuth
 from exporter.security.oauth import TOKEN_PATH, TokenEndpoint, TokenIssuer
-from exporter.security.webconfig import BasicAuthUsers
+from exporter.security.webconfig import BasicAuthUsers, WebConfigFile
 from exporter.store import StoreError, open_store
 from exporter.web.appkeys import (
     AUTH,
@@ -41,6 +41,7 @@ from exporter.web.appkeys import (
     TOKEN_ENDPOINT,
     TRACKER,
     USERS,
+    WEB_CONFIG,
 )
 from exporter.web.events import EventLog
 from exporter.web.handlers import (
@@ -62,6 +63,7 @@ from exporter.web.middleware import (
     error_middleware,
     limit_middleware,
     source_middleware,
+    web_config_middleware,
 )
 from exporter.web.reload import declare_exports
 from exporter.web.settings import Settings
@@ -88,8 +90,8 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> web.Applica
     """
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[error_middleware, source_middleware, limit_middleware, auth_middleware,
-                     body_limit_middleware],
+        middlewares=[error_middleware, web_config_middleware, source_middleware,
+                     limit_middleware, auth_middleware, body_limit_middleware],
     )
     app[SETTINGS] = settings
     issuer = None
@@ -100,16 +102,10 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> web.Applica
         app.router.add_post(TOKEN_PATH, token)
     app[AUTH] = WebhookAuth(settings.auth_token, settings.auth_header,
                             settings.basic_auth_user, settings.basic_auth_password,
-                            issuer.verify if issuer is not None else None)
+                            issuer.problem if issuer is not None else None)
     app[SOURCES] = SourcePolicy(settings.allow_cidrs, settings.trusted_proxies)
-    if settings.web_config is not None and settings.web_config.basic_auth_users:
-        users = BasicAuthUsers(settings.web_config.basic_auth_users)
-        app[USERS] = users
-
-        async def close_users(_: web.Application) -> None:
-            users.close()
-
-        app.on_cleanup.append(close_users)
+    if settings.web_config is not None:
+        _add_web_config(app, WebConfigFile(settings.web_config))
     registry = CollectorRegistry(auto_describe=False)
     app[REGISTRY] = registry
     app[INSTRUMENTS] = Instruments(registry, oauth.OUTCOMES)
@@ -127,6 +123,24 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> web.Applica
     if serve_metrics:
         _add_observability_routes(app)
     return app
+
+
+def _add_web_config(app: web.Application, config_file: WebConfigFile) -> None:
+    """The web config file, re-read when it changes; its users and response headers."""
+    app[WEB_CONFIG] = config_file
+    users = BasicAuthUsers()
+    app[USERS] = users
+
+    async def close_users(_: web.Application) -> None:
+        users.close()
+
+    app.on_cleanup.append(close_users)
+    app.on_response_prepare.append(_configured_headers)
+
+
+async def _configured_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """``http_server_config.headers`` on every response, errors included, as exporter-toolkit."""
+    response.headers.update(request.app[SOURCE_APP][WEB_CONFIG].current().headers)
 
 
 class ServerOptions(TypedDict):
@@ -154,8 +168,11 @@ def server_options(settings: Settings) -> ServerOptions:
 
 def create_metrics_app(source: web.Application) -> web.Application:
     """An app serving ``/metrics`` and health checks of ``source``, for ``--metrics-port``."""
-    app = web.Application(middlewares=[error_middleware, auth_middleware])
+    app = web.Application(middlewares=[error_middleware, web_config_middleware,
+                                       auth_middleware])
     app[SOURCE_APP] = source
+    if WEB_CONFIG in source:
+        app.on_response_prepare.append(_configured_headers)
     _add_observability_routes(app)
     return app
 

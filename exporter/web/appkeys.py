@@ -15,7 +15,7 @@ from exporter.metrics.instruments import Instruments
 from exporter.security.allowlist import SourcePolicy
 from exporter.security.auth import WebhookAuth
 from exporter.security.oauth import TokenEndpoint
-from exporter.security.webconfig import BasicAuthUsers
+from exporter.security.webconfig import BasicAuthUsers, WebConfigFile
 from exporter.web.events import EventLog
 from exporter.web.settings import Settings
 
@@ -26,6 +26,7 @@ INSTRUMENTS: Final = web.AppKey("instruments", Instruments)
 EXPOSITION: Final = web.AppKey("exposition", SeriesExposition)
 AUTH: Final = web.AppKey("auth", WebhookAuth)
 USERS: Final = web.AppKey("basic_auth_users", BasicAuthUsers)
+WEB_CONFIG: Final = web.AppKey("web_config", WebConfigFile)
 SOURCES: Final = web.AppKey("sources", SourcePolicy)
 TOKEN_ENDPOINT: Final = web.AppKey("token_endpoint", TokenEndpoint)
 SOURCE_APP: Final = web.AppKey("source_app", web.Application)

@@ -1,13 +1,15 @@
 """Middlewares: the cross-cutting concerns of every request.
 
-In order, outermost first: error shaping and outcome counting, the source address allow-list,
-the limit on webhook requests in progress, authentication, and the body size limit. The
-credential checks themselves live in ``auth``, ``oauth``, ``webconfig`` and ``allowlist``.
+In order, outermost first: error shaping and outcome counting, the web config's rate limit and
+client certificate SANs, the source address allow-list, the limit on webhook requests in
+progress, authentication, and the body size limit. The credential checks themselves live in
+``auth``, ``oauth``, ``webconfig`` and ``allowlist``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -19,6 +21,7 @@ from aiohttp import web
 from exporter.domain.keys import DEFAULT_ACCOUNT
 from exporter.security.auth import BASIC_CHALLENGE
 from exporter.security.oauth import TOKEN_PATH
+from exporter.security.webconfig import PasswordChecksBusy
 from exporter.web.appkeys import (
     AUTH,
     EVENT,
@@ -30,6 +33,7 @@ from exporter.web.appkeys import (
     SOURCES,
     TOKEN_ENDPOINT,
     USERS,
+    WEB_CONFIG,
 )
 from exporter.web.events import WebhookRecord
 
@@ -154,6 +158,53 @@ async def limit_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 @web.middleware
+async def web_config_middleware(request: web.Request,
+                                handler: Handler) -> web.StreamResponse:
+    """The web config's ``rate_limit`` and ``client_allowed_sans``, on every endpoint.
+
+    As in exporter-toolkit the rate limit comes before authentication and counts every request.
+    Python's ssl cannot check a client certificate's SANs during the handshake, so a connection
+    whose certificate has none of ``client_allowed_sans`` gets a 403 and is closed before any
+    request on it is served.
+    """
+    source = request.app[SOURCE_APP]
+    if WEB_CONFIG not in source:
+        return await handler(request)
+    holder = source[WEB_CONFIG]
+    config = holder.current()
+    limiter = holder.limiter
+    if limiter is not None and not limiter.allow():
+        request[OUTCOME] = "rate_limited"
+        response = json_error(429, "rate_limited", "too many requests: see rate_limit in "
+                              "--web.config.file")
+        response.headers["Retry-After"] = str(limiter.retry_after)
+        return response
+    if config.client_allowed_sans is not None and not _san_allowed(
+            request, config.client_allowed_sans):
+        log.info("refused %s from %s: client certificate has none of client_allowed_sans",
+                 request.path, request.remote)
+        response = json_error(403, "forbidden", "the client certificate has none of the "
+                              "web config's client_allowed_sans")
+        response.force_close()
+        return response
+    return await handler(request)
+
+
+def _san_allowed(request: web.Request, allowed: frozenset[str]) -> bool:
+    """Go's check: any DNS, e-mail, IP or URI SAN of the client certificate is in ``allowed``."""
+    transport = request.transport
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    cert = ssl_object.getpeercert() if ssl_object is not None else None
+    for kind, value in (cert or {}).get("subjectAltName", ()):
+        if kind == "IP Address":
+            with contextlib.suppress(ValueError):
+                value = str(ipaddress.ip_address(value.strip()))
+        if kind in ("DNS", "email", "IP Address", "URI") and value in allowed:
+            return True
+    return False
+
+
+@web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Webhook credentials on the webhook; the web config's ``basic_auth_users`` everywhere.
 
@@ -163,13 +214,28 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     Basic, OAuth bearer) as well as those users, and the token endpoint authenticates its
     client itself, with the client id and secret in that header (RFC 6749 section 2.3.1).
     """
+    try:
+        return await _authenticated(request, handler)
+    except PasswordChecksBusy:
+        log.info("refused %s from %s: too many password checks in progress", request.path,
+                 request.remote)
+        response = json_error(503, "unavailable", "too many password checks in progress; "
+                              "retry later")
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+
+
+async def _authenticated(request: web.Request, handler: Handler) -> web.StreamResponse:
     source = request.app[SOURCE_APP]
     users = source.get(USERS)
+    hashes = source[WEB_CONFIG].current().basic_auth_users if WEB_CONFIG in source else {}
+    if not hashes:
+        users = None
     if request.path.startswith("/webhook"):
         auth = source[AUTH]
         problem = auth.check(request.headers)
         if users is not None and (problem is not None or not auth.enabled):
-            if await users.admits(request.headers):
+            if await users.admits(request.headers, hashes):
                 problem = None
             else:
                 problem = ((problem + " or") if problem else "missing or invalid credentials: "
@@ -181,7 +247,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
                 auth.challenge if auth.enabled else BASIC_CHALLENGE)
             return response
     elif users is not None and not (request.path == TOKEN_PATH and TOKEN_ENDPOINT in source):
-        if not await users.admits(request.headers):
+        if not await users.admits(request.headers, hashes):
             response = json_error(401, "unauthorized", "HTTP Basic authorization of a web "
                                    "config user required")
             response.headers["WWW-Authenticate"] = BASIC_CHALLENGE
