@@ -17,6 +17,8 @@ from prometheus_client import (
 )
 
 from exporter import __version__
+from exporter.domain.normalize import KNOWN
+from exporter.domain.payload import TIME_REFUSALS
 from exporter.security import oauth
 
 OUTCOMES: Final = ("accepted", "duplicate", "test", "invalid", "unauthorized", "forbidden",
@@ -58,6 +60,27 @@ class Instruments:
         )
         for outcome in oauth.OUTCOMES:
             self.token_requests.labels(outcome)
+        self.time_refused = Counter(
+            "clevertap_export_event_time_refused",
+            "Webhooks refused (422, also counted as outcome invalid) because their 'Date and "
+            "Time' was outside the accepted window: too_far_ahead (--event-time-max-ahead "
+            "after receipt), too_early (before --event-time-min).",
+            ["reason"],
+            registry=registry,
+        )
+        self.unknown_values = Counter(
+            "clevertap_export_unknown_values",
+            "Accepted events whose partner, export_type or frequency is not a value CleverTap "
+            "is known to send (a typo, or a new value): by label. An unknown frequency is "
+            "never overdue.",
+            ["label"],
+            registry=registry,
+        )
+        # Every reason and label from zero, so increase() sees the very first one.
+        for reason in TIME_REFUSALS:
+            self.time_refused.labels(reason)
+        for label in KNOWN:
+            self.unknown_values.labels(label)
         self.latency = Histogram(
             "clevertap_export_webhook_request_duration_seconds",
             "Seconds from receiving a webhook to answering it, including the durable commit.",
