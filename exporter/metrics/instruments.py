@@ -76,7 +76,18 @@ class Instruments:
             ["label"],
             registry=registry,
         )
+        self.malformed_requests = Counter(
+            "clevertap_export_http_malformed_requests",
+            "Requests refused (400) by the HTTP parser before reaching an endpoint, by reason: "
+            "content_encoding (a body that does not decompress, or an unsupported "
+            "Content-Encoding), malformed (not HTTP, bad headers). A body that fails to "
+            "decompress when read is counted by its endpoint instead.",
+            ["reason"],
+            registry=registry,
+        )
         # Every reason and label from zero, so increase() sees the very first one.
+        for reason in ("content_encoding", "malformed"):
+            self.malformed_requests.labels(reason)
         for reason in TIME_REFUSALS:
             self.time_refused.labels(reason)
         for label in KNOWN:
