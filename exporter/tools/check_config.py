@@ -13,7 +13,7 @@ from exporter.tools.client import PROG, RAW, Subparsers
 EPILOG: Final = f"""\
 examples:
   {PROG} check-config exports.yml
-  {PROG} check-config exports.yml && kill -HUP $(pidof {PROG})
+  {PROG} check-config exports.yml && kill -HUP "$(pidof -x {PROG})"
 
 Validates the file as the exporter would load it (YAML, known keys, durations, frequencies,
 no export declared twice) and prints the declared exports with their effective thresholds;
