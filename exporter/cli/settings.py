@@ -214,20 +214,7 @@ def parse_settings(argv: Sequence[str] | None = None,
                 setattr(args, name, Path(env[file_var]).read_text().strip())
             except OSError as exc:
                 parser.error(f"cannot read {file_var}: {exc}")
-    if (args.basic_auth_user is None) != (args.basic_auth_password is None):
-        parser.error("--basic-auth-user and --basic-auth-password go together")
-    if args.auth_header is not None and args.auth_token is None:
-        parser.error("--auth-header needs --auth-token")
-    if args.log_format not in ("text", "json"):
-        parser.error("--log-format must be text or json")
-    if args.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        parser.error("--log-level must be DEBUG, INFO, WARNING or ERROR")
-    if args.metrics_port is not None and args.metrics_port == args.port:
-        parser.error("--metrics-port must differ from --port")
-    if (args.oauth_client_id is None) != (args.oauth_client_secret is None):
-        parser.error("--oauth-client-id and --oauth-client-secret go together")
-    if args.oauth_signing_key is not None and args.oauth_client_id is None:
-        parser.error("--oauth-signing-key needs --oauth-client-id")
+    _check_combinations(parser, args)
     web_config = None
     if args.web_config_file is not None:
         try:
@@ -273,6 +260,28 @@ def parse_settings(argv: Sequence[str] | None = None,
         event_time_min=args.event_time_min,
         config_file=Path(args.config_file) if args.config_file else None,
     )
+
+
+def _check_combinations(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse flags that need one another or exclude one another."""
+    problems = [
+        ((args.basic_auth_user is None) != (args.basic_auth_password is None),
+         "--basic-auth-user and --basic-auth-password go together"),
+        (args.auth_header is not None and args.auth_token is None,
+         "--auth-header needs --auth-token"),
+        (args.log_format not in ("text", "json"), "--log-format must be text or json"),
+        (args.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"),
+         "--log-level must be DEBUG, INFO, WARNING or ERROR"),
+        (args.metrics_port is not None and args.metrics_port == args.port,
+         "--metrics-port must differ from --port"),
+        ((args.oauth_client_id is None) != (args.oauth_client_secret is None),
+         "--oauth-client-id and --oauth-client-secret go together"),
+        (args.oauth_signing_key is not None and args.oauth_client_id is None,
+         "--oauth-signing-key needs --oauth-client-id"),
+    ]
+    for failed, message in problems:
+        if failed:
+            parser.error(message)
 
 
 def _networks(parser: argparse.ArgumentParser, env: Mapping[str, str],
