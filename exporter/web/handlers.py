@@ -154,13 +154,14 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """The state store is usable: the writer runs and the database answers."""
+    """A webhook would be stored now: the store is healthy and a write probe commits (a read
+    alone succeeds on a full disk, and on a state file deleted while open)."""
     source = request.app[SOURCE_APP]
     tracker = source.get(TRACKER)
     if tracker is None or not tracker.store.healthy:
         return json_error(503, "unavailable", "state store is not ready")
     if not await asyncio.to_thread(tracker.store.check):
-        return json_error(503, "unavailable", "state database cannot be read")
+        return json_error(503, "unavailable", "state database cannot be written")
     return web.json_response({"status": "ready"})
 
 
