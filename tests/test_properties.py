@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter.domain import normalize
-from exporter.domain.payload import PayloadError, StatusEvent, TestPing, parse_body
+from exporter.domain.payload import PayloadError, StatusEvent, TestPing, TimeWindow, parse_body
 from exporter.domain.timeparse import TimeParseError, parse_event_time
 from tests.strategies import hostile_bodies, nasty_text, valid_payloads
 
@@ -21,6 +21,8 @@ ZONES = [ZoneInfo(z) for z in ("UTC", "Asia/Kolkata", "America/New_York", "Pacif
 MAX_EPOCH = 253402300799.0
 NORMALIZERS = [normalize.slug, normalize.partner, normalize.export_type, normalize.status,
                normalize.frequency]
+
+ANY_TIME = TimeWindow(max_ahead=float("inf"), earliest=float("-inf"))
 
 
 @pytest.mark.parametrize("fn", NORMALIZERS, ids=lambda f: f.__name__)
@@ -84,13 +86,16 @@ def test_parse_body_never_raises_and_names_its_reason(case: tuple[str, bytes]) -
         for value in (result.partner, result.export_type, result.frequency, result.status):
             assert normalize.LABEL_VALUE_RE.fullmatch(value)
         assert result.export_id and 0 <= result.event_time <= MAX_EPOCH
+        # Inside the default window of event times (issue 12 item 3).
+        assert 1420070400.0 <= result.event_time <= 1_700_000_000.0 + 86400
     else:
         assert isinstance(result, TestPing)
 
 
 @given(doc=valid_payloads())
 def test_valid_payloads_are_events(doc: dict[str, object]) -> None:
-    result = parse_body(json.dumps(doc).encode(), "acct", 1_700_000_000.0, UTC)
+    # Any event time: the window is tested on its own (tests/test_hardening_payload.py).
+    result = parse_body(json.dumps(doc).encode(), "acct", 1_700_000_000.0, UTC, ANY_TIME)
     assert isinstance(result, StatusEvent), result
     assert result.export_id == str(doc["Export Request Id"])
     assert result.partner == normalize.partner(str(doc["Partner"]))

@@ -16,7 +16,8 @@ from exporter.cli.settings import parse_settings
 from exporter.domain.declared import ConfigError
 from exporter.store import StoreError
 from exporter.web.app import create_app, create_metrics_app, server_options
-from exporter.web.appkeys import WEB_CONFIG
+from exporter.web.appkeys import INSTRUMENTS, WEB_CONFIG
+from exporter.web.middleware import ProtocolLogger, RedactedAccessLogger
 from exporter.web.reload import reload_config
 from exporter.web.settings import Settings
 
@@ -59,10 +60,16 @@ async def serve(settings: Settings) -> None:
     app = create_app(settings, serve_metrics=not separate)
     access = logging.getLogger("aiohttp.access") if settings.access_log else None
     options = server_options(settings)
-    runners = [web.AppRunner(app, access_log=access, handle_signals=False, **options)]
+    protocol_log = ProtocolLogger(app[INSTRUMENTS])
+
+    def runner_of(served: web.Application) -> web.AppRunner:
+        return web.AppRunner(served, handle_signals=False, access_log=access,
+                             access_log_class=RedactedAccessLogger, logger=protocol_log,
+                             **options)
+
+    runners = [runner_of(app)]
     if settings.metrics_port is not None:
-        runners.append(web.AppRunner(create_metrics_app(app), access_log=access,
-                                     handle_signals=False, **options))
+        runners.append(runner_of(create_metrics_app(app)))
     ports = [settings.port, settings.metrics_port]
     # The web config's TLS applies to every listener, as exporter-toolkit does; each connection
     # gets the context of the file as it is then, so a renewed certificate needs no restart.

@@ -12,6 +12,7 @@ import argparse
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -53,6 +54,15 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} must be at least 1")
     return value
+
+
+def _date(text: str) -> float:
+    """A UTC date (``YYYY-MM-DD``) or date-time as Unix seconds."""
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date such as 2015-01-01") from None
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
 
 
 def _network(text: str) -> IPNetwork:
@@ -167,6 +177,24 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     parser.add_argument("--access-log", action=argparse.BooleanOptionalAction,
                         default=_truthy(env.get("EXPORTER_ACCESS_LOG", "false")),
                         help="log every HTTP request (env EXPORTER_ACCESS_LOG; default: off)")
+    parser.add_argument("--state-init", action="store_true",
+                        default=_truthy(env.get("EXPORTER_STATE_INIT", "false")),
+                        help="create an empty state database (or recreate its missing tables) "
+                        "even where one existed; without it the exporter refuses, so a deleted "
+                        "state file is noticed (env EXPORTER_STATE_INIT)")
+    parser.add_argument("--state-skip-corrupt", action="store_true",
+                        default=_truthy(env.get("EXPORTER_STATE_SKIP_CORRUPT", "false")),
+                        help="delete state rows that cannot be read (each is logged by table "
+                        "and key) instead of refusing to start (env EXPORTER_STATE_SKIP_CORRUPT)")
+    parser.add_argument("--event-time-max-ahead", type=duration,
+                        default=env.get("EXPORTER_EVENT_TIME_MAX_AHEAD", "1d"),
+                        help="refuse (422) an event whose 'Date and Time' is more than this "
+                        "after its receipt (env EXPORTER_EVENT_TIME_MAX_AHEAD; default: "
+                        "%(default)s)")
+    parser.add_argument("--event-time-min", type=_date, default=env.get(
+                        "EXPORTER_EVENT_TIME_MIN", "2015-01-01"),
+                        help="refuse (422) an event whose 'Date and Time' is before this UTC "
+                        "date (env EXPORTER_EVENT_TIME_MIN; default: %(default)s)")
     parser.add_argument("--bench-noop", action="store_true",
                         help="serve POST /-/noop, which answers without parsing or storing: "
                         "the stack's ceiling, for benchmarks only")
@@ -223,6 +251,10 @@ def parse_settings(argv: Sequence[str] | None = None,
         log_format=args.log_format,
         access_log=args.access_log,
         bench_noop=args.bench_noop,
+        state_init=args.state_init,
+        state_skip_corrupt=args.state_skip_corrupt,
+        event_time_max_ahead=args.event_time_max_ahead,
+        event_time_min=args.event_time_min,
         config_file=Path(args.config_file) if args.config_file else None,
     )
 

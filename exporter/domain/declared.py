@@ -123,6 +123,8 @@ class DeclaredConfig:
 
     exports: dict[SeriesKey, DeclaredExport] = field(default_factory=dict)
     source: str | None = None
+    #: Values accepted but not known to CleverTap (a likely typo), with the nearest known one.
+    warnings: tuple[str, ...] = ()
 
     def label_values(self) -> dict[str, set[str]]:
         """Label values the declared exports use, per capped label."""
@@ -155,6 +157,7 @@ def parse_config(text: str, source: str = "<config>") -> DeclaredConfig:
         raise ConfigError(f"{source}: {_describe(exc, doc)}") from None
     exports: dict[SeriesKey, DeclaredExport] = {}
     where: dict[SeriesKey, int] = {}
+    warnings: list[str] = []
     for i, entry in enumerate(model.exports):
         frequency = normalize.frequency(entry.frequency)
         if frequency != normalize.ONE_TIME and normalize.interval_seconds(frequency) is None:
@@ -186,7 +189,22 @@ def parse_config(text: str, source: str = "<config>") -> DeclaredConfig:
             )
         exports[export.key] = export
         where[export.key] = i
-    return DeclaredConfig(exports, source)
+        warnings.extend(_unknown_values(f"{source}: exports[{i}]", entry, export))
+    return DeclaredConfig(exports, source, tuple(warnings))
+
+
+def _unknown_values(where: str, entry: ExportEntry, export: DeclaredExport) -> list[str]:
+    out = []
+    for label, raw, value in (("partner", entry.partner, export.partner),
+                              ("type", entry.export_type, export.export_type)):
+        key = "export_type" if label == "type" else label
+        if not normalize.is_known(key, value):
+            near = normalize.nearest_known(key, raw)
+            hint = (f"did you mean {near!r}?" if near else
+                    f"known: {', '.join(normalize.KNOWN[key])}")
+            out.append(f"{where}.{label}: {raw!r} is not a {label} CleverTap is known to send "
+                       f"({hint}); its webhooks will not match unless they spell it so")
+    return out
 
 
 def load_config(path: str | Path) -> DeclaredConfig:
@@ -217,6 +235,11 @@ def _describe(exc: ValidationError, doc: dict[str, Any]) -> str:
     return "; ".join(problems)
 
 
+def _log_warnings(config: DeclaredConfig) -> None:
+    for warning in config.warnings:
+        log.warning("%s", warning)
+
+
 class ConfigHolder:
     """The declared configuration in force, its file, and the outcome of the last reload."""
 
@@ -236,6 +259,7 @@ class ConfigHolder:
             self.last_success = self.clock()
             log.info("configuration %s: %d declared export(s)", self.path,
                      len(self.config.exports))
+            _log_warnings(self.config)
         return self.config
 
     def reload(self) -> tuple[bool, str]:
@@ -252,6 +276,7 @@ class ConfigHolder:
                       exc)
             return False, str(exc)
         self.config = config
+        _log_warnings(config)
         self.last_reload_successful = True
         self.last_success = self.clock()
         self.last_error = None

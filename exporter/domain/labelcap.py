@@ -14,6 +14,9 @@ from exporter.domain.keys import SeriesKey
 
 #: Labels whose distinct values are capped, in the order events carry them.
 CAPPED_LABELS: Final = ("account", "partner", "export_type", "frequency", "status")
+#: What ``clevertap_export_label_overflow_total`` counts: each capped label, and ``series`` for
+#: whole series folded by ``max_series``.
+OVERFLOW_LABELS: Final = (*CAPPED_LABELS, "series")
 #: The series every event folds into once ``max_series`` series exist.
 OTHER_SERIES: Final[SeriesKey] = (normalize.OTHER,) * 4
 

@@ -8,6 +8,7 @@ the same few spellings over and over; the cache is bounded, so random spellings 
 
 from __future__ import annotations
 
+import difflib
 import re
 from functools import lru_cache
 from typing import Final
@@ -120,6 +121,43 @@ def frequency(value: str | None) -> str:
     if m and int(m.group(1)) > 0:
         return f"{int(m.group(1))}h"
     return s
+
+
+#: The values CleverTap is known to send, per label (``frequency``: ``one_time`` or ``<N>h``).
+KNOWN: Final[dict[str, tuple[str, ...]]] = {
+    "partner": tuple(dict.fromkeys(_PARTNERS.values())),
+    "export_type": tuple(dict.fromkeys(_TYPES.values())),
+    "frequency": (ONE_TIME, "4h", "24h"),
+}
+_SPELLINGS: Final[dict[str, dict[str, str]]] = {
+    "partner": _PARTNERS,
+    "export_type": _TYPES,
+    "frequency": {**dict.fromkeys(_ONE_TIME_SLUGS, ONE_TIME), **dict.fromkeys(_DAILY_SLUGS, "24h")},
+}
+
+
+def is_known(label: str, value: str) -> bool:
+    """Whether a normalized ``partner``, ``export_type`` or ``frequency`` is one CleverTap is
+    known to send. ``unknown`` (the field was absent) and ``other`` (the cap) are not typos."""
+    if value in (UNKNOWN, OTHER):
+        return True
+    if label == "frequency":
+        return value == ONE_TIME or interval_seconds(value) is not None
+    return value in KNOWN.get(label, (value,))
+
+
+def unknown_labels(partner: str, export_type: str, frequency: str) -> tuple[str, ...]:
+    """The labels among these normalized values that are not known values."""
+    return tuple(label for label, value in (("partner", partner), ("export_type", export_type),
+                                            ("frequency", frequency))
+                 if not is_known(label, value))
+
+
+def nearest_known(label: str, value: str) -> str | None:
+    """The known value whose spelling is closest to ``value`` (a typo's likely intent)."""
+    spellings = _SPELLINGS.get(label, {})
+    match = difflib.get_close_matches(slug(value), list(spellings), n=1, cutoff=0.6)
+    return spellings[match[0]] if match else None
 
 
 def interval_seconds(freq: str) -> float | None:

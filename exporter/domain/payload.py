@@ -2,20 +2,28 @@
 
 ``parse_body`` is the single entry point: raw bytes in, a ``StatusEvent``, a ``TestPing`` or a
 ``PayloadError`` out. It never raises for anything a client can send.
+
+Export Request Ids are kept as the exact text of the JSON number: orjson reads integers beyond
+64 bits as floats, so such a body is read again with the standard library, whose integers are
+exact. Event times outside ``TimeWindow`` are refused (422): one Completed dated 9999 would
+otherwise be the export's last completion for ever, and no overdue alert could fire again.
 """
 
 from __future__ import annotations
 
+import difflib
+import json
 import math
 from dataclasses import dataclass
-from datetime import tzinfo
+from datetime import UTC, datetime, tzinfo
+from decimal import Decimal
 from typing import Annotated, Any, Final
 
 import orjson
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from exporter.domain import normalize
-from exporter.domain.timeparse import TimeParseError, parse_event_time
+from exporter.domain.timeparse import TimeParseError, parse_event_readings
 
 #: Why an event's time fell back to its receipt time.
 TIME_MISSING: Final = "missing"
@@ -24,6 +32,23 @@ TIME_PROBLEMS: Final = (TIME_MISSING, TIME_UNPARSEABLE)
 MAX_ID_LENGTH: Final = 128
 MAX_TEXT_LENGTH: Final = 256
 _UTF8_BOM: Final = b"\xef\xbb\xbf"
+_ID_FIELD: Final = "Export Request Id"
+#: Why an event time was refused, as counted by ``clevertap_export_event_time_refused_total``.
+TOO_FAR_AHEAD: Final = "too_far_ahead"
+TOO_EARLY: Final = "too_early"
+TIME_REFUSALS: Final = (TOO_FAR_AHEAD, TOO_EARLY)
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """Event times accepted around the receipt time (``--event-time-max-ahead``,
+    ``--event-time-min``): a day ahead allows for a wrong ``--timezone`` (at most 14 h)."""
+
+    max_ahead: float = 86400.0
+    earliest: float = 1420070400.0  # 2015-01-01T00:00:00Z, before CleverTap's exports
+
+
+DEFAULT_WINDOW: Final = TimeWindow()
 
 
 def _number_to_text(value: Any) -> Any:
@@ -31,6 +56,12 @@ def _number_to_text(value: Any) -> Any:
     if isinstance(value, bool):
         return value
     if isinstance(value, int):
+        return str(value)
+    if isinstance(value, Decimal) and value.is_finite():
+        # Integral values as integers ("12.0" is id 12), as a float id always was; the
+        # exponent bound keeps int() of "1e999999" from building a huge number.
+        if value == value.to_integral_value() and value.adjusted() < MAX_ID_LENGTH:
+            return str(int(value))
         return str(value)
     if isinstance(value, float) and math.isfinite(value):
         return str(int(value)) if value.is_integer() else str(value)
@@ -80,6 +111,22 @@ class StatusEvent:
     event_time: float
     received: float
     time_problem: str | None = None
+    #: The later reading of an ambiguous local time (the repeated hour of a fall-back day).
+    other_time: float | None = None
+
+    def time_after(self, start: float | None) -> float:
+        """The event time of a run's end started at ``start``: the later reading of an
+        ambiguous time when only that one does not precede the start."""
+        if (self.other_time is not None and start is not None
+                and self.event_time < start <= self.other_time):
+            return self.other_time
+        return self.event_time
+
+    @property
+    def unknown_labels(self) -> tuple[str, ...]:
+        """Which of partner, export_type and frequency are not values CleverTap is known to
+        send (accepted all the same, but counted and marked)."""
+        return normalize.unknown_labels(self.partner, self.export_type, self.frequency)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,16 +138,17 @@ class TestPing:
 
 @dataclass(frozen=True, slots=True)
 class PayloadError:
-    """Why a body was refused: ``http_status`` 400 (not a JSON object) or 422 (bad fields)."""
+    """Why a body was refused: ``http_status`` 400 (not a JSON object) or 422 (bad fields);
+    ``time_refused`` is ``too_far_ahead`` or ``too_early`` for an event time outside the window."""
 
     http_status: int
     message: str
     fields: dict[str, str]
+    time_refused: str | None = None
 
 
-def parse_body(body: bytes, account: str, received: float, zone: tzinfo) -> (
-    StatusEvent | TestPing | PayloadError
-):
+def parse_body(body: bytes, account: str, received: float, zone: tzinfo,
+               window: TimeWindow = DEFAULT_WINDOW) -> StatusEvent | TestPing | PayloadError:
     """Decode, validate and normalize one webhook body received at ``received`` (Unix s)."""
     if body.startswith(_UTF8_BOM):
         body = body[len(_UTF8_BOM) :]
@@ -116,29 +164,42 @@ def parse_body(body: bytes, account: str, received: float, zone: tzinfo) -> (
         )
     if doc.get("is_test") is True:
         return TestPing()
+    if isinstance(doc.get(_ID_FIELD), float):
+        # orjson made a float of it: an integer beyond 64 bits, or a fraction. Read the body
+        # again with exact integers and decimals (it is valid JSON: orjson just read it).
+        try:
+            doc = json.loads(body, parse_float=Decimal)
+        except (ValueError, RecursionError) as exc:
+            return PayloadError(400, f"request body is not valid JSON: {exc}", {})
     try:
         payload = ExportStatusPayload.model_validate(doc)
     except ValidationError as exc:
-        fields = _field_errors(exc)
+        fields = _field_errors(exc, doc)
         detail = "; ".join(f"{k}: {v}" for k, v in fields.items())
         return PayloadError(422, f"invalid export status event: {detail}", fields)
-    return _to_event(payload, account, received, zone)
+    return _to_event(payload, account, received, zone, window)
 
 
-def _to_event(
-    payload: ExportStatusPayload, account: str, received: float, zone: tzinfo
-) -> StatusEvent:
+def _to_event(payload: ExportStatusPayload, account: str, received: float, zone: tzinfo,
+              window: TimeWindow) -> StatusEvent | PayloadError:
     raw_time = payload.date_and_time
+    if isinstance(raw_time, Decimal):  # a fraction in a body read again for its exact id
+        raw_time = float(raw_time)
     problem: str | None = None
+    other: float | None = None
     if raw_time is None or raw_time == "":
         event_time, problem = received, TIME_MISSING
     elif not isinstance(raw_time, str | int | float):
         event_time, problem = received, TIME_UNPARSEABLE
     else:
         try:
-            event_time = parse_event_time(raw_time, zone)
+            event_time, other = parse_event_readings(raw_time, zone)
         except TimeParseError:
             event_time, problem = received, TIME_UNPARSEABLE
+        else:
+            refusal = _outside(event_time, raw_time, received, window)
+            if refusal is not None:
+                return refusal
     return StatusEvent(
         account=account,
         export_id=payload.export_request_id,
@@ -149,10 +210,36 @@ def _to_event(
         event_time=event_time,
         received=received,
         time_problem=problem,
+        other_time=other,
     )
 
 
-def _field_errors(exc: ValidationError) -> dict[str, str]:
+def _outside(event_time: float, raw: object, received: float,
+             window: TimeWindow) -> PayloadError | None:
+    """The refusal of an event time outside ``window``, or None when it is inside."""
+    if event_time > received + window.max_ahead:
+        why = (f"is {_span(event_time - received)} after its receipt; at most "
+               f"{_span(window.max_ahead)} ahead is accepted (--event-time-max-ahead)")
+        reason = TOO_FAR_AHEAD
+    elif event_time < window.earliest:
+        earliest = datetime.fromtimestamp(window.earliest, UTC).strftime("%Y-%m-%d")
+        why = f"is before {earliest}, the earliest accepted (--event-time-min)"
+        reason = TOO_EARLY
+    else:
+        return None
+    message = f"'Date and Time' {str(raw)[:64]!r} {why}"
+    return PayloadError(422, f"invalid export status event: {message}",
+                        {"Date and Time": message}, time_refused=reason)
+
+
+def _span(seconds: float) -> str:
+    for unit, size in (("years", 365.25 * 86400), ("days", 86400.0), ("hours", 3600.0)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s" if seconds < 7200 else f"{seconds / 3600:.1f} hours"
+
+
+def _field_errors(exc: ValidationError, doc: dict[str, Any]) -> dict[str, str]:
     out: dict[str, str] = {}
     for err in exc.errors(include_url=False, include_input=False):
         loc = err["loc"]
@@ -160,7 +247,7 @@ def _field_errors(exc: ValidationError) -> dict[str, str]:
         if name in out:
             continue
         if err["type"] == "missing":
-            out[name] = "required field is missing"
+            out[name] = "required field is missing" + _near_match(name, doc)
         elif err["type"] in ("string_too_short", "too_short"):
             out[name] = "must not be empty"
         elif err["type"] in ("string_too_long", "too_long"):
@@ -169,6 +256,14 @@ def _field_errors(exc: ValidationError) -> dict[str, str]:
         else:
             out[name] = "must be a string or a number"
     return out
+
+
+def _near_match(name: str, doc: dict[str, Any]) -> str:
+    """``(found 'status', did you mean 'Status'?)`` when the body has a key like ``name``."""
+    keys = [k for k in doc if isinstance(k, str)]
+    same = [k for k in keys if k.strip().lower() == name.lower()]
+    found = same or difflib.get_close_matches(name, keys, n=1, cutoff=0.75)
+    return f" (found {found[0]!r}, did you mean {name!r}?)" if found else ""
 
 
 def _json_kind(doc: object) -> str:

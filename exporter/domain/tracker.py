@@ -139,9 +139,11 @@ class ExportTracker:
         series = self._series(key)
         series.status_counts[status] = series.status_counts.get(status, 0) + 1
         touched = {key}
-        t = event.event_time
         rkey: RunKey = (account, event.export_id)
         run = self.runs.get(rkey)
+        # A Completed in the repeated hour of a fall-back day: the reading after the start.
+        t = event.time_after(run.started if run is not None and status != normalize.
+                             STATUS_INITIATED else None)
         if status == normalize.STATUS_INITIATED:
             series.last_initiated = _later(series.last_initiated, t)
             run = self._start_run(rkey, run, key, t, event.received, touched)

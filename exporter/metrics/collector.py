@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 from exporter.domain import normalize
 from exporter.domain.declared import ConfigHolder
 from exporter.domain.keys import SeriesKey
-from exporter.domain.labelcap import CAPPED_LABELS
+from exporter.domain.labelcap import OVERFLOW_LABELS
 from exporter.domain.model import DURATION_BUCKETS, Series
 from exporter.domain.payload import TIME_PROBLEMS
 from exporter.domain.tracker import ExportTracker
@@ -173,7 +173,7 @@ class TrackerCollector(Collector):
             labels=["label"],
         )
         # Every label and reason from zero, so increase() sees the very first occurrence.
-        for label in CAPPED_LABELS:
+        for label in OVERFLOW_LABELS:
             overflow.add_metric([label], t.labels.overflow.get(label, 0))
         yield overflow
         problems = CounterMetricFamily(

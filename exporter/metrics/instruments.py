@@ -18,6 +18,8 @@ from prometheus_client import (
 )
 
 from exporter import __version__
+from exporter.domain.normalize import KNOWN
+from exporter.domain.payload import TIME_REFUSALS
 
 OUTCOMES: Final = ("accepted", "duplicate", "test", "invalid", "unauthorized", "forbidden",
                    "too_large", "unavailable", "timeout", "overloaded", "aborted")
@@ -58,6 +60,38 @@ class Instruments:
         )
         for outcome in token_outcomes:
             self.token_requests.labels(outcome)
+        self.time_refused = Counter(
+            "clevertap_export_event_time_refused",
+            "Webhooks refused (422, also counted as outcome invalid) because their 'Date and "
+            "Time' was outside the accepted window: too_far_ahead (--event-time-max-ahead "
+            "after receipt), too_early (before --event-time-min).",
+            ["reason"],
+            registry=registry,
+        )
+        self.unknown_values = Counter(
+            "clevertap_export_unknown_values",
+            "Accepted events whose partner, export_type or frequency is not a value CleverTap "
+            "is known to send (a typo, or a new value): by label. An unknown frequency is "
+            "never overdue.",
+            ["label"],
+            registry=registry,
+        )
+        self.malformed_requests = Counter(
+            "clevertap_export_http_malformed_requests",
+            "Requests refused (400) by the HTTP parser before reaching an endpoint, by reason: "
+            "content_encoding (a body that does not decompress, or an unsupported "
+            "Content-Encoding), malformed (not HTTP, bad headers). A body that fails to "
+            "decompress when read is counted by its endpoint instead.",
+            ["reason"],
+            registry=registry,
+        )
+        # Every reason and label from zero, so increase() sees the very first one.
+        for reason in ("content_encoding", "malformed"):
+            self.malformed_requests.labels(reason)
+        for reason in TIME_REFUSALS:
+            self.time_refused.labels(reason)
+        for label in KNOWN:
+            self.unknown_values.labels(label)
         self.latency = Histogram(
             "clevertap_export_webhook_request_duration_seconds",
             "Seconds from receiving a webhook to answering it, including the durable commit.",

@@ -10,6 +10,6 @@ from exporter.store.sqlite import SQLiteStore
 __all__ = ["Store", "StoreError", "open_store"]
 
 
-def open_store(path: Path) -> Store:
-    """The state store for the ``--state-path`` file."""
-    return SQLiteStore(path)
+def open_store(path: Path, *, init: bool = False, skip_corrupt: bool = False) -> Store:
+    """The state store for ``--state-path``, ``--state-init`` and ``--state-skip-corrupt``."""
+    return SQLiteStore(path, init=init, skip_corrupt=skip_corrupt)

@@ -7,22 +7,47 @@ its change is on disk, and concurrent callers share one disk sync instead of que
 another's. The commit runs on the loop thread on purpose: a commit is a fraction of a
 millisecond, while handing each batch to a writer thread and back cost two thread wake-ups and
 GIL hand-offs, which measured several milliseconds of latency on a busy core (bench/PROFILE.md).
+
+What the store refuses, rather than lose or mix up state:
+
+* a second process on the same file: an OS lock on ``<file>.lock``, held for the process's
+  lifetime, names the holder's pid;
+* a file that is not this exporter's, or is from a newer schema, and rows that do not have the
+  types of their columns (named by table and key; ``skip_corrupt`` starts without them);
+* creating an empty database where one existed (its ``-wal``, ``-shm`` or ``.lock`` remain), or
+  recreating a dropped table, unless ``init`` says so;
+* writing once the file at the path is no longer the one it opened (deleted or replaced while
+  running): every commit and readiness check compares device and inode.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import logging
+import os
 import sqlite3
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Final
+from typing import IO, Final
+
+import orjson
 
 from exporter.store.base import Changes, RunRow, SeriesRow, Snapshot, StoreError
 
+log = logging.getLogger(__name__)
+
 SCHEMA_VERSION: Final = 1
 _WAL_SIZE_LIMIT: Final = 4 * 1024 * 1024
+#: Seconds a readiness write probe waits for the write lock before it calls the store busy.
+_PROBE_TIMEOUT: Final = 2.0
+#: Files beside the database that prove one existed there.
+_TRACES: Final = ("-wal", "-shm", ".lock")
 
+_TABLES: Final = ("meta", "series", "runs", "deliveries", "label_values", "gauges")
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS series (
@@ -48,8 +73,34 @@ CREATE TABLE IF NOT EXISTS label_values (
 CREATE TABLE IF NOT EXISTS gauges (key TEXT PRIMARY KEY, value REAL NOT NULL) WITHOUT ROWID;
 """
 
+#: Per table: its key columns, then the other columns, each with the types SQLite may hold in
+#: it ("number" is REAL or INTEGER; a trailing "?" allows NULL; "json" is a JSON array blob).
+_COLUMNS: Final[dict[str, tuple[tuple[str, ...], tuple[tuple[str, str], ...]]]] = {
+    "series": (("account", "partner", "export_type", "frequency"), (("data", "json"),)),
+    "runs": (("account", "export_id"), (
+        ("partner", "text"), ("export_type", "text"), ("frequency", "text"),
+        ("started", "number?"), ("last_finished", "number?"), ("updated", "number"))),
+    "deliveries": (("account", "export_id", "status", "event_time"), (("received", "number"),)),
+    "label_values": (("label", "value"), ()),
+    "gauges": (("key",), (("value", "number"),)),
+}
+#: Key columns are text except these.
+_NUMERIC_KEYS: Final = frozenset({("deliveries", "event_time")})
+
+#: One statement per kind of change, in the order they are applied.
+_WRITES: Final = (
+    ("label_values", "INSERT OR IGNORE INTO label_values VALUES (?, ?)"),
+    ("series", "INSERT OR REPLACE INTO series VALUES (?,?,?,?,?)"),
+    ("runs", "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?)"),
+    ("deleted_runs", "DELETE FROM runs WHERE account = ? AND export_id = ?"),
+    ("deliveries", "INSERT OR IGNORE INTO deliveries VALUES (?,?,?,?,?)"),
+    ("deleted_deliveries", "DELETE FROM deliveries WHERE account = ? AND export_id = ? "
+     "AND status = ? AND event_time = ?"),
+    ("gauges", "INSERT OR REPLACE INTO gauges VALUES (?, ?)"),
+)
 
 _Pending = list[tuple[Changes, asyncio.Future[None]]]
+Corrupt = tuple[str, tuple[object, ...], str]  # table, key, what is wrong
 
 
 class SQLiteStore:
@@ -58,28 +109,110 @@ class SQLiteStore:
     After a failed commit the store refuses every change until ``resume()`` is called: those
     changes were computed from in-memory state that the disk never received, so the owner must
     reload its state from ``load()`` first.
+
+    ``init`` allows creating the database, or its missing tables, where one existed before;
+    ``skip_corrupt`` deletes (and logs, by table and key) rows whose values cannot be read
+    instead of refusing to start.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, init: bool = False,
+                 skip_corrupt: bool = False) -> None:
         self.path = Path(path)
         self.failures = 0
         self._pending: _Pending = []
         self._flush_scheduled = False
         self._rejecting = False
         self._closed = False
+        self._lost: str | None = None  # why the file at the path is no longer ours
+        self._lost_lock = threading.Lock()
+        traces = _traces(self.path)  # before the lock file is created
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = self._connect()
-            self._conn.executescript(_SCHEMA)
-            self._conn.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
-            )
-        except (sqlite3.Error, OSError) as exc:
+            self._lock = _acquire_lock(Path(f"{self.path}.lock"), self.path)
+        except OSError as exc:
             raise StoreError(f"cannot open state database {self.path}: {exc}") from exc
+        try:
+            self._open(traces, init, skip_corrupt)
+        except BaseException:
+            self._lock.close()
+            raise
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+    def _open(self, traces: list[str], init: bool, skip_corrupt: bool) -> None:
+        if not self.path.exists() and traces and not init:
+            raise StoreError(
+                f"state database {self.path} is missing but {', '.join(traces)} beside it "
+                "show(s) that one existed: restore it, or start with --state-init to begin "
+                "with an empty state")
+        conn: sqlite3.Connection | None = None
+        try:
+            if self.path.exists():
+                self._check_schema(init)  # before anything is written to the file
+            self._conn = conn = self._connect(create=True)
+            self._identity = _identity(self.path)
+            conn.executescript(_SCHEMA)
+            conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                         (str(SCHEMA_VERSION),))
+            self._check_rows(skip_corrupt)
+        except BaseException as exc:
+            if conn is not None:
+                conn.close()
+            if isinstance(exc, sqlite3.Error | OSError):
+                raise StoreError(f"cannot open state database {self.path}: {exc}") from exc
+            raise
+
+    def _check_schema(self, init: bool) -> None:
+        """Refuse another program's file, a newer schema, or a dropped table, read-only."""
+        ro = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True)
+        try:
+            tables = _tables(ro)
+            if not tables:
+                return  # an empty SQLite file (e.g. made by touch) is as good as none
+            row = (ro.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                   if "meta" in tables else None)
+        finally:
+            ro.close()
+        if "meta" not in tables:
+            raise StoreError(
+                f"{self.path} is not a clevertap-export-exporter state database (it has the "
+                f"tables {', '.join(sorted(tables))} and no schema_version); refusing to "
+                "add tables to another program's file")
+        version = str(row[0]) if row else ""
+        if not version.isdigit():
+            raise StoreError(f"{self.path} is not a clevertap-export-exporter state database "
+                             f"(schema_version {version or 'missing'})")
+        if int(version) > SCHEMA_VERSION:
+            raise StoreError(
+                f"state database {self.path} has schema_version {version}, written by a newer "
+                f"exporter; this one reads up to {SCHEMA_VERSION}: upgrade the exporter")
+        missing = [t for t in _TABLES if t not in tables]
+        if missing and not init:
+            raise StoreError(
+                f"state database {self.path} lacks the table(s) {', '.join(missing)}: it is "
+                "damaged; restore it, or start with --state-init to recreate them empty")
+
+    def _check_rows(self, skip_corrupt: bool) -> None:
+        corrupt = list(_corrupt_rows(self._conn))
+        if not corrupt:
+            return
+        listing = "; ".join(f"{table} {key!r}: {why}" for table, key, why in corrupt[:20])
+        more = f" (and {len(corrupt) - 20} more)" if len(corrupt) > 20 else ""
+        if not skip_corrupt:
+            raise StoreError(
+                f"state database {self.path} has {len(corrupt)} corrupt row(s): {listing}{more}; "
+                "start with --state-skip-corrupt to delete them and start without them")
+        self._conn.execute("BEGIN IMMEDIATE")
+        for table, key, why in corrupt:
+            log.warning("state database %s: deleting corrupt row of %s %r: %s",
+                        self.path, table, key, why)
+            where = " AND ".join(f"{c} IS ?" for c in _COLUMNS[table][0])
+            self._conn.execute(f"DELETE FROM {table} WHERE {where}", key)  # noqa: S608
+        self._conn.execute("COMMIT")
+
+    def _connect(self, *, create: bool = False, timeout: float = 30) -> sqlite3.Connection:
+        # Only the start-up may create the file: a later connection to a path whose file was
+        # deleted must fail, not make an empty database there.
+        uri = self.path.resolve().as_uri() + ("?mode=rwc" if create else "?mode=rw")
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=timeout)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         # The WAL file otherwise stays at its largest size ever (a flood, a big expiry);
@@ -89,22 +222,36 @@ class SQLiteStore:
 
     def close(self) -> None:
         """Commit what is queued and close the database."""
+        if self._closed:
+            return
         if self._pending:
             self._flush()
         self._closed = True
         self._conn.close()
+        self._lock.close()
 
     @property
     def healthy(self) -> bool:
-        """Whether the store is open and its last commit succeeded."""
-        return not self._closed and not self._rejecting
+        """Whether the store is open, still the file at its path, and its last commit
+        succeeded."""
+        return not self._closed and not self._rejecting and self._lost is None
 
     def load(self) -> Snapshot:
         """Read the whole state, as committed."""
+        if self._lost is not None:
+            # The open connection still reads what this process committed: the model stays
+            # what it stored, while every write is refused.
+            return self._read(self._conn)
         try:
             conn = self._connect()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open state database {self.path}: {exc}") from exc
+        try:
+            return self._read(conn)
+        finally:
+            conn.close()
+
+    def _read(self, conn: sqlite3.Connection) -> Snapshot:
         try:
             return Snapshot(
                 series=[SeriesRow(*r) for r in conn.execute("SELECT * FROM series")],
@@ -117,18 +264,24 @@ class SQLiteStore:
             )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read state database {self.path}: {exc}") from exc
-        finally:
-            conn.close()
 
     def check(self) -> bool:
-        """A cheap read that proves the database file is usable."""
+        """Whether a change submitted now would be stored: the file at the path is still the
+        one opened, and a small write transaction commits (a read alone passes on a full disk).
+
+        Runs in a worker thread, on a connection of its own.
+        """
+        if self._closed or not self._verify_identity():
+            return False
         try:
-            conn = self._connect()
+            conn = self._connect(timeout=_PROBE_TIMEOUT)
             try:
-                conn.execute("SELECT 1 FROM meta LIMIT 1").fetchall()
+                conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES "
+                             "('write_probe', ?)", (repr(time.time()),))
             finally:
                 conn.close()
-        except sqlite3.Error:
+        except sqlite3.Error as exc:
+            log.warning("state database %s: write probe failed: %s", self.path, exc)
             return False
         return True
 
@@ -165,6 +318,13 @@ class SQLiteStore:
         error: StoreError | None = None
         if self._rejecting:
             error = StoreError("state store is recovering from a failed write")
+        elif not self._verify_identity():
+            # Counted as a failure so the owner reloads (from the open connection) and its
+            # model does not claim what this batch changed.
+            self.failures += 1
+            self._rejecting = True
+            error = StoreError("state store write refused: the state database file is no "
+                               "longer the one opened (logged when detected)")
         else:
             try:
                 self._apply(c for c, _ in batch)
@@ -174,46 +334,114 @@ class SQLiteStore:
                 error = StoreError(f"state store write failed: {exc}")
         _settle(batch, error)
 
+    def _verify_identity(self) -> bool:
+        """Whether the file at the path is still the database opened; logs once when not."""
+        if self._lost is not None:
+            return False
+        try:
+            now = _identity(self.path)
+        except FileNotFoundError:
+            problem = "was deleted"
+        except OSError as exc:
+            problem = f"cannot be checked ({exc})"
+        else:
+            if now == self._identity:
+                return True
+            problem = "was replaced by another file"
+        with self._lost_lock:
+            if self._lost is None:
+                self._lost = (f"the state database {self.path} {problem} while the exporter "
+                              "was running; refusing every write (restore the file and "
+                              "restart)")
+                log.error("%s", self._lost)
+        return False
+
     def _apply(self, changes: Iterable[Changes]) -> None:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
             for c in changes:
-                if c.label_values:
-                    conn.executemany(
-                        "INSERT OR IGNORE INTO label_values VALUES (?, ?)", c.label_values
-                    )
-                if c.series:
-                    conn.executemany("INSERT OR REPLACE INTO series VALUES (?,?,?,?,?)", c.series)
-                if c.runs:
-                    conn.executemany(
-                        "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?)", c.runs
-                    )
-                if c.deleted_runs:
-                    conn.executemany(
-                        "DELETE FROM runs WHERE account = ? AND export_id = ?", c.deleted_runs
-                    )
-                if c.deliveries:
-                    conn.executemany(
-                        "INSERT OR IGNORE INTO deliveries VALUES (?,?,?,?,?)", c.deliveries
-                    )
-                if c.deleted_deliveries:
-                    conn.executemany(
-                        "DELETE FROM deliveries WHERE account = ? AND export_id = ? "
-                        "AND status = ? AND event_time = ?", c.deleted_deliveries
-                    )
+                for attr, sql in _WRITES:
+                    rows = getattr(c, attr)
+                    if rows:
+                        conn.executemany(sql, rows)
                 if c.deliveries_received_before is not None:
-                    conn.execute(
-                        "DELETE FROM deliveries WHERE received < ?",
-                        (c.deliveries_received_before,),
-                    )
-                if c.gauges:
-                    conn.executemany("INSERT OR REPLACE INTO gauges VALUES (?, ?)", c.gauges)
+                    conn.execute("DELETE FROM deliveries WHERE received < ?",
+                                 (c.deliveries_received_before,))
             conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_dev, st.st_ino
+
+
+def _traces(path: Path) -> list[str]:
+    return [f"{path.name}{s}" for s in _TRACES if Path(f"{path}{s}").exists()]
+
+
+def _tables(conn: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def _acquire_lock(lock_path: Path, db: Path) -> IO[str]:
+    """Hold an exclusive OS lock on ``lock_path`` (released when the process ends), with this
+    process's pid in it; refuses when another process holds it."""
+    fh = open(lock_path, "a+")  # held for the process's lifetime
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        pid = fh.read().strip()
+        fh.close()
+        holder = f"process {pid}" if pid.isdigit() else "another process"
+        raise StoreError(
+            f"state database {db} is in use by {holder}, which holds the lock {lock_path}: "
+            "two exporters must not share one state file (stop the other one, or give this "
+            "one its own --state-path)") from None
+    except OSError:
+        fh.close()
+        raise
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"{os.getpid()}\n")
+    fh.flush()
+    return fh
+
+
+def _corrupt_rows(conn: sqlite3.Connection) -> Iterator[Corrupt]:
+    """Rows whose values do not have the types of their columns."""
+    for table, (keys, others) in _COLUMNS.items():
+        columns = [*keys, *(c for c, _ in others)]
+        kinds = [("number" if (table, k) in _NUMERIC_KEYS else "text") for k in keys]
+        kinds += [kind for _, kind in others]
+        sql = f"SELECT {', '.join(columns)} FROM {table}"  # noqa: S608
+        for row in conn.execute(sql):
+            for column, kind, value in zip(columns, kinds, row, strict=True):
+                why = _type_problem(kind, value)
+                if why is not None:
+                    yield table, tuple(row[: len(keys)]), f"{column} {why}"
+                    break
+
+
+def _type_problem(kind: str, value: object) -> str | None:
+    if value is None:
+        return None if kind.endswith("?") else "is NULL"
+    kind = kind.rstrip("?")
+    if kind == "text":
+        return None if isinstance(value, str) else f"is {value!r}, not text"
+    if kind == "number":
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return None if ok else f"is {value!r}, not a number"
+    try:
+        ok = isinstance(value, bytes) and isinstance(orjson.loads(value), list)
+    except orjson.JSONDecodeError:
+        ok = False
+    return None if ok else "is not the series' JSON encoding"
 
 
 def _settle(batch: _Pending, error: StoreError | None) -> None:

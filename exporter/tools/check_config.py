@@ -13,7 +13,7 @@ from exporter.tools.client import PROG, RAW, Subparsers
 EPILOG: Final = f"""\
 examples:
   {PROG} check-config exports.yml
-  {PROG} check-config exports.yml && kill -HUP $(pidof {PROG})
+  {PROG} check-config exports.yml && kill -HUP "$(pidof -x {PROG})"
 
 Validates the file as the exporter would load it (YAML, known keys, durations, frequencies,
 no export declared twice) and prints the declared exports with their effective thresholds;
@@ -27,7 +27,10 @@ def run(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"{args.file}: OK, {len(config.exports)} declared export(s)", file=out)
+    for warning in config.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"{args.file}: OK, {len(config.exports)} declared export(s)"
+          f"{f', {len(config.warnings)} warning(s)' if config.warnings else ''}", file=out)
     for e in config.exports.values():
         def fmt(v: float | None) -> str:
             return "-" if v is None else f"{v:g}s"

@@ -11,6 +11,8 @@ import argparse
 import base64
 import http.client
 import json
+import re
+import ssl
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +28,8 @@ DEFAULT_URL: Final = "http://127.0.0.1:9877"
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 RAW: Final = argparse.RawDescriptionHelpFormatter
 ACCEPTED_OUTCOMES: Final = ("accepted", "duplicate", "test")
+#: ``--url`` may be the exporter's base URL or the webhook URL configured in CleverTap.
+_WEBHOOK_URL = re.compile(r"(?P<base>.*?)/webhook(?:/(?P<account>[^/]+))?/*")
 
 
 class ClientError(Exception):
@@ -53,7 +57,8 @@ class Answer:
 class WebhookClient:
     """Posts bodies to ``/webhook[/{account}]`` over one kept-alive connection."""
 
-    def __init__(self, url: str, headers: Mapping[str, str], timeout: float = 10.0) -> None:
+    def __init__(self, url: str, headers: Mapping[str, str], timeout: float = 10.0,
+                 tls: ssl.SSLContext | None = None) -> None:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ClientError(f"--url must be an http:// or https:// URL, got {url!r}")
@@ -61,19 +66,38 @@ class WebhookClient:
         self.host = parts.hostname
         self.port = parts.port
         self.base = parts.path.rstrip("/")
+        #: The account of a ``--url`` ending in ``/webhook/ACCOUNT``: the default of ``post``.
+        self.account: str | None = None
+        m = _WEBHOOK_URL.fullmatch(parts.path)
+        if m:
+            self.base = m["base"]
+            self.account = urllib.parse.unquote(m["account"]) if m["account"] else None
         self.headers = {"Content-Type": "application/json", **headers}
         self.timeout = timeout
+        self.tls = tls
         self._conn: http.client.HTTPConnection | None = None
 
     def _connection(self) -> http.client.HTTPConnection:
         if self._conn is None:
-            kind = (http.client.HTTPSConnection if self.scheme == "https"
-                    else http.client.HTTPConnection)
-            self._conn = kind(self.host, self.port, timeout=self.timeout)
+            if self.scheme == "https":
+                self._conn = http.client.HTTPSConnection(self.host, self.port,
+                                                         timeout=self.timeout, context=self.tls)
+            else:
+                self._conn = http.client.HTTPConnection(self.host, self.port,
+                                                        timeout=self.timeout)
         return self._conn
 
+    def url(self, account: str | None = None) -> str:
+        """The webhook URL a post for ``account`` goes to."""
+        return (f"{self.scheme}://{self.host}{':' + str(self.port) if self.port else ''}"
+                f"{self._path(account)}")
+
+    def _path(self, account: str | None) -> str:
+        account = account or self.account
+        return f"{self.base}/webhook" + (f"/{urllib.parse.quote(account)}" if account else "")
+
     def post(self, body: bytes, account: str | None = None) -> Answer:
-        path = f"{self.base}/webhook" + (f"/{urllib.parse.quote(account)}" if account else "")
+        path = self._path(account)
         for attempt in (1, 2):  # a kept-alive connection may have been closed by the server
             conn = self._connection()
             try:
@@ -83,9 +107,7 @@ class WebhookClient:
             except (OSError, http.client.HTTPException) as exc:
                 self.close()
                 if attempt == 2:
-                    raise ClientError(f"cannot post to {self.scheme}://{self.host}"
-                                      f"{':' + str(self.port) if self.port else ''}{path}: "
-                                      f"{exc}") from exc
+                    raise ClientError(f"cannot post to {self.url(account)}: {exc}") from exc
         raise AssertionError("unreachable")
 
     def close(self) -> None:
@@ -110,10 +132,17 @@ def _secret(env: Mapping[str, str], name: str) -> str | None:
 def add_connection_flags(p: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
     g = p.add_argument_group("connection (same flags and variables as the server)")
     g.add_argument("--url", default=env.get("EXPORTER_URL", DEFAULT_URL),
-                   help="base URL of the running exporter (env EXPORTER_URL; default: "
-                   "%(default)s)")
+                   help="the running exporter: its base URL, or the webhook URL configured in "
+                   "CleverTap (.../webhook or .../webhook/ACCOUNT) (env EXPORTER_URL; "
+                   "default: %(default)s)")
     g.add_argument("--account", default=None,
-                   help="post to /webhook/ACCOUNT instead of /webhook (account 'default')")
+                   help="post to /webhook/ACCOUNT instead of /webhook (account 'default'); "
+                   "overrides an account in --url")
+    g.add_argument("--cacert", type=Path, default=env.get("EXPORTER_CACERT") or None,
+                   help="PEM file of the CA that signed an https:// exporter's certificate "
+                   "(env EXPORTER_CACERT; default: the system's CAs)")
+    g.add_argument("--insecure", action="store_true",
+                   help="do not verify an https:// exporter's certificate (testing only)")
     g.add_argument("--auth-token", default=None,
                    help="send 'Authorization: Bearer TOKEN' (env EXPORTER_AUTH_TOKEN or "
                    "EXPORTER_AUTH_TOKEN_FILE)")
@@ -140,7 +169,21 @@ def connect(args: argparse.Namespace, env: Mapping[str, str]) -> WebhookClient:
     elif args.basic_auth_user and password is not None:
         pair = f"{args.basic_auth_user}:{password}".encode()
         headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
-    return WebhookClient(args.url, headers, args.timeout)
+    return WebhookClient(args.url, headers, args.timeout, _tls(args))
+
+
+def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if not args.url.startswith("https:"):
+        return None
+    try:
+        context = ssl.create_default_context(
+            cafile=None if args.cacert is None else str(args.cacert))
+    except (OSError, ssl.SSLError) as exc:
+        raise ClientError(f"cannot use --cacert {args.cacert}: {exc}") from exc
+    if args.insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def clevertap_time(ts: float, zone: tzinfo) -> str:

@@ -7,7 +7,7 @@ import json
 import random
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import tzinfo
 from importlib import resources
@@ -22,6 +22,7 @@ from exporter.tools.client import (
     RAW,
     ClientError,
     Subparsers,
+    WebhookClient,
     add_connection_flags,
     clevertap_time,
     connect,
@@ -88,63 +89,84 @@ def _body(e: DemoExport, export_id: int, status: str, ts: float, zone: tzinfo) -
             "Date and Time": clevertap_time(ts, zone)}
 
 
+#: When the last run of a recurring export started, by scenario (healthy: within its interval).
+_LAST_START: Final[dict[str, Callable[[float, float, random.Random], float]]] = {
+    "running": lambda now, interval, rng: now - 12 * 60,  # started 12 minutes ago
+    "late": lambda now, interval, rng: now - interval * 1.5 - 3 * 3600,  # past 1.5 + grace
+    "stuck": lambda now, interval, rng: now - interval - 3600,  # in flight over its interval
+    # Recent, so the account's delay is small.
+    "too_fast": lambda now, interval, rng: now - rng.uniform(10, 20) * 60,
+}
+
+
+@dataclass
+class _Timeline:
+    """The events being simulated up to ``end``."""
+
+    end: float
+    zone: tzinfo
+    rng: random.Random
+    events: list[DemoEvent]
+
+    def run(self, e: DemoExport, start: float, minutes: float | None) -> None:
+        """One run starting at ``start``, completing ``minutes`` later (None: unfinished)."""
+        if start <= self.end:
+            self.events.append((start, e.account,
+                                _body(e, e.export_id, "Initiated", start, self.zone)))
+        if minutes is not None and start + minutes * 60 <= self.end:
+            finish = start + minutes * 60
+            self.events.append((finish, e.account,
+                                _body(e, e.export_id, "Completed", finish, self.zone)))
+
+    def minutes(self, e: DemoExport) -> float:
+        return self.rng.uniform(*e.duration)
+
+
 def demo_events(now: float, zone: tzinfo, rng: random.Random, history: float = 86400.0,
                 future: float = 0.0) -> list[DemoEvent]:
     """The simulated exports' events from ``now - history`` to ``now + future``, in time
     order; only events at or before ``now`` when ``future`` is 0."""
-    out: list[DemoEvent] = []
-    end = now + future
-
-    def run(e: DemoExport, export_id: int, start: float, minutes: float | None) -> None:
-        if start <= end:
-            out.append((start, e.account, _body(e, export_id, "Initiated", start, zone)))
-        if minutes is not None and start + minutes * 60 <= end:
-            finish = start + minutes * 60
-            out.append((finish, e.account, _body(e, export_id, "Completed", finish, zone)))
-
-    def minutes(e: DemoExport) -> float:
-        return rng.uniform(*e.duration)
-
+    timeline = _Timeline(now + future, zone, rng, [])
     for e in DEMO_EXPORTS:
         if e.interval is None:
             start = now - rng.uniform(2, 6) * 3600
-            run(e, e.export_id, start, minutes(e))
+            timeline.run(e, start, timeline.minutes(e))
             continue
-        interval = e.interval
-        if e.scenario == "running":
-            last = now - 12 * 60  # started 12 minutes ago, still running
-        elif e.scenario == "late":
-            last = now - interval * 1.5 - 3 * 3600  # past 1.5 intervals + grace
-        elif e.scenario == "stuck":
-            last = now - interval - 3600  # in flight longer than its interval
-        elif e.scenario == "too_fast":
-            last = now - rng.uniform(10, 20) * 60  # recent, so the account's delay is small
-        else:
-            last = now - rng.uniform(0.3, 0.8) * interval
-        starts = []
-        t = last
-        while t >= now - history:
-            starts.append(t)
-            t -= interval
-        starts.reverse()
-        for i, start in enumerate(starts):
-            is_last = i == len(starts) - 1
-            if is_last and e.scenario in ("running", "stuck"):
-                run(e, e.export_id, start, None)
-            elif is_last and e.scenario == "too_fast":
-                run(e, e.export_id, start, 0.1)  # "completed" in 6 seconds
-            else:
-                run(e, e.export_id, start, minutes(e))
+        pick = _LAST_START.get(e.scenario)
+        last = pick(now, e.interval, rng) if pick else now - rng.uniform(0.3, 0.8) * e.interval
+        _past_runs(timeline, e, e.interval, last, now - history)
         if future > 0 and e.scenario in ("healthy", "running", "too_fast"):
-            if e.scenario == "running":
-                # The running export finishes in real time, then keeps its schedule.
-                out.append(_finish_later(e, last, rng, zone))
-            t = last + interval
-            while t <= end:
-                run(e, e.export_id, t, minutes(e))
-                t += interval
-    out.sort(key=lambda item: item[0])
-    return out
+            _future_runs(timeline, e, e.interval, last)
+    timeline.events.sort(key=lambda item: item[0])
+    return timeline.events
+
+
+def _past_runs(timeline: _Timeline, e: DemoExport, interval: float, last: float,
+               since: float) -> None:
+    starts = []
+    t = last
+    while t >= since:
+        starts.append(t)
+        t -= interval
+    starts.reverse()
+    for i, start in enumerate(starts):
+        is_last = i == len(starts) - 1
+        if is_last and e.scenario in ("running", "stuck"):
+            timeline.run(e, start, None)
+        elif is_last and e.scenario == "too_fast":
+            timeline.run(e, start, 0.1)  # "completed" in 6 seconds
+        else:
+            timeline.run(e, start, timeline.minutes(e))
+
+
+def _future_runs(timeline: _Timeline, e: DemoExport, interval: float, last: float) -> None:
+    if e.scenario == "running":
+        # The running export finishes in real time, then keeps its schedule.
+        timeline.events.append(_finish_later(e, last, timeline.rng, timeline.zone))
+    t = last + interval
+    while t <= timeline.end:
+        timeline.run(e, t, timeline.minutes(e))
+        t += interval
 
 
 def _finish_later(e: DemoExport, start: float, rng: random.Random,
@@ -163,14 +185,8 @@ def run(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
     events = demo_events(now, args.timezone, rng, args.history, future)
     past = [e for e in events if e[0] <= now]
     later = [e for e in events if e[0] > now]
-    ping = json.loads(_TEST_PING)
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.write(json.dumps({"account": "prod", "payload": ping}) + "\n")
-            for _, account, body in past:
-                f.write(json.dumps({"account": account, "payload": body}) + "\n")
-        print(f"wrote {len(past) + 1} events to {args.output}", file=out)
-        return 0
+        return _write(args.output, past, out)
     client = connect(args, env)
     # CleverTap's test ping first, as when a webhook is saved; an unreachable exporter or
     # wrong credentials stop the demo here with the reason.
@@ -180,44 +196,63 @@ def run(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
         print(f"error: the exporter answered the test ping with {answer.status} "
               f"{pretty(answer.body)}", file=sys.stderr)
         return 1
+    try:
+        if not _post_past(client, args, past, out):
+            return 1
+        if args.follow:
+            _follow(client, later, out)
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        client.close()
+    return 0
+
+
+def _write(path: str, past: list[DemoEvent], out: TextIO) -> int:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(json.dumps({"account": "prod", "payload": json.loads(_TEST_PING)}) + "\n")
+        for _, account, body in past:
+            f.write(json.dumps({"account": account, "payload": body}) + "\n")
+    print(f"wrote {len(past) + 1} events to {path}", file=out)
+    return 0
+
+
+def _post_past(client: WebhookClient, args: argparse.Namespace, past: list[DemoEvent],
+               out: TextIO) -> bool:
+    """Post the simulated past; False when any post failed."""
     items: list[tuple[bytes, str | None, str]] = []
     for t, account, body in past:
         items.append((json.dumps(body).encode(), account, f"event at {t:.0f}"))
     if past:  # CleverTap retries on timeouts: show one redelivery.
         items.append((json.dumps(past[-1][2]).encode(), past[-1][1], "redelivery"))
     show = args.progress if args.progress is not None else sys.stderr.isatty()
-    try:
-        tally = post_all(client, items, args.rate, Progress(len(items), sys.stderr, show))
-        for problem in tally.problems[:10]:
-            print(problem, file=sys.stderr)
-        tally.add("test")
-        print(f"demo: posted a simulated day ({len(items) + 1} webhooks) to {args.url}: "
-              f"{tally.line()}", file=out)
-        if tally.counts["failed"]:
-            return 1
-        print(f"open {args.url.rstrip('/')}/ to see running, late, stuck and ok exports",
-              file=out)
-        if not args.follow:
-            return 0
-        print(f"following in real time ({len(later)} events over the next 7 days); "
-              "Ctrl-C to stop", file=out)
+    tally = post_all(client, items, args.rate, Progress(len(items), sys.stderr, show))
+    for problem in tally.problems[:10]:
+        print(problem, file=sys.stderr)
+    tally.add("test")
+    print(f"demo: posted a simulated day ({len(items) + 1} webhooks) to {args.url}: "
+          f"{tally.line()}", file=out)
+    if tally.counts["failed"]:
+        return False
+    print(f"open {args.url.rstrip('/')}/ to see running, late, stuck and ok exports", file=out)
+    return True
+
+
+def _follow(client: WebhookClient, later: list[DemoEvent], out: TextIO) -> None:
+    print(f"following in real time ({len(later)} events over the next 7 days); "
+          "Ctrl-C to stop", file=out)
+    out.flush()
+    for t, account, body in later:
+        delay = t - time.time()
+        if delay > 0:
+            time.sleep(delay)
+        try:
+            answer = client.post(json.dumps(body).encode(), account)
+            print(f"{body['Status']:<9} {account}/{body['Partner']}/{body['Type']}/"
+                  f"{body['Frequency']}: {answer.status} {answer.outcome}", file=out)
+        except ClientError as exc:
+            print(f"error: {exc}", file=sys.stderr)
         out.flush()
-        for t, account, body in later:
-            delay = t - time.time()
-            if delay > 0:
-                time.sleep(delay)
-            try:
-                answer = client.post(json.dumps(body).encode(), account)
-                print(f"{body['Status']:<9} {account}/{body['Partner']}/{body['Type']}/"
-                      f"{body['Frequency']}: {answer.status} {answer.outcome}", file=out)
-            except ClientError as exc:
-                print(f"error: {exc}", file=sys.stderr)
-            out.flush()
-    except KeyboardInterrupt:
-        return 130
-    finally:
-        client.close()
-    return 0
 
 
 _TEST_PING: Final = json.dumps({

@@ -26,6 +26,7 @@ examples:
   echo '{{"Export Request Id": 1, "Partner": "Amazon S3", "Status": "Initiated"}}' \\
       | {PROG} send --account prod
   {PROG} send --now --url http://exporter:9877 --auth-token s3cret initiated.json
+  {PROG} send --url https://exporter.example.com/webhook/prod --cacert ca.pem completed.json
 
 Prints the HTTP status and the exporter's answer; exits 0 for a 2xx answer, 1 otherwise.
 """
@@ -52,6 +53,10 @@ def run(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
     finally:
         client.close()
     print(f"{answer.status} {pretty(answer.body)}", file=out)
+    if answer.status == 404:
+        print(f"error: POST {client.url(args.account)} is not an endpoint of the exporter: "
+              "--url takes its base URL (http://host:9877) or its webhook URL "
+              "(http://host:9877/webhook[/ACCOUNT])", file=sys.stderr)
     return 0 if 200 <= answer.status < 300 else 1
 
 

@@ -189,7 +189,8 @@ def _add_observability_routes(app: web.Application) -> None:
 
 async def _state_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    store = open_store(settings.state_path)
+    store = open_store(settings.state_path, init=settings.state_init,
+                       skip_corrupt=settings.state_skip_corrupt)
     tracker = ExportTracker(
         store,
         TrackerSettings(

@@ -20,6 +20,7 @@ from exporter.domain.payload import (
     PayloadError,
     StatusEvent,
     TestPing,
+    TimeWindow,
     parse_body,
 )
 from exporter.domain.status import compute
@@ -29,6 +30,7 @@ from exporter.web.appkeys import (
     EVENT,
     EVENTS,
     EXPOSITION,
+    INSTRUMENTS,
     OUTCOME,
     REGISTRY,
     SETTINGS,
@@ -56,8 +58,11 @@ async def webhook(request: web.Request) -> web.Response:
     body = await _read_body(request, settings.read_timeout)
     if isinstance(body, web.Response):
         return body
-    result = parse_body(body, account, time.time(), settings.timezone)
+    window = TimeWindow(settings.event_time_max_ahead, settings.event_time_min)
+    result = parse_body(body, account, time.time(), settings.timezone, window)
     if isinstance(result, PayloadError):
+        if result.time_refused is not None:
+            request.app[SOURCE_APP][INSTRUMENTS].time_refused.labels(result.time_refused).inc()
         log.info("rejected webhook for account %s: %s", account, result.message)
         extra = {"fields": result.fields} if result.fields else {}
         return json_error(result.http_status, "invalid", result.message, **extra)
@@ -99,6 +104,13 @@ async def _ingest(request: web.Request, event: StatusEvent) -> web.Response:
         log.warning("account %s export %s: 'Date and Time' %s, used the receipt time",
                     event.account, event.export_id, event.time_problem)
     request[OUTCOME] = outcome
+    unknown = event.unknown_labels
+    if unknown and outcome == "accepted":
+        counter = request.app[SOURCE_APP][INSTRUMENTS].unknown_values
+        for label in unknown:
+            counter.labels(label).inc()
+        log.info("account %s export %s: accepted with unknown %s", event.account,
+                 event.export_id, ", ".join(f"{lb} {getattr(event, lb)!r}" for lb in unknown))
     return _status_response(outcome)
 
 
@@ -142,13 +154,14 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """The state store is usable: the writer runs and the database answers."""
+    """A webhook would be stored now: the store is healthy and a write probe commits (a read
+    alone succeeds on a full disk, and on a state file deleted while open)."""
     source = request.app[SOURCE_APP]
     tracker = source.get(TRACKER)
     if tracker is None or not tracker.store.healthy:
         return json_error(503, "unavailable", "state store is not ready")
     if not await asyncio.to_thread(tracker.store.check):
-        return json_error(503, "unavailable", "state database cannot be read")
+        return json_error(503, "unavailable", "state database cannot be written")
     return web.json_response({"status": "ready"})
 
 

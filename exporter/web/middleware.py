@@ -11,14 +11,19 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Any, Final
 
 import orjson
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from exporter.domain.keys import DEFAULT_ACCOUNT
+from exporter.metrics.instruments import Instruments
 from exporter.security.auth import BASIC_CHALLENGE
 from exporter.security.oauth import TOKEN_PATH
 from exporter.security.webconfig import PasswordChecksBusy
@@ -78,6 +83,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             response = json_error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
             response.headers.update({k: v for k, v in exc.headers.items()
                                      if k in ("Allow", "WWW-Authenticate")})
+    except RequestPayloadError:
+        response = _undecodable(request)
     except Exception:
         log.exception("unexpected error handling %s %s", request.method, request.path)
         response = json_error(500, "error", "internal error; see the exporter's log")
@@ -95,6 +102,76 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if outcome is not None:
             instruments.token_requests.labels(outcome).inc()
     return response
+
+
+def _undecodable(request: web.Request) -> web.Response:
+    """The 400 of a body that fails to decompress (aiohttp reports it when the body is read)."""
+    coding = request.headers.get("Content-Encoding", "").strip() or "identity"
+    message = f"request body cannot be decoded as Content-Encoding {coding[:32]!r}"
+    log.info("refused %s %s from %s: %s", request.method, request.path, request.remote, message)
+    if request.path == TOKEN_PATH:
+        request[OUTCOME] = "invalid_request"
+        response = web.json_response({"error": "invalid_request", "error_description": message},
+                                     status=400, headers={"Cache-Control": "no-store"})
+    else:
+        response = json_error(400, "invalid", message)
+    # The rest of the body cannot be read past the error, so the connection cannot be reused:
+    # say so ("Connection: close") rather than let the client's next request find it closed.
+    response.force_close()
+    return response
+
+
+class ProtocolLogger(logging.Logger):
+    """aiohttp's server logger, with a request that is not HTTP (or whose body cannot be
+    decompressed while parsing) logged as one line and counted, not as a traceback.
+
+    aiohttp answers those requests itself (400) before any middleware runs, so this is the
+    only place that sees them. Every other exception keeps its traceback.
+    """
+
+    def __init__(self, instruments: Instruments) -> None:
+        super().__init__("aiohttp.server")
+        self.parent = logging.getLogger("aiohttp.server")
+        self.instruments = instruments
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True,
+                  **kwargs: Any) -> None:
+        if not self._refusal(logging.INFO, args, exc_info):
+            super().exception(msg, *args, exc_info=exc_info, **kwargs)
+
+    def debug(self, msg: object, *args: object, **kwargs: Any) -> None:
+        # aiohttp logs a bad method on a connection's first request at debug, as noise.
+        if not self._refusal(logging.DEBUG, args, kwargs.get("exc_info")):
+            super().debug(msg, *args, **kwargs)
+
+    def _refusal(self, level: int, args: tuple[object, ...], exc_info: Any) -> bool:
+        exc = exc_info if isinstance(exc_info, BaseException) else (
+            sys.exc_info()[1] if exc_info is True else None)
+        if isinstance(exc, RequestPayloadError):
+            # aiohttp draining the rest of a body already refused (and counted) by
+            # ``error_middleware``: nothing more to say.
+            self.log(logging.DEBUG, "closed the connection of an undecodable body")
+            return True
+        if not isinstance(exc, HttpProcessingError):
+            return False
+        reason = "content_encoding" if isinstance(exc, ContentEncodingError) else "malformed"
+        self.instruments.malformed_requests.labels(reason).inc()
+        detail = " ".join(str(exc.message).split())[:200]
+        self.log(level, "refused a malformed request from %s (%s): %s",
+                 args[0] if args else "unknown", reason, detail)
+        return True
+
+
+class RedactedAccessLogger(AbstractAccessLogger):
+    """The access log of ``--access-log``, without query strings: a client may put a token
+    there, and the log must not keep it."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        target = request.path + ("?[redacted]" if request.query_string else "")
+        version = request.version
+        self.logger.info('%s "%s %s HTTP/%d.%d" %d %d %.6fs "%s"', request.remote,
+                         request.method, target, version.major, version.minor, response.status,
+                         response.body_length, time, request.headers.get("User-Agent", "-"))
 
 
 def _record(request: web.Request, response: web.StreamResponse, outcome: str) -> None:

@@ -69,12 +69,14 @@ def _webhook_operation(settings: Settings, with_account: bool) -> dict[str, Any]
     responses: dict[str, Any] = {
         "200": _reply("Stored (`accepted`), a redelivery already stored (`duplicate`), or "
                       "CleverTap's test ping (`test`).", ["accepted", "duplicate", "test"]),
-        "400": _error("The body is empty, not JSON, or not a JSON object; or the account "
-                      "in the path is invalid."),
+        "400": _error("The body is empty, not JSON, not a JSON object, or does not decode "
+                      "as its Content-Encoding; or the account in the path is invalid."),
         "408": _error("The body was not received within the read timeout "
                       f"({settings.read_timeout:g} s)."),
         "413": _error(f"The body exceeds {settings.max_body_bytes} bytes."),
-        "422": _error("A field is missing or invalid; `fields` names each one."),
+        "422": _error("A field is missing or invalid, or 'Date and Time' is outside the "
+                      "accepted window (--event-time-max-ahead, --event-time-min); `fields` "
+                      "names each one."),
         "503": _error("Too many requests in progress (`overloaded`), or the state store "
                       "could not store the event (`unavailable`); retry later.",
                       headers={"Retry-After": {"schema": {"type": "string"},
@@ -105,8 +107,58 @@ def _webhook_operation(settings: Settings, with_account: bool) -> dict[str, Any]
     return op
 
 
+def _json_get(summary: str, required: list[str], *,
+              unavailable: bool = False) -> dict[str, Any]:
+    responses: dict[str, Any] = {"200": {"description": summary, "content": {JSON: {
+        "schema": {"type": "object", "required": required}}}}}
+    if unavailable:
+        responses["503"] = _error("The state store is not open yet.")
+    return {"get": {"summary": summary, "responses": responses}}
+
+
+def _optional_paths(settings: Settings) -> dict[str, Any]:
+    """Routes that exist only with some settings: the token endpoint and the benchmark no-op."""
+    paths: dict[str, Any] = {}
+    if settings.oauth_client_id is not None:
+        oauth_error = {"description": "", "content": {JSON: {"schema": {
+            "type": "object", "required": ["error"],
+            "properties": {"error": {"type": "string"},
+                           "error_description": {"type": "string"}}}}}}
+        paths[TOKEN_PATH] = {"post": {
+            "summary": "OAuth 2.0 client-credentials token endpoint (RFC 6749 section 4.4)",
+            "requestBody": {"required": True, "content": {
+                "application/x-www-form-urlencoded": {"schema": {
+                    "type": "object", "required": ["grant_type"],
+                    "properties": {"grant_type": {"type": "string",
+                                                  "enum": ["client_credentials"]},
+                                   "client_id": {"type": "string"},
+                                   "client_secret": {"type": "string"},
+                                   "scope": {"type": "string"}}}}}},
+            "responses": {
+                "200": {"description": "An access token for the webhook's "
+                        "'Authorization: Bearer'.", "content": {JSON: {"schema": {
+                            "type": "object",
+                            "required": ["access_token", "token_type", "expires_in"]}}}},
+                **{code: {**oauth_error, "description": text} for code, text in (
+                    ("400", "invalid_request (also a body that does not decode) or "
+                     "unsupported_grant_type."),
+                    ("401", "invalid_client: unknown client or wrong secret."))},
+                "403": _error("The source address is outside --allow-cidr."),
+                "413": _error(f"The body exceeds {settings.max_body_bytes} bytes."),
+            },
+        }}
+    if settings.bench_noop:
+        paths["/-/noop"] = {"post": {
+            "summary": "Answer like an accepted webhook without reading or storing "
+                       "(--bench-noop, benchmarks only)",
+            "responses": {"200": _reply("Always.", ["accepted"])},
+        }}
+    return paths
+
+
 def openapi_document(settings: Settings) -> dict[str, Any]:
-    """The OpenAPI 3.0 document for an exporter configured by ``settings``."""
+    """The OpenAPI 3.0 document for an exporter configured by ``settings``: every route it
+    serves (each GET also answers HEAD, as aiohttp does)."""
     schemes, _ = _security(settings)
     return {
         "openapi": "3.0.3",
@@ -132,15 +184,42 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "responses": {"200": _reply("Alive.", ["ok"])},
             }},
             "/readyz": {"get": {
-                "summary": "The state store is usable",
+                "summary": "A webhook would be stored now: the state file is the one opened "
+                           "and a write to it commits",
                 "responses": {"200": _reply("Ready.", ["ready"]),
                               "503": _error("The state store is not usable.")},
+            }},
+            "/": {"get": {
+                "summary": "The status page: every export's state and the last webhooks",
+                "parameters": [{
+                    "name": "refresh", "in": "query", "required": False,
+                    "description": "Seconds between reloads of the page (0: never; at most "
+                                   "3600; anything else: the default, 15).",
+                    "schema": {"type": "string"},
+                }],
+                "responses": {"200": {"description": "HTML page.", "content": {
+                    "text/html": {"schema": {"type": "string"}}}}},
+            }},
+            "/api/v1/exports": _json_get(
+                "Every known or declared export with its state, as on the status page",
+                ["generated_at", "timezone", "config", "exports"], unavailable=True),
+            "/api/v1/events": _json_get(
+                "The last webhooks received (at most 100), newest first, with their outcome",
+                ["events"]),
+            "/-/reload": {"post": {
+                "summary": "Reload --config.file (as SIGHUP does)",
+                "responses": {
+                    "200": _reply("Reloaded, or no file to reload.", ["success"]),
+                    "500": _error("The file is invalid: the previous configuration stays in "
+                                  "force (the reason is in `error`)."),
+                },
             }},
             "/openapi.json": {"get": {
                 "summary": "This document",
                 "responses": {"200": {"description": "OpenAPI 3 document.",
                                       "content": {JSON: {"schema": {"type": "object"}}}}},
             }},
+            **_optional_paths(settings),
         },
         "components": {
             "securitySchemes": schemes,

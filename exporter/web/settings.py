@@ -43,6 +43,12 @@ class Settings:
     access_log: bool
     bench_noop: bool
     config_file: Path | None = None
+    state_init: bool = False
+    state_skip_corrupt: bool = False
+    #: Event times accepted: at most this many seconds after receipt, and not before this
+    #: Unix time (``--event-time-max-ahead``, ``--event-time-min``).
+    event_time_max_ahead: float = 86400.0
+    event_time_min: float = 1420070400.0  # 2015-01-01T00:00:00Z
 
     @property
     def webhook_open(self) -> bool:

@@ -8,6 +8,7 @@ from datetime import tzinfo
 from html import escape
 from typing import Final
 
+from exporter.domain.normalize import is_known, nearest_known
 from exporter.domain.status import (
     STATES,
     ExportStatus,
@@ -49,6 +50,7 @@ small { color: #57606a; }
 .o-accepted { color: var(--ok); } .o-duplicate, .o-test { color: var(--run); }
 .o-invalid, .o-unauthorized, .o-too_large, .o-unavailable, .o-error { color: var(--late); }
 code { font-size: 12px; }
+.unknown { color: var(--warn); font-weight: 600; cursor: help; }
 .empty { color: #57606a; padding: 12px 8px; }
 """
 
@@ -120,8 +122,9 @@ def _exports_table(statuses: Sequence[ExportStatus], now: float, zone: tzinfo) -
         rows.append(
             f'<tr data-state="{escape(s.state)}">'
             f'<td><span class="state {_cls(s.state)}">{escape(s.state)}</span></td>'
-            f"<td>{name}</td><td>{escape(s.account)}</td><td>{escape(s.partner)}</td>"
-            f"<td>{escape(s.export_type)}</td><td>{escape(s.frequency)}</td>"
+            f"<td>{name}</td><td>{escape(s.account)}</td><td>{_label('partner', s.partner)}</td>"
+            f"<td>{_label('export_type', s.export_type)}</td>"
+            f"<td>{_label('frequency', s.frequency)}</td>"
             f'<td class="num">{_when(s.last_completed, now, zone)}</td>'
             f'<td class="num">{_dur(s.expected_interval)}</td>'
             f'<td class="num">{_dur(s.last_duration)}</td>'
@@ -132,6 +135,18 @@ def _exports_table(statuses: Sequence[ExportStatus], now: float, zone: tzinfo) -
             "<th>Partner</th><th>Type</th><th>Frequency</th><th>Last completion</th>"
             "<th>Expected interval</th><th>Last duration</th><th>In flight since</th>"
             "<th>Detail</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+
+
+def _label(label: str, value: str) -> str:
+    """A label value, marked when it is not one CleverTap is known to send."""
+    if is_known(label, value):
+        return escape(value)
+    near = nearest_known(label, value)
+    hint = f"; did you mean {near}?" if near else ""
+    never = " An unknown frequency is never overdue." if label == "frequency" else ""
+    title = f"not a {label} value CleverTap is known to send{hint}.{never}"
+    return (f'{escape(value)} <span class="unknown" data-unknown="{label}" '
+            f'title="{escape(title)}">(unknown{escape(hint)})</span>')
 
 
 def _events_table(events: Iterable[WebhookRecord], now: float, zone: tzinfo) -> str:

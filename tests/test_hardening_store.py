@@ -1,0 +1,176 @@
+"""The state file's safety (issue 12, items 1, 2, 5, 6): a deleted or replaced file, a second
+process, a foreign or newer or damaged database, and readiness that means "would be stored"."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from exporter.store import StoreError
+from exporter.store.base import Changes, RunRow, SeriesRow
+from exporter.store.sqlite import SQLiteStore
+from tests.conftest import Exporter, ExporterProcess, event
+
+Start = Callable[..., Awaitable[Exporter]]
+Process = Callable[..., ExporterProcess]
+
+
+def _remove_state(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+async def test_deleted_state_file_answers_503_and_is_not_recreated(
+    start_exporter: Start, caplog: pytest.LogCaptureFixture, exporter_process: Process,
+) -> None:
+    exp = await start_exporter()
+    assert (await exp.post(event(1, "Initiated")))[0] == 200
+    _remove_state(exp.state)
+    caplog.set_level(logging.ERROR, logger="exporter.store.sqlite")
+    for i in (2, 3, 4):
+        status, answer = await exp.post(event(i, "Initiated"))
+        assert (status, answer["status"]) == (503, "unavailable")
+    assert (await exp.client.get("/readyz")).status == 503
+    assert not exp.state.exists()  # neither the webhook nor readiness made an empty one
+    lost = [r for r in caplog.records if r.name == "exporter.store.sqlite"]
+    assert len(lost) == 1 and lost[0].levelno == logging.ERROR
+    assert "was deleted while the exporter was running" in lost[0].getMessage()
+    await exp.client.close()
+
+    # A restart refuses to begin empty where a store existed ...
+    proc = exporter_process(state=exp.state)
+    with pytest.raises(RuntimeError, match="--state-init") as err:
+        proc.start()
+    assert "Traceback" not in str(err.value)
+    assert not exp.state.exists()
+    # ... unless told to.
+    exporter_process("--state-init", state=exp.state).start()
+    assert exp.state.exists()
+
+
+async def test_replaced_state_file_is_refused(start_exporter: Start, tmp_path: Path) -> None:
+    exp = await start_exporter()
+    assert (await exp.post(event(1, "Initiated")))[0] == 200
+    other = tmp_path / "other.db"
+    SQLiteStore(other).close()
+    os.replace(other, exp.state)
+    assert (await exp.post(event(2, "Initiated")))[0] == 503
+    assert (await exp.client.get("/readyz")).status == 503
+
+
+def test_first_start_creates_the_store_in_a_new_directory(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "new" / "dir" / "state.db")
+    store.close()
+    assert (tmp_path / "new" / "dir" / "state.db").exists()
+
+
+def test_second_process_on_one_state_file_is_refused(exporter_process: Process) -> None:
+    first = exporter_process()
+    first.start()
+    second = exporter_process(state=first.state)
+    with pytest.raises(RuntimeError) as err:
+        second.start()
+    assert first.proc is not None
+    message = str(err.value)
+    assert f"in use by process {first.proc.pid}" in message
+    assert "state.db.lock" in message and "Traceback" not in message
+    # The first one is untouched and keeps serving.
+    assert first.post(event(1, "Initiated")) == (200, "accepted")
+
+
+def test_foreign_sqlite_file_is_refused_untouched(tmp_path: Path,
+                                                  exporter_process: Process) -> None:
+    path = tmp_path / "state.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+    before = path.read_bytes()
+    proc = exporter_process(state=path)
+    with pytest.raises(RuntimeError, match="is not a clevertap-export-exporter state database") \
+            as err:
+        proc.start()
+    assert "Traceback" not in str(err.value)
+    assert path.read_bytes() == before
+    with sqlite3.connect(path) as db:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+    assert tables == {"users"}
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    SQLiteStore(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(StoreError, match="schema_version 99, written by a newer exporter"):
+        SQLiteStore(path)
+
+
+def test_dropped_table_is_not_recreated_silently(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    SQLiteStore(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TABLE runs")
+    with pytest.raises(StoreError, match=r"lacks the table\(s\) runs"):
+        SQLiteStore(path)
+    SQLiteStore(path, init=True).close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM runs").fetchone() == (0,)
+
+
+async def _store_with_rows(path: Path) -> None:
+    store = SQLiteStore(path)
+    await store.commit(Changes(
+        series=[SeriesRow("acme", "amazon_s3", "events", "4h", b"[null]")],
+        runs=[RunRow("acme", "17", "amazon_s3", "events", "4h", 1.7e9, None, 1.7e9),
+              RunRow("acme", "18", "amazon_s3", "events", "4h", 1.7e9, None, 1.7e9)],
+    ))
+    store.close()
+
+
+async def test_corrupt_rows_are_named_and_can_be_skipped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, exporter_process: Process,
+) -> None:
+    path = tmp_path / "state.db"
+    await _store_with_rows(path)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE runs SET started = 'garbage' WHERE export_id = '17'")
+        db.execute("UPDATE series SET data = X'00FF'")
+    with pytest.raises(StoreError) as err:
+        SQLiteStore(path)
+    message = str(err.value)
+    assert "2 corrupt row(s)" in message and "--state-skip-corrupt" in message
+    assert "runs ('acme', '17'): started is 'garbage', not a number" in message
+    assert "series ('acme', 'amazon_s3', 'events', '4h')" in message
+    # A real start-up says so in one line, not a traceback.
+    proc = exporter_process(state=path)
+    with pytest.raises(RuntimeError, match="corrupt row") as perr:
+        proc.start()
+    assert "Traceback" not in str(perr.value)
+
+    caplog.set_level(logging.WARNING, logger="exporter.store.sqlite")
+    store = SQLiteStore(path, skip_corrupt=True)
+    snap = store.load()
+    store.close()
+    assert [r.export_id for r in snap.runs] == ["18"] and snap.series == []
+    assert sum("deleting corrupt row" in r.getMessage() for r in caplog.records) == 2
+
+
+async def test_readyz_is_not_ready_while_every_write_fails(start_exporter: Start) -> None:
+    exp = await start_exporter()
+    assert (await exp.post(event(1, "Initiated")))[0] == 200
+    # Triggers make every write fail inside SQLite, as a full disk does.
+    with sqlite3.connect(exp.state) as db:
+        for table in ("runs", "meta"):
+            db.execute(f"CREATE TRIGGER full_{table} BEFORE INSERT ON {table} "
+                       "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+    assert (await exp.post(event(2, "Initiated")))[0] == 503
+    assert (await exp.client.get("/readyz")).status == 503
+    with sqlite3.connect(exp.state) as db:
+        db.execute("DROP TRIGGER full_runs")
+        db.execute("DROP TRIGGER full_meta")
+    assert (await exp.client.get("/readyz")).status == 200
+    assert (await exp.post(event(2, "Initiated")))[0] == 200
