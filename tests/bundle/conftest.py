@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.conftest import ROOT
 
@@ -145,3 +146,27 @@ def prom_query(base: str, expr: str, **params: str) -> list[dict[str, Any]]:
         pytest.fail(f"query {expr!r} failed: HTTP {status}: {body!r}", pytrace=False)
     result: list[dict[str, Any]] = body["data"]["result"]
     return result
+
+
+def export_event(export_id: int, status: str, when: float, partner: str, type_: str,
+                 frequency: str) -> dict[str, Any]:
+    """A CleverTap export status webhook body with a Unix-seconds event time."""
+    return {"Export Request Id": export_id, "Partner": partner, "Type": type_,
+            "Status": status, "Frequency": frequency, "Date and Time": int(when)}
+
+
+def prometheus_config(tmp: Path, targets: dict[str, list[int]], alertmanager: int) -> Path:
+    """prometheus/prometheus.yml with 1 s intervals, absolute rule files and loopback targets
+    (ports by job name)."""
+    config = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())
+    config["global"]["scrape_interval"] = "1s"
+    config["global"]["evaluation_interval"] = "1s"
+    config["rule_files"] = [str(ROOT / "prometheus" / f) for f in config["rule_files"]]
+    for job in config["scrape_configs"]:
+        job["static_configs"] = [
+            {"targets": [f"127.0.0.1:{port}" for port in targets[job["job_name"]]]}]
+    config["alerting"]["alertmanagers"] = [
+        {"static_configs": [{"targets": [f"127.0.0.1:{alertmanager}"]}]}]
+    path = tmp / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
+    return path

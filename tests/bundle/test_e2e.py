@@ -22,12 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from bundle.config import RUNBOOK_URL
 from tests.bundle.conftest import (
     Server,
+    export_event,
     http,
     prom_query,
+    prometheus_config,
     require_binary,
     wait_until,
 )
@@ -75,28 +77,6 @@ class Stack:
     started: float
 
 
-def _event(export_id: int, status: str, when: float, partner: str, type_: str,
-           frequency: str) -> dict[str, Any]:
-    return {"Export Request Id": export_id, "Partner": partner, "Type": type_,
-            "Status": status, "Frequency": frequency, "Date and Time": int(when)}
-
-
-def _prometheus_config(tmp: Path, exporter: int, prometheus: int, alertmanager: int) -> Path:
-    config = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())
-    config["global"]["scrape_interval"] = "1s"
-    config["global"]["evaluation_interval"] = "1s"
-    config["rule_files"] = [str(ROOT / "prometheus" / f) for f in config["rule_files"]]
-    targets = {"clevertap-export": exporter, "prometheus": prometheus,
-               "alertmanager": alertmanager}
-    for job in config["scrape_configs"]:
-        job["static_configs"] = [{"targets": [f"127.0.0.1:{targets[job['job_name']]}"]}]
-    config["alerting"]["alertmanagers"] = [
-        {"static_configs": [{"targets": [f"127.0.0.1:{alertmanager}"]}]}]
-    path = tmp / "prometheus.yml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory,
           servers: Callable[..., Server]) -> Stack:
@@ -128,21 +108,21 @@ def stack(tmp_path_factory: pytest.TempPathFactory,
     s3, gcs, azure = "Amazon S3", "Google Cloud Storage", "Microsoft Azure"
     history = [
         # Healthy 4-hourly export: one run finished 4h ago, the next one running for 20m.
-        _event(1001, "Initiated", now - 4 * HOUR - 1800, s3, "Events", "Every 4 hours"),
-        _event(1001, "Completed", now - 4 * HOUR, s3, "Events", "Every 4 hours"),
+        export_event(1001, "Initiated", now - 4 * HOUR - 1800, s3, "Events", "Every 4 hours"),
+        export_event(1001, "Completed", now - 4 * HOUR, s3, "Events", "Every 4 hours"),
         # Overdue 4-hourly export: last completion 7h30m ago (threshold 6h30m).
-        _event(2001, "Initiated", now - 8 * HOUR, gcs, "Profiles", "Every 4 hours"),
-        _event(2001, "Completed", now - 7 * HOUR - 1800, gcs, "Profiles", "Every 4 hours"),
+        export_event(2001, "Initiated", now - 8 * HOUR, gcs, "Profiles", "Every 4 hours"),
+        export_event(2001, "Completed", now - 7 * HOUR - 1800, gcs, "Profiles", "Every 4 hours"),
         # Stuck 4-hourly export: in flight for 5h.
-        _event(3001, "Initiated", now - 5 * HOUR, azure, "Events", "Every 4 hours"),
+        export_event(3001, "Initiated", now - 5 * HOUR, azure, "Events", "Every 4 hours"),
         # Failed 8-hourly export.
-        _event(5001, "Initiated", now - 2 * HOUR, azure, "Profiles", "Every 8 hours"),
-        _event(5001, "Failed", now - HOUR, azure, "Profiles", "Every 8 hours"),
+        export_event(5001, "Initiated", now - 2 * HOUR, azure, "Profiles", "Every 8 hours"),
+        export_event(5001, "Failed", now - HOUR, azure, "Profiles", "Every 8 hours"),
         # One-time export completed 29h ago: never overdue.
-        _event(4001, "Initiated", now - 30 * HOUR, gcs, "Events", "One Time"),
-        _event(4001, "Completed", now - 29 * HOUR, gcs, "Events", "One Time"),
+        export_event(4001, "Initiated", now - 30 * HOUR, gcs, "Events", "One Time"),
+        export_event(4001, "Completed", now - 29 * HOUR, gcs, "Events", "One Time"),
         # Last event of the account is recent, so the delivery delay is small.
-        _event(1002, "Initiated", now - 1200, s3, "Events", "Every 4 hours"),
+        export_event(1002, "Initiated", now - 1200, s3, "Events", "Every 4 hours"),
     ]
     for body in history:
         status, answer = http("POST", hook, body)
@@ -150,8 +130,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory,
     ping = json.loads((SAMPLES / "clevertap-test-ping.json").read_text())
     assert http("POST", hook, ping)[0] == 200
 
-    config = _prometheus_config(tmp, ports["exporter"], ports["prometheus"],
-                                ports["alertmanager"])
+    config = prometheus_config(tmp, {"clevertap-export": [ports["exporter"]],
+                                     "prometheus": [ports["prometheus"]],
+                                     "alertmanager": [ports["alertmanager"]]},
+                               ports["alertmanager"])
     prometheus = servers("prometheus", [
         prometheus_bin, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'tsdb'}",
         f"--web.listen-address=127.0.0.1:{ports['prometheus']}", "--log.level=warn",
@@ -163,7 +145,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory,
         base, 'count_over_time(up{job="clevertap-export"}[1m]) >= 3'))
 
     # Now: the healthy run completes, and one invalid webhook is rejected.
-    completed = _event(1002, "Completed", time.time() - 2, s3, "Events", "Every 4 hours")
+    completed = export_event(1002, "Completed", time.time() - 2, s3, "Events", "Every 4 hours")
     assert http("POST", hook, completed)[1] == {"status": "accepted"}
     assert http("POST", hook, raw=b"{not json")[0] == 400
     return Stack(base, urls["alertmanager"], urls["exporter"], now, tmp, started)
@@ -272,8 +254,8 @@ def test_alerts_arrive_in_alertmanager(stack: Stack) -> None:
         assert alert["status"]["state"] == "active", alert
         assert [r["name"] for r in alert["receivers"]] == ["clevertap-webhook"]
         assert alert["labels"]["severity"] in {"critical", "warning"}
-        assert re.fullmatch(r"docs/runbook\.md#clevertapexport\w+",
-                            alert["annotations"]["runbook_url"])
+        name = alert["labels"]["alertname"]
+        assert alert["annotations"]["runbook_url"] == f"{RUNBOOK_URL}#{name.lower()}"
         assert alert["annotations"]["summary"] and alert["annotations"]["description"]
     overdue = next(a for a in alerts if a["labels"]["alertname"] == "ClevertapExportOverdue")
     assert overdue["labels"]["account"] == ACCOUNT
@@ -327,19 +309,32 @@ def test_every_template_variable_query_returns_data(stack: Stack) -> None:
             assert declared.get(label, ACCOUNT) in values, (var["name"], values)
 
 
-def test_alertmanager_inhibits_export_alerts_while_the_exporter_is_down(stack: Stack) -> None:
-    """A (synthetic) ClevertapExporterDown mutes the per-export alerts of the same job."""
+def _post_alert(stack: Stack, name: str, **labels: str) -> None:
+    alert = [{"labels": {"alertname": name, "job": "clevertap-export", "severity": "critical",
+                         **labels}, "annotations": {"summary": "test"}}]
+    assert http("POST", f"{stack.alertmanager}/api/v2/alerts", alert)[0] == 200
+
+
+def _export_alerts(stack: Stack) -> list[dict[str, Any]]:
+    alerts = http("GET", f"{stack.alertmanager}/api/v2/alerts")[1]
+    return [a for a in alerts if not a["labels"]["alertname"].startswith("ClevertapExporter")]
+
+
+def test_alertmanager_inhibition_of_export_alerts(stack: Stack) -> None:
+    """A (synthetic) ClevertapExporterAbsent mutes the export alerts of the same job; a
+    ClevertapExporterDown of one replica does not, since the other replicas still see them."""
     wait_until("the alerts in Alertmanager", lambda: {
-        _key(a["labels"]) for a in http("GET", f"{stack.alertmanager}/api/v2/alerts")[1]
-    } >= EXPECTED)
-    down = [{"labels": {"alertname": "ClevertapExporterDown", "job": "clevertap-export",
-                        "instance": "127.0.0.1:1", "severity": "critical"},
-             "annotations": {"summary": "test"}}]
-    assert http("POST", f"{stack.alertmanager}/api/v2/alerts", down)[0] == 200
+        _key(a["labels"]) for a in _export_alerts(stack)} >= EXPECTED)
+    _post_alert(stack, "ClevertapExporterDown", instance="127.0.0.1:1")
+    wait_until("the Down alert in Alertmanager", lambda: any(
+        a["labels"]["alertname"] == "ClevertapExporterDown"
+        for a in http("GET", f"{stack.alertmanager}/api/v2/alerts")[1]))
+    time.sleep(1)
+    assert all(a["status"]["state"] == "active" for a in _export_alerts(stack))
+    _post_alert(stack, "ClevertapExporterAbsent")
 
     def inhibited() -> list[dict[str, Any]]:
-        alerts = http("GET", f"{stack.alertmanager}/api/v2/alerts")[1]
-        exports = [a for a in alerts if a["labels"]["alertname"] != "ClevertapExporterDown"]
+        exports = _export_alerts(stack)
         done = all(a["status"]["state"] == "suppressed" and a["status"]["inhibitedBy"]
                    for a in exports)
         return exports if done else []
