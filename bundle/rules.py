@@ -18,6 +18,8 @@ _UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 _MATCHER = r'\s*\w+\s*=\s*"[^"]*"\s*'
 if not re.fullmatch(rf"{_MATCHER}(,{_MATCHER})*", SELECTOR):
     raise ValueError(f"SELECTOR must be equality matchers (for absent()), got {SELECTOR!r}")
+if STATE_COUNTERS not in ("max", "sum"):
+    raise ValueError(f"STATE_COUNTERS must be 'max' or 'sum', got {STATE_COUNTERS!r}")
 #: The labels one replica's series share: the selector's and the replica labels.
 _TARGET = ", ".join((*re.findall(r"(\w+)\s*=", SELECTOR), *REPLICA_LABELS))
 
@@ -83,10 +85,11 @@ def _record(name: str, expr: str) -> dict[str, Any]:
 def _freshest_rules() -> list[dict[str, Any]]:
     """The newest event time each replica has applied per export, kept for the freshest ones.
 
-    (The oldest in-flight start is never newer than the last Initiated; it only makes a replica
-    that shows a run in flight count.) A lagging replica still shows a run in flight, or the previous run's duration, after the
+    A lagging replica still shows a run in flight, or the previous run's duration, after the
     others applied its completion; those gauges are taken from the replicas whose newest
-    Initiated/Completed/Failed event time is the highest, so a lag raises nothing.
+    Initiated/Completed/Failed event time is the highest, so a lag raises nothing. (The oldest
+    in-flight start is never newer than the last Initiated; it only makes sure a replica that
+    shows a run in flight takes part.)
     """
     per_replica = "clevertap_export:replica_last_event_timestamp_seconds"
     return [

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,18 +24,25 @@ import pytest
 
 from bundle.config import RUNBOOK_URL
 from tests.bundle.conftest import (
+    EXPECTED_ALERTS,
+    FOUR_HOURLY,
+    HOUR,
+    S3,
     Server,
+    alert_key,
     export_event,
+    export_history,
     http,
     prom_query,
     prometheus_config,
-    require_binary,
+    start_alertmanager,
+    start_exporter,
+    start_prometheus,
     wait_until,
 )
 from tests.conftest import ROOT, SAMPLES, free_port
 
 ACCOUNT = "acme"
-HOUR = 3600
 # The declared export that never reports (labels as the exporter normalizes them).
 DECLARED = ("amazon_s3", "profiles", "8h")
 DECLARED_CONFIG = f"""\
@@ -51,20 +57,7 @@ exports:
     min_runtime: 1m
 """
 
-# (alertname, identifying labels) expected to fire, and nothing else.
-EXPECTED = {
-    ("ClevertapExportOverdue", ("google_cloud_storage", "profiles", "4h")),
-    ("ClevertapExportStuck", ("azure_blob_storage", "events", "4h")),
-    ("ClevertapExportFailed", ("azure_blob_storage", "profiles", "8h")),
-    ("ClevertapExportWebhooksRejected", ("invalid",)),
-}
-
-
-def _key(labels: dict[str, str]) -> tuple[str, tuple[str, ...]]:
-    if "outcome" in labels:
-        return labels["alertname"], (labels["outcome"],)
-    return labels["alertname"], (labels.get("partner", ""), labels.get("export_type", ""),
-                                 labels.get("frequency", ""))
+EXPECTED = EXPECTED_ALERTS
 
 
 @dataclass
@@ -80,50 +73,22 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory,
           servers: Callable[..., Server]) -> Stack:
-    prometheus_bin = require_binary("prometheus")
-    alertmanager_bin = require_binary("prometheus-alertmanager")
     tmp = tmp_path_factory.mktemp("bundle-e2e")
     ports = {name: free_port() for name in ("exporter", "prometheus", "alertmanager")}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
 
-    alertmanager = servers("alertmanager", [
-        alertmanager_bin, f"--config.file={ROOT / 'alertmanager' / 'alertmanager.yml'}",
-        f"--storage.path={tmp / 'alertmanager'}",
-        f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
-        "--cluster.listen-address=", "--log.level=warn",
-    ], tmp / "alertmanager.log", f"{urls['alertmanager']}/-/ready")
+    alertmanager = start_alertmanager(servers, tmp, ports["alertmanager"])
     exports_file = tmp / "exports.yml"
     exports_file.write_text(DECLARED_CONFIG)
     started = time.time()
-    exporter = servers("exporter", [
-        sys.executable, "-m", "exporter", "--host", "127.0.0.1",
-        "--port", str(ports["exporter"]), "--state-path", str(tmp / "state" / "state.db"),
-        "--config.file", str(exports_file), "--log-level", "WARNING",
-    ], tmp / "exporter.log", f"{urls['exporter']}/readyz")
+    exporter = start_exporter(servers, "exporter", tmp, ports["exporter"],
+                              "--config.file", str(exports_file))
     alertmanager.wait_ready()
     exporter.wait_ready()
 
     now = int(time.time())
     hook = f"{urls['exporter']}/webhook/{ACCOUNT}"
-    s3, gcs, azure = "Amazon S3", "Google Cloud Storage", "Microsoft Azure"
-    history = [
-        # Healthy 4-hourly export: one run finished 4h ago, the next one running for 20m.
-        export_event(1001, "Initiated", now - 4 * HOUR - 1800, s3, "Events", "Every 4 hours"),
-        export_event(1001, "Completed", now - 4 * HOUR, s3, "Events", "Every 4 hours"),
-        # Overdue 4-hourly export: last completion 7h30m ago (threshold 6h30m).
-        export_event(2001, "Initiated", now - 8 * HOUR, gcs, "Profiles", "Every 4 hours"),
-        export_event(2001, "Completed", now - 7 * HOUR - 1800, gcs, "Profiles", "Every 4 hours"),
-        # Stuck 4-hourly export: in flight for 5h.
-        export_event(3001, "Initiated", now - 5 * HOUR, azure, "Events", "Every 4 hours"),
-        # Failed 8-hourly export.
-        export_event(5001, "Initiated", now - 2 * HOUR, azure, "Profiles", "Every 8 hours"),
-        export_event(5001, "Failed", now - HOUR, azure, "Profiles", "Every 8 hours"),
-        # One-time export completed 29h ago: never overdue.
-        export_event(4001, "Initiated", now - 30 * HOUR, gcs, "Events", "One Time"),
-        export_event(4001, "Completed", now - 29 * HOUR, gcs, "Events", "One Time"),
-        # Last event of the account is recent, so the delivery delay is small.
-        export_event(1002, "Initiated", now - 1200, s3, "Events", "Every 4 hours"),
-    ]
+    history = export_history(now)
     for body in history:
         status, answer = http("POST", hook, body)
         assert (status, answer) == (200, {"status": "accepted"}), body
@@ -134,10 +99,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory,
                                      "prometheus": [ports["prometheus"]],
                                      "alertmanager": [ports["alertmanager"]]},
                                ports["alertmanager"])
-    prometheus = servers("prometheus", [
-        prometheus_bin, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'tsdb'}",
-        f"--web.listen-address=127.0.0.1:{ports['prometheus']}", "--log.level=warn",
-    ], tmp / "prometheus.log", f"{urls['prometheus']}/-/ready")
+    prometheus = start_prometheus(servers, tmp, ports["prometheus"], config)
     prometheus.wait_ready()
     base = urls["prometheus"]
     # Let Prometheus see the counters before they move, so increase() sees the change.
@@ -145,7 +107,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory,
         base, 'count_over_time(up{job="clevertap-export"}[1m]) >= 3'))
 
     # Now: the healthy run completes, and one invalid webhook is rejected.
-    completed = export_event(1002, "Completed", time.time() - 2, s3, "Events", "Every 4 hours")
+    completed = export_event(1002, "Completed", time.time() - 2, S3, "Events", FOUR_HOURLY)
     assert http("POST", hook, completed)[1] == {"status": "accepted"}
     assert http("POST", hook, raw=b"{not json")[0] == 400
     return Stack(base, urls["alertmanager"], urls["exporter"], now, tmp, started)
@@ -159,7 +121,7 @@ def _value(base: str, expr: str) -> float:
 
 def _firing(base: str) -> set[tuple[str, tuple[str, ...]]]:
     result = prom_query(base, 'ALERTS{alertstate="firing"}')
-    return {_key(r["metric"]) for r in result}
+    return {alert_key(r["metric"]) for r in result}
 
 
 def test_series_have_the_posted_values(stack: Stack) -> None:
@@ -246,10 +208,10 @@ def test_alerts_arrive_in_alertmanager(stack: Stack) -> None:
     def received() -> list[dict[str, Any]]:
         status, alerts = http("GET", f"{stack.alertmanager}/api/v2/alerts")
         assert status == 200
-        return alerts if {_key(a["labels"]) for a in alerts} >= EXPECTED else []
+        return alerts if {alert_key(a["labels"]) for a in alerts} >= EXPECTED else []
 
     alerts = wait_until("the alerts in Alertmanager", received)
-    assert {_key(a["labels"]) for a in alerts} == EXPECTED
+    assert {alert_key(a["labels"]) for a in alerts} == EXPECTED
     for alert in alerts:
         assert alert["status"]["state"] == "active", alert
         assert [r["name"] for r in alert["receivers"]] == ["clevertap-webhook"]
@@ -324,7 +286,7 @@ def test_alertmanager_inhibition_of_export_alerts(stack: Stack) -> None:
     """A (synthetic) ClevertapExporterAbsent mutes the export alerts of the same job; a
     ClevertapExporterDown of one replica does not, since the other replicas still see them."""
     wait_until("the alerts in Alertmanager", lambda: {
-        _key(a["labels"]) for a in _export_alerts(stack)} >= EXPECTED)
+        alert_key(a["labels"]) for a in _export_alerts(stack)} >= EXPECTED)
     _post_alert(stack, "ClevertapExporterDown", instance="127.0.0.1:1")
     wait_until("the Down alert in Alertmanager", lambda: any(
         a["labels"]["alertname"] == "ClevertapExporterDown"

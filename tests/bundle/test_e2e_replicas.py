@@ -10,7 +10,6 @@ without an instance label, while B lags, after it caught up, and after it went d
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -20,30 +19,29 @@ from typing import Any
 import pytest
 
 from tests.bundle.conftest import (
+    EXPECTED_ALERTS,
+    FOUR_HOURLY,
+    GCS,
+    HOUR,
+    S3,
     Server,
+    alert_key,
     export_event,
+    export_history,
     http,
     prom_query,
     prometheus_config,
-    require_binary,
+    start_alertmanager,
+    start_exporter,
+    start_prometheus,
     wait_until,
 )
-from tests.conftest import ROOT, free_port
+from tests.conftest import free_port
 
-HOUR = 3600
-S3, GCS, AZURE = "Amazon S3", "Google Cloud Storage", "Microsoft Azure"
-FOUR = "Every 4 hours"
 # Held back from replica B at first: each clears a condition B alone would still show.
 LATE_STUCK = ("amazon_s3", "profiles", "4h")
 LATE_OVERDUE = ("google_cloud_storage", "events", "4h")
-
-# (alertname, identifying labels) expected to fire, each exactly once.
-EXPECTED = {
-    ("ClevertapExportOverdue", ("google_cloud_storage", "profiles", "4h")),
-    ("ClevertapExportStuck", ("azure_blob_storage", "events", "4h")),
-    ("ClevertapExportFailed", ("azure_blob_storage", "profiles", "8h")),
-    ("ClevertapExportWebhooksRejected", ("invalid",)),
-}
+EXPECTED = EXPECTED_ALERTS
 
 
 @dataclass
@@ -56,34 +54,15 @@ class Replicas:
     late: list[dict[str, Any]]
 
 
-def _key(labels: dict[str, str]) -> tuple[str, tuple[str, ...]]:
-    if "outcome" in labels:
-        return labels["alertname"], (labels["outcome"],)
-    return labels["alertname"], (labels.get("partner", ""), labels.get("export_type", ""),
-                                 labels.get("frequency", ""))
-
-
 def _history(now: int) -> list[dict[str, Any]]:
-    return [
-        # Healthy: completed 4h ago, the next run in flight for 20m.
-        export_event(1001, "Initiated", now - 4 * HOUR - 1800, S3, "Events", FOUR),
-        export_event(1001, "Completed", now - 4 * HOUR, S3, "Events", FOUR),
-        # Overdue: last completion 7h30m ago (threshold 6h30m).
-        export_event(2001, "Initiated", now - 8 * HOUR, GCS, "Profiles", FOUR),
-        export_event(2001, "Completed", now - 7 * HOUR - 1800, GCS, "Profiles", FOUR),
-        # Stuck: in flight for 5h.
-        export_event(3001, "Initiated", now - 5 * HOUR, AZURE, "Events", FOUR),
-        # Failed an hour ago.
-        export_event(5001, "Initiated", now - 2 * HOUR, AZURE, "Profiles", "Every 8 hours"),
-        export_event(5001, "Failed", now - HOUR, AZURE, "Profiles", "Every 8 hours"),
+    return export_history(
+        now,
         # In flight for 5h until its completion (late to B).
-        export_event(6001, "Initiated", now - 5 * HOUR, S3, "Profiles", FOUR),
+        export_event(6001, "Initiated", now - 5 * HOUR, S3, "Profiles", FOUR_HOURLY),
         # Completed 8h ago, and again just now (late to B).
-        export_event(7001, "Initiated", now - 8 * HOUR - 600, GCS, "Events", FOUR),
-        export_event(7001, "Completed", now - 8 * HOUR, GCS, "Events", FOUR),
-        # Last, so the account's delivery delay is small (no time-zone alert).
-        export_event(1002, "Initiated", now - 1200, S3, "Events", FOUR),
-    ]
+        export_event(7001, "Initiated", now - 8 * HOUR - 600, GCS, "Events", FOUR_HOURLY),
+        export_event(7001, "Completed", now - 8 * HOUR, GCS, "Events", FOUR_HOURLY),
+    )
 
 
 def _post(hook: str, bodies: list[dict[str, Any]]) -> None:
@@ -94,21 +73,11 @@ def _post(hook: str, bodies: list[dict[str, Any]]) -> None:
 @pytest.fixture(scope="module")
 def replicas(tmp_path_factory: pytest.TempPathFactory,
              servers: Callable[..., Server]) -> Replicas:
-    prometheus_bin = require_binary("prometheus")
-    alertmanager_bin = require_binary("prometheus-alertmanager")
     tmp = tmp_path_factory.mktemp("bundle-e2e-replicas")
     a, b, prom, am = (free_port() for _ in range(4))
-
-    alertmanager = servers("alertmanager", [
-        alertmanager_bin, f"--config.file={ROOT / 'alertmanager' / 'alertmanager.yml'}",
-        f"--storage.path={tmp / 'alertmanager'}", f"--web.listen-address=127.0.0.1:{am}",
-        "--cluster.listen-address=", "--log.level=warn",
-    ], tmp / "alertmanager.log", f"http://127.0.0.1:{am}/-/ready")
-    exporters = tuple(servers(f"exporter-{name}", [
-        sys.executable, "-m", "exporter", "--host", "127.0.0.1", "--port", str(port),
-        "--state-path", str(tmp / name / "state.db"), "--log-level", "WARNING",
-    ], tmp / f"exporter-{name}.log", f"http://127.0.0.1:{port}/readyz")
-        for name, port in (("a", a), ("b", b)))
+    alertmanager = start_alertmanager(servers, tmp, am)
+    exporters = (start_exporter(servers, "exporter-a", tmp, a),
+                 start_exporter(servers, "exporter-b", tmp, b))
     for server in (alertmanager, *exporters):
         server.wait_ready()
 
@@ -116,16 +85,13 @@ def replicas(tmp_path_factory: pytest.TempPathFactory,
     hooks = (f"http://127.0.0.1:{a}/webhook/acme", f"http://127.0.0.1:{b}/webhook/acme")
     for hook in hooks:
         _post(hook, _history(now))
-    late = [export_event(6001, "Completed", now - 2, S3, "Profiles", FOUR),
-            export_event(7002, "Initiated", now - 1200, GCS, "Events", FOUR),
-            export_event(7002, "Completed", now - 2, GCS, "Events", FOUR)]
+    late = [export_event(6001, "Completed", now - 2, S3, "Profiles", FOUR_HOURLY),
+            export_event(7002, "Initiated", now - 1200, GCS, "Events", FOUR_HOURLY),
+            export_event(7002, "Completed", now - 2, GCS, "Events", FOUR_HOURLY)]
     _post(hooks[0], late)
     config = prometheus_config(tmp, {"clevertap-export": [a, b], "prometheus": [prom],
                                      "alertmanager": [am]}, am)
-    prometheus = servers("prometheus", [
-        prometheus_bin, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'tsdb'}",
-        f"--web.listen-address=127.0.0.1:{prom}", "--log.level=warn",
-    ], tmp / "prometheus.log", f"http://127.0.0.1:{prom}/-/ready")
+    prometheus = start_prometheus(servers, tmp, prom, config)
     prometheus.wait_ready()
     base = f"http://127.0.0.1:{prom}"
     # Both replicas' counters seen before they move, so increase() sees the rejections.
@@ -148,7 +114,7 @@ def _firing(base: str) -> Counter[tuple[str, tuple[str, ...]]]:
     for alert in alerts:
         if alert["metric"]["alertname"] != "ClevertapExporterDown":
             assert "instance" not in alert["metric"], alert
-    return Counter(_key(a["metric"]) for a in alerts)
+    return Counter(alert_key(a["metric"]) for a in alerts)
 
 
 def _assert_exactly_expected(base: str, pending: str = "") -> None:
@@ -179,10 +145,10 @@ def test_lagging_replica_raises_nothing_and_each_alert_fires_once(replicas: Repl
 def test_alertmanager_gets_each_alert_once(replicas: Replicas) -> None:
     def received() -> list[dict[str, Any]]:
         alerts = http("GET", f"{replicas.alertmanager}/api/v2/alerts")[1]
-        return alerts if {_key(a["labels"]) for a in alerts} >= EXPECTED else []
+        return alerts if {alert_key(a["labels"]) for a in alerts} >= EXPECTED else []
 
     alerts = wait_until("the alerts in Alertmanager", received)
-    assert sorted(_key(a["labels"]) for a in alerts) == sorted(EXPECTED)
+    assert sorted(alert_key(a["labels"]) for a in alerts) == sorted(EXPECTED)
     rejected = next(a for a in alerts if a["labels"]["alertname"].endswith("Rejected"))
     assert "rejected 2 webhook(s) as invalid" in rejected["annotations"]["description"]
 
@@ -206,4 +172,4 @@ def test_a_replica_down_raises_nothing_false(replicas: Replicas) -> None:
     assert prom_query(replicas.prometheus,
                       f'clevertap_export_in_flight{{instance="{b}"}}') == []
     assert len(prom_query(replicas.prometheus,
-                          f'clevertap_export_in_flight{{instance="{a}"}}')) == 6
+                          f'clevertap_export_in_flight{{instance="{a}"}}')) == 7
