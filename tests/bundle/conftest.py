@@ -244,3 +244,26 @@ def start_prometheus(servers: Callable[..., Server], tmp: Path, port: int,
         f"--storage.tsdb.path={tmp / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}",
         "--log.level=warn",
     ], tmp / "prometheus.log", f"http://127.0.0.1:{port}/-/ready")
+
+
+def substitute(expr: str) -> str:
+    """A dashboard query with its variables set to "all" and its intervals to fixed values."""
+    for var in ("account", "partner", "export_type", "frequency"):
+        expr = expr.replace(f"${var}", ".*").replace(f"${{{var}}}", ".*")
+    expr = (expr.replace("$__rate_interval", "1m").replace("$__interval", "5m")
+            .replace("$__range", "1h"))
+    assert "$" not in expr, f"unsubstituted variable in {expr}"
+    return expr
+
+
+def dashboards() -> list[dict[str, Any]]:
+    return [json.loads(p.read_text())
+            for p in sorted((ROOT / "grafana" / "dashboards").glob("*.json"))]
+
+
+def dashboard_targets() -> list[tuple[str, str]]:
+    """(panel title, substituted query) of every panel target of every dashboard."""
+    return [(panel["title"], substitute(target["expr"]))
+            for dashboard in dashboards()
+            for top in dashboard["panels"] for panel in [top, *top.get("panels", [])]
+            for target in panel.get("targets", [])]

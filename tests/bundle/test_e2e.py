@@ -30,6 +30,8 @@ from tests.bundle.conftest import (
     S3,
     Server,
     alert_key,
+    dashboard_targets,
+    dashboards,
     export_event,
     export_history,
     http,
@@ -38,9 +40,10 @@ from tests.bundle.conftest import (
     start_alertmanager,
     start_exporter,
     start_prometheus,
+    substitute,
     wait_until,
 )
-from tests.conftest import ROOT, SAMPLES, free_port
+from tests.conftest import SAMPLES, free_port
 
 ACCOUNT = "acme"
 # The declared export that never reports (labels as the exporter normalizes them).
@@ -224,45 +227,27 @@ def test_alerts_arrive_in_alertmanager(stack: Stack) -> None:
     assert "has not completed for 7h 30m" in overdue["annotations"]["description"]
 
 
-def _substitute(expr: str) -> str:
-    for var in ("account", "partner", "export_type", "frequency"):
-        expr = expr.replace(f"${var}", ".*").replace(f"${{{var}}}", ".*")
-    return (expr.replace("$__rate_interval", "1m").replace("$__interval", "5m")
-            .replace("$__range", "1h"))
-
-
-def _dashboards() -> list[dict[str, Any]]:
-    return [json.loads(p.read_text())
-            for p in sorted((ROOT / "grafana" / "dashboards").glob("*.json"))]
-
-
 def test_every_dashboard_query_returns_data(stack: Stack) -> None:
     wait_until("the expected alerts to fire", lambda: _firing(stack.prometheus) >= EXPECTED)
     checked = 0
-    for dashboard in _dashboards():
-        panels = [p for top in dashboard["panels"] for p in [top, *top.get("panels", [])]]
-        for panel in panels:
-            for target in panel.get("targets", []):
-                expr = _substitute(target["expr"])
-                assert "$" not in expr, f"unsubstituted variable in {expr}"
-                result = prom_query(stack.prometheus, expr)
-                values = [float(r["value"][1]) for r in result]
-                assert values, f"panel {panel['title']!r} query returned nothing: {expr}"
-                assert any(not math.isnan(v) for v in values), (
-                    f"panel {panel['title']!r} returned only NaN: {expr}")
-                checked += 1
+    for title, expr in dashboard_targets():
+        result = prom_query(stack.prometheus, expr)
+        values = [float(r["value"][1]) for r in result]
+        assert values, f"panel {title!r} query returned nothing: {expr}"
+        assert any(not math.isnan(v) for v in values), f"panel {title!r} returned only NaN: {expr}"
+        checked += 1
     assert checked >= 20
 
 
 def test_every_template_variable_query_returns_data(stack: Stack) -> None:
-    for dashboard in _dashboards():
+    for dashboard in dashboards():
         for var in dashboard["templating"]["list"]:
             if var["type"] != "query":
                 continue
             query = var["query"] if isinstance(var["query"], str) else var["query"]["query"]
             match = re.fullmatch(r"label_values\((.*),\s*(\w+)\)", query, re.S)
             assert match, f"variable {var['name']}: unsupported query {query}"
-            metric, label = _substitute(match.group(1)), match.group(2)
+            metric, label = substitute(match.group(1)), match.group(2)
             result = prom_query(stack.prometheus, metric)
             values = {r["metric"].get(label) for r in result} - {None}
             assert values, f"variable {var['name']}: {metric} has no {label} label values"

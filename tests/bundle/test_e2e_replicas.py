@@ -26,6 +26,7 @@ from tests.bundle.conftest import (
     S3,
     Server,
     alert_key,
+    dashboard_targets,
     export_event,
     export_history,
     http,
@@ -149,8 +150,16 @@ def test_alertmanager_gets_each_alert_once(replicas: Replicas) -> None:
 
     alerts = wait_until("the alerts in Alertmanager", received)
     assert sorted(alert_key(a["labels"]) for a in alerts) == sorted(EXPECTED)
-    rejected = next(a for a in alerts if a["labels"]["alertname"].endswith("Rejected"))
-    assert "rejected 2 webhook(s) as invalid" in rejected["annotations"]["description"]
+
+
+def test_requests_rejected_by_both_replicas_are_summed(replicas: Replicas) -> None:
+    def rejected() -> list[str]:
+        alerts = http("GET", f"{replicas.prometheus}/api/v1/alerts")[1]["data"]["alerts"]
+        return [a["annotations"]["description"] for a in alerts
+                if a["labels"]["alertname"] == "ClevertapExportWebhooksRejected"
+                and "rejected 2 webhook(s) as invalid" in a["annotations"]["description"]]
+
+    assert len(wait_until("one rejection alert counting both replicas", rejected)) == 1
 
 
 def test_after_the_replica_caught_up_nothing_changes(replicas: Replicas) -> None:
@@ -159,6 +168,20 @@ def test_after_the_replica_caught_up_nothing_changes(replicas: Replicas) -> None
     wait_until("the late completions scraped from B", lambda: prom_query(
         replicas.prometheus, f"clevertap_export_in_flight{_sel(*LATE_STUCK, b)} == 0"))
     _assert_exactly_expected(replicas.prometheus)
+
+
+def test_dashboard_shows_each_export_once(replicas: Replicas) -> None:
+    """Every panel but "Exporter up" aggregates the replicas away."""
+    base = replicas.prometheus
+    for title, expr in dashboard_targets():
+        result = prom_query(base, expr)
+        if title == "Exporter up":
+            assert sorted(r["metric"]["instance"] for r in result) == sorted(replicas.instances)
+        else:
+            assert all("instance" not in r["metric"] for r in result), (title, expr, result)
+    # Runs in flight: the healthy export's next run and the stuck one, not twice that.
+    in_flight = next(e for t, e in dashboard_targets() if t == "Exports in flight")
+    assert [float(r["value"][1]) for r in prom_query(base, in_flight)] == [2]
 
 
 def test_a_replica_down_raises_nothing_false(replicas: Replicas) -> None:
