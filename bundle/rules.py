@@ -151,15 +151,15 @@ def recording_rules() -> list[dict[str, Any]]:
             across("max", f"\n  {sel('clevertap_export_last_duration_seconds')}"
                           f"\n  and {FRESHEST}\n"),
         ),
-        # Per exporter: the newest receipt on any replica, or a replica's start when none knows.
+        # Per exporter: the newest receipt any replica knows; only when none knows one (all
+        # restarted without it), the newest replica start, so a restart hides no silence.
         _record(
             "clevertap_export:webhook_last_received_timestamp_seconds",
-            across("max", (
-                f"\n  {sel('clevertap_export_webhook_last_received_timestamp_seconds')} > 0\n"
-                "  or\n"
-                f"  ({sel('process_start_time_seconds')}\n"
-                f"   and on ({_TARGET}) {sel('clevertap_export_exporter_build_info')})\n"
-            )),
+            across("max", f"{sel('clevertap_export_webhook_last_received_timestamp_seconds')}"
+                          " > 0")
+            + "\nor\n"
+            + across("max", f"\n  {sel('process_start_time_seconds')}\n  and on ({_TARGET}) "
+                            f"{sel('clevertap_export_exporter_build_info')}\n"),
         ),
         _record(
             "clevertap_export:webhook_silence_threshold_seconds",
