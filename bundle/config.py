@@ -1,17 +1,40 @@
-"""The monitoring bundle's own settings: the scrape selector, runbook links and severities.
+"""The monitoring bundle's own settings: the selector, replica labels, runbook links, severities.
 
 The thresholds themselves live in ``exporter/domain/thresholds.py``, shared with the status page.
-Edit either, then run ``python -m bundle`` to regenerate the checked-in files.
+Edit either, then run ``python -m bundle`` to regenerate the checked-in files; docs/bundle.md
+explains the selector and the replica aggregation.
 """
 
 from __future__ import annotations
 
-#: Selector of the exporter's scrape job, used where the rules look at ``up``.
-JOB_SELECTOR = 'job="clevertap-export"'
+from typing import Literal
+
+#: Label matchers that select the exporter's series in every rule, alert and dashboard query:
+#: its scrape job and, for a Thanos or Mimir ruler that sees several clusters, the cluster's
+#: label, e.g. ``'job="clevertap-export", cluster="eu-1"'``. Equality matchers only, so that
+#: ``absent(up{...})`` (ClevertapExporterAbsent) carries them as labels.
+SELECTOR = 'job="clevertap-export"'
+
+#: Labels that tell replicas of the exporter apart (``instance`` for any scrape, ``pod`` as the
+#: Prometheus Operator adds it). Per-export rules aggregate them away, so each condition raises
+#: one alert per export however many replicas are scraped.
+REPLICA_LABELS: tuple[str, ...] = ("instance", "pod")
+
+#: How replicas' counters of export state (abandoned runs, status events, durations, label
+#: overflows, unparsed event times) combine. ``max``: every replica exposes the same totals,
+#: which holds for one replica and for several on the shared PostgreSQL backend. ``sum``: the
+#: replicas count disjoint events, as several exporters with their own SQLite files that each
+#: receive different webhooks (one per account, say). The per-process request counter
+#: ``clevertap_export_webhook_requests_total`` is always summed: one replica answers a request.
+STATE_COUNTERS: Literal["max", "sum"] = "max"
 
 #: Base of the ``runbook_url`` annotations; each alert appends ``#<alertname lower-cased>``.
-#: Set it to the absolute URL of docs/runbook.md in your repository or wiki.
-RUNBOOK_URL = "docs/runbook.md"
+#: Absolute, so that links in notifications are clickable: point it at docs/runbook.md in your
+#: own fork, forge or wiki.
+RUNBOOK_URL = (
+    "https://github.com/clevertap-export-exporter/clevertap-export-exporter/blob/main/"
+    "docs/runbook.md"
+)
 
 #: Severity label of each alert.
 SEVERITIES: dict[str, str] = {

@@ -4,17 +4,31 @@ from __future__ import annotations
 
 from typing import Any
 
-from bundle.config import JOB_SELECTOR
+from bundle.config import STATE_COUNTERS
+from bundle.rules import EXPORT_LABELS, across, sel
 from exporter.domain.thresholds import THRESHOLDS
 
 UID = "clevertap-exports"
 DS = {"type": "prometheus", "uid": "${datasource}"}
-F = (
-    'account=~"$account", partner=~"$partner", '
-    'export_type=~"$export_type", frequency=~"$frequency"'
-)
-BY = "account, partner, export_type, frequency"
+_PICKED = ('account=~"$account"', 'partner=~"$partner"', 'export_type=~"$export_type"',
+           'frequency=~"$frequency"')
+BY = ", ".join(EXPORT_LABELS)
 LEGEND = "{{account}} {{partner}} {{export_type}} {{frequency}}"
+
+
+def _m(metric: str, *matchers: str) -> str:
+    """``metric`` of the selected exporter, for the exports picked in the variables."""
+    return sel(metric, *_PICKED, *matchers)
+
+
+def _max(metric: str) -> str:
+    """A gauge of the picked exports, one series per export however many replicas expose it."""
+    return across("max", _m(metric))
+
+
+def _counted(fn: str, metric: str, window: str, *matchers: str) -> str:
+    """``fn`` (increase, rate) of a state counter per replica, then across replicas."""
+    return across(STATE_COUNTERS, f"{fn}({_m(metric, *matchers)}[{window}])")
 
 
 def _target(ref: str, expr: str, legend: str = "", *, instant: bool = False,
@@ -129,18 +143,12 @@ def _status_table() -> dict[str, Any]:
         ),
         "datasource": DS,
         "targets": [
-            _target("A", f"max by ({BY}) (time() - "
-                         f"clevertap_export_last_completed_timestamp_seconds{{{F}}})",
+            _target("A", f"time() - {_max('clevertap_export_last_completed_timestamp_seconds')}",
                     instant=True, fmt="table"),
-            _target("B", f"max by ({BY}) (clevertap_export_expected_interval_seconds{{{F}}})",
+            _target("B", _max("clevertap_export_expected_interval_seconds"),
                     instant=True, fmt="table"),
-            _target(
-                "C",
-                f"max by ({BY}) (\n"
-                f"  (time() - clevertap_export_last_completed_timestamp_seconds{{{F}}})\n"
-                f"  / clevertap_export_expected_interval_seconds{{{F}}}\n)",
-                instant=True, fmt="table"),
-            _target("D", f"max by ({BY}) (clevertap_export_in_flight{{{F}}})",
+            _target("C", _elapsed_intervals(), instant=True, fmt="table"),
+            _target("D", _max("clevertap_export_in_flight"),
                     instant=True, fmt="table"),
         ],
         "transformations": [
@@ -193,7 +201,7 @@ def _alerts_table() -> dict[str, Any]:
         "description": "CleverTap export alerts currently firing in Prometheus.",
         "datasource": DS,
         "targets": [_target(
-            "A", 'ALERTS{alertname=~"ClevertapExport.*", alertstate="firing"}',
+            "A", sel("ALERTS", 'alertname=~"ClevertapExport.*"', 'alertstate="firing"'),
             instant=True, fmt="table")],
         "transformations": [{
             "id": "organize",
@@ -218,7 +226,9 @@ def _heatmap() -> dict[str, Any]:
         "interval": "1h",
         "targets": [_target(
             "A",
-            f"sum by (le) (increase(clevertap_export_duration_seconds_bucket{{{F}}}[$__interval]))",
+            "sum by (le) ("
+            + _counted("increase", "clevertap_export_duration_seconds_bucket", "$__interval")
+            + ")",
             "{{le}}", fmt="heatmap")],
         "options": {
             "calculate": False,
@@ -281,30 +291,38 @@ def _variable(name: str, label: str, query: str) -> dict[str, Any]:
     }
 
 
+def _elapsed_intervals() -> str:
+    """Expected intervals since the newest completion on any replica, per recurring export."""
+    return (f"(time() - {_max('clevertap_export_last_completed_timestamp_seconds')})\n"
+            f"/ {_max('clevertap_export_expected_interval_seconds')}")
+
+
 def dashboard() -> dict[str, Any]:
     tolerance = THRESHOLDS["overdue_tolerance"]
     overview = [
         (_stat(
             "Exporter up", "Whether Prometheus scrapes the exporter.",
-            [_target("A", f"up{{{JOB_SELECTOR}}}", "{{instance}}", instant=True)], "none",
+            [_target("A", sel("up"), "{{instance}}", instant=True)], "none",
             _thresholds((None, "red"), (1, "green")),
             [{"type": "value", "options": {"0": {"text": "DOWN", "index": 0},
                                            "1": {"text": "UP", "index": 1}}}]), 6, 4),
         (_stat(
             "Since last webhook", "Time since the exporter last accepted a webhook.",
-            [_target("A", "time() - clevertap_export_webhook_last_received_timestamp_seconds",
-                     "{{instance}}", instant=True)], "s",
+            [_target("A", "time() - " + across(
+                "max", sel("clevertap_export_webhook_last_received_timestamp_seconds")),
+                "{{job}}", instant=True)], "s",
             _thresholds((None, "green"), (4 * 3600, "yellow"),
                         (24 * 3600 + THRESHOLDS["webhooks_missing_margin_seconds"], "red"))),
          6, 4),
         (_stat(
             "Exports in flight", "Exports initiated and not yet completed.",
-            [_target("A", f"sum(clevertap_export_in_flight{{{F}}})", "in flight",
+            [_target("A", f"sum({_max('clevertap_export_in_flight')})", "in flight",
                      instant=True)], "none", _thresholds((None, "green"))), 6, 4),
         (_stat(
             "Abandoned in range", "In-flight exports dropped after the exporter's timeout.",
-            [_target("A", f"sum(increase(clevertap_export_abandoned_total{{{F}}}[$__range])) "
-                          "or vector(0)", "abandoned", instant=True)], "none",
+            [_target("A", "sum(" + _counted("increase", "clevertap_export_abandoned_total",
+                                            "$__range") + ") or vector(0)",
+                     "abandoned", instant=True)], "none",
             _thresholds((None, "green"), (1, "red"))), 6, 4),
         (_status_table(), 24, 9),
         (_timeseries(
@@ -312,8 +330,7 @@ def dashboard() -> dict[str, Any]:
             "Time since the last completion divided by the expected interval (recurring "
             f"exports). Above 1 the export is late; above {tolerance} (plus grace) it is "
             "overdue.",
-            [_target("A", f"(time() - clevertap_export_last_completed_timestamp_seconds{{{F}}})\n"
-                          f"/ clevertap_export_expected_interval_seconds{{{F}}}", LEGEND)],
+            [_target("A", _elapsed_intervals(), LEGEND)],
             "none",
             thresholds=_thresholds((None, "green"), (1, "yellow"), (tolerance, "red")),
             threshold_style="line+area"), 24, 8),
@@ -321,17 +338,18 @@ def dashboard() -> dict[str, Any]:
     ]
     activity = [
         (_timeseries("Exports in flight", "Running exports per export.",
-                     [_target("A", f"sum by ({BY}) (clevertap_export_in_flight{{{F}}})",
+                     [_target("A", _max("clevertap_export_in_flight"),
                               LEGEND)], "none"), 12, 8),
         (_timeseries("Age of oldest in-flight export",
                      "How long the oldest running export has been in flight.",
-                     [_target("A", "time() - "
-                                   "clevertap_export_in_flight_oldest_start_timestamp_seconds"
-                                   f"{{{F}}}", LEGEND)], "s"), 12, 8),
+                     # The recorded age ignores a lagging replica's already finished run.
+                     [_target("A", _m("clevertap_export:in_flight_age_seconds"), LEGEND)],
+                     "s"), 12, 8),
         (_timeseries("Completions per hour",
                      "Completed and failed status events per hour.",
-                     [_target(ref, f"sum by ({BY}) (increase(clevertap_export_status_events_total"
-                                   f'{{status="{status}", {F}}}[$__interval]))',
+                     [_target(ref, f"sum by ({BY}) ("
+                                   + _counted("increase", "clevertap_export_status_events_total",
+                                              "$__interval", f'status="{status}"') + ")",
                               f"{status} {LEGEND}")
                       for ref, status in (("A", "completed"), ("B", "failed"))],
                      "none", bars=True, interval="1h"), 24, 8),
@@ -340,28 +358,32 @@ def dashboard() -> dict[str, Any]:
         (_timeseries("Duration percentiles (1 day window)",
                      "Export duration percentiles over the previous day.",
                      [_target(ref, f"histogram_quantile({q}, sum by (le, partner, export_type, "
-                                   f"frequency) (rate(clevertap_export_duration_seconds_bucket"
-                                   f"{{{F}}}[1d])))",
+                                   "frequency) (" + _counted(
+                                       "rate", "clevertap_export_duration_seconds_bucket", "1d")
+                                   + "))",
                               f"p{int(q * 100)} {{{{partner}}}} {{{{export_type}}}} "
                               "{{frequency}}")
                       for ref, q in (("A", 0.5), ("B", 0.9), ("C", 0.99))], "s"), 12, 8),
         (_heatmap(), 12, 8),
         (_timeseries("Last duration", "Duration of the most recent completed run.",
-                     [_target("A", f"clevertap_export_last_duration_seconds{{{F}}}", LEGEND)],
+                     [_target("A", _m("clevertap_export:last_duration_seconds"), LEGEND)],
                      "s"), 24, 7),
     ]
     webhooks = [
         (_timeseries("Webhook requests by outcome",
                      "Webhook requests per outcome; unauthorized, invalid and too_large are "
                      "rejections.",
+                     # One replica answers each request: summed across replicas.
                      [_target("A", "sum by (outcome) (increase("
-                                   "clevertap_export_webhook_requests_total[$__rate_interval]))",
+                                   + sel("clevertap_export_webhook_requests_total")
+                                   + "[$__rate_interval]))",
                               "{{outcome}}")], "none", bars=True), 12, 8),
         (_timeseries("Delivery delay",
                      "Receipt time minus event time of the last webhook per account. Hours "
                      "(positive or negative) mean the exporter's --timezone is wrong.",
-                     [_target("A", "clevertap_export_last_delivery_delay_seconds"
-                                   '{account=~"$account"}', "{{account}}")], "s",
+                     [_target("A", across("max", sel(
+                         "clevertap_export_last_delivery_delay_seconds", _PICKED[0])),
+                         "{{account}}")], "s",
                      thresholds=_thresholds(
                          (None, "green"), (THRESHOLDS["delivery_delay_max_seconds"], "red")),
                      threshold_style="line"), 12, 8),
@@ -406,16 +428,12 @@ def dashboard() -> dict[str, Any]:
                 "regex": "",
                 "skipUrlSync": False,
             },
-            _variable("account", "Account",
-                      "label_values(clevertap_export_in_flight, account)"),
-            _variable("partner", "Partner",
-                      'label_values(clevertap_export_in_flight{account=~"$account"}, partner)'),
-            _variable("export_type", "Type",
-                      'label_values(clevertap_export_in_flight{account=~"$account", '
-                      'partner=~"$partner"}, export_type)'),
-            _variable("frequency", "Frequency",
-                      'label_values(clevertap_export_in_flight{account=~"$account", '
-                      'partner=~"$partner", export_type=~"$export_type"}, frequency)'),
+            # Each variable narrowed by the ones before it.
+            *(_variable(name, label,
+                        f"label_values({sel('clevertap_export_in_flight', *_PICKED[:n])}, {name})")
+              for n, (name, label) in enumerate((("account", "Account"), ("partner", "Partner"),
+                                                 ("export_type", "Type"),
+                                                 ("frequency", "Frequency")))),
         ]},
         "time": {"from": "now-24h", "to": "now"},
         "timepicker": {},

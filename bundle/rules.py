@@ -1,14 +1,42 @@
-"""Recording and alerting rules, built from `exporter.domain.thresholds` and `bundle.config`."""
+"""Recording and alerting rules, built from `exporter.domain.thresholds` and `bundle.config`.
+
+Every expression selects the exporter's series with ``config.SELECTOR``. Per-export conditions
+are computed on series aggregated across replicas (``config.REPLICA_LABELS``), so N scraped
+replicas raise one alert per export; docs/bundle.md gives the reasoning.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from bundle.config import JOB_SELECTOR, RUNBOOK_URL, SEVERITIES
+from bundle.config import REPLICA_LABELS, RUNBOOK_URL, SELECTOR, SEVERITIES, STATE_COUNTERS
 from exporter.domain.thresholds import THRESHOLDS
 
-EXPORT_LABELS = "account, partner, export_type, frequency"
+EXPORT_LABELS = ("account", "partner", "export_type", "frequency")
 _UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+_MATCHER = r'\s*\w+\s*=\s*"[^"]*"\s*'
+if not re.fullmatch(rf"{_MATCHER}(,{_MATCHER})*", SELECTOR):
+    raise ValueError(f"SELECTOR must be equality matchers (for absent()), got {SELECTOR!r}")
+if STATE_COUNTERS not in ("max", "sum"):
+    raise ValueError(f"STATE_COUNTERS must be 'max' or 'sum', got {STATE_COUNTERS!r}")
+#: The labels one replica's series share: the selector's and the replica labels.
+_TARGET = ", ".join((*re.findall(r"(\w+)\s*=", SELECTOR), *REPLICA_LABELS))
+
+
+def sel(metric: str, *matchers: str) -> str:
+    """``metric`` restricted to the exporter's series, plus any further ``matchers``."""
+    return f"{metric}{{{', '.join((SELECTOR, *matchers))}}}"
+
+
+def across(op: str, expr: str, *also: str) -> str:
+    """``expr`` aggregated with ``op`` across replicas (and across the labels ``also``)."""
+    return f"{op} without ({', '.join((*REPLICA_LABELS, *also))}) ({expr})"
+
+
+def ignoring_replicas() -> str:
+    """The vector matching that pairs one replica's series with its all-replica aggregate."""
+    return f"ignoring ({', '.join(REPLICA_LABELS)}) group_left ()"
 
 
 def duration(seconds: float) -> str:
@@ -42,64 +70,102 @@ def _t(name: str) -> str:
     return number(THRESHOLDS[name])
 
 
+# Recorded per export (the selector's labels and the export's own), across replicas.
+LAST_COMPLETED = "clevertap_export:last_completed_timestamp_seconds:max"
+LAST_FAILED = "clevertap_export:last_failed_timestamp_seconds:max"
+INTERVAL = "clevertap_export:expected_interval_seconds:max"
+# Per replica, only for the replicas whose view of an export is the freshest (see below).
+FRESHEST = "clevertap_export:replica_last_event_timestamp_seconds:freshest"
+
+
+def _record(name: str, expr: str) -> dict[str, Any]:
+    return {"record": name, "expr": expr if expr.endswith("\n") else expr + "\n"}
+
+
+def _freshest_rules() -> list[dict[str, Any]]:
+    """The newest event time each replica has applied per export, kept for the freshest ones.
+
+    A lagging replica still shows a run in flight, or the previous run's duration, after the
+    others applied its completion; those gauges are taken from the replicas whose newest
+    Initiated/Completed/Failed event time is the highest, so a lag raises nothing. (The oldest
+    in-flight start is never newer than the last Initiated; it only makes sure a replica that
+    shows a run in flight takes part.)
+    """
+    per_replica = "clevertap_export:replica_last_event_timestamp_seconds"
+    return [
+        _record(per_replica, "max without () (" + sel(
+            "", '__name__=~"clevertap_export_(last_(initiated|completed|failed)'
+            '|in_flight_oldest_start)_timestamp_seconds"') + ")"),
+        _record(FRESHEST, f"{per_replica}\n== {ignoring_replicas()}\n"
+                          f"{across('max', per_replica)}"),
+    ]
+
+
 def recording_rules() -> list[dict[str, Any]]:
     t = THRESHOLDS
+    # Timestamps only grow, so the newest across replicas is the freshest replica's view;
+    # declared thresholds are equal on every replica but during a rollout: the larger wins.
     return [
-        {
-            "record": "clevertap_export:overdue_threshold_seconds",
-            "expr": (
-                "clevertap_export_expected_interval_seconds * "
-                f"{_t('overdue_tolerance')}\n"
-                "+\n"
-                "(\n"
-                "  clevertap_export_grace_seconds\n"
-                "  or\n"
-                "  clevertap_export_expected_interval_seconds * 0 + "
-                f"{_t('overdue_grace_seconds')}\n"
-                ")\n"
-            ),
-        },
-        {
-            "record": "clevertap_export:max_runtime_seconds",
-            "expr": (
-                "clevertap_export_max_runtime_seconds\n"
-                "or\n"
-                f"clevertap_export_expected_interval_seconds * {_t('stuck_interval_factor')}\n"
-                "or\n"
-                f"clevertap_export_in_flight * 0 + {_t('stuck_one_time_seconds')}\n"
-            ),
-        },
-        {
-            "record": "clevertap_export:time_since_last_completion_seconds",
-            # A declared export that never completed counts from when it was first declared.
-            "expr": (
-                "time() - (\n"
-                "  clevertap_export_last_completed_timestamp_seconds\n"
-                "  or\n"
-                "  clevertap_export_declared_timestamp_seconds\n"
-                ")\n"
-            ),
-        },
-        {
-            "record": "clevertap_export:in_flight_age_seconds",
-            "expr": "time() - clevertap_export_in_flight_oldest_start_timestamp_seconds\n",
-        },
-        {
-            "record": "clevertap_export:webhook_last_received_timestamp_seconds",
-            "expr": (
-                "clevertap_export_webhook_last_received_timestamp_seconds > 0\n"
-                "or\n"
-                "(process_start_time_seconds and on (job, instance) "
-                "clevertap_export_exporter_build_info)\n"
-            ),
-        },
-        {
-            "record": "clevertap_export:webhook_silence_threshold_seconds",
-            "expr": (
-                "max by (job, instance) (clevertap_export_expected_interval_seconds)\n"
-                f"+ {number(t['webhooks_missing_margin_seconds'])}\n"
-            ),
-        },
+        _record(LAST_COMPLETED,
+                across("max", sel("clevertap_export_last_completed_timestamp_seconds"))),
+        _record(LAST_FAILED, across("max", sel("clevertap_export_last_failed_timestamp_seconds"))),
+        _record(INTERVAL, across("max", sel("clevertap_export_expected_interval_seconds"))),
+        *_freshest_rules(),
+        _record(
+            "clevertap_export:overdue_threshold_seconds",
+            f"{INTERVAL} * {_t('overdue_tolerance')}\n"
+            "+\n"
+            "(\n"
+            f"  {across('max', sel('clevertap_export_grace_seconds'))}\n"
+            "  or\n"
+            f"  {INTERVAL} * 0 + {_t('overdue_grace_seconds')}\n"
+            ")",
+        ),
+        _record(
+            "clevertap_export:max_runtime_seconds",
+            f"{across('max', sel('clevertap_export_max_runtime_seconds'))}\n"
+            "or\n"
+            f"{INTERVAL} * {_t('stuck_interval_factor')}\n"
+            "or\n"
+            f"{across('max', sel('clevertap_export_in_flight'))} * 0 "
+            f"+ {_t('stuck_one_time_seconds')}",
+        ),
+        # A declared export that never completed counts from when it was first declared.
+        _record(
+            "clevertap_export:time_since_last_completion_seconds",
+            "time() - (\n"
+            f"  {LAST_COMPLETED}\n"
+            "  or\n"
+            f"  {across('max', sel('clevertap_export_declared_timestamp_seconds'))}\n"
+            ")",
+        ),
+        _record(
+            "clevertap_export:in_flight_oldest_start_timestamp_seconds",
+            across("min", f"\n  {sel('clevertap_export_in_flight_oldest_start_timestamp_seconds')}"
+                          f"\n  and {FRESHEST}\n"),
+        ),
+        _record("clevertap_export:in_flight_age_seconds",
+                "time() - clevertap_export:in_flight_oldest_start_timestamp_seconds"),
+        _record(
+            "clevertap_export:last_duration_seconds",
+            across("max", f"\n  {sel('clevertap_export_last_duration_seconds')}"
+                          f"\n  and {FRESHEST}\n"),
+        ),
+        # Per exporter: the newest receipt any replica knows; only when none knows one (all
+        # restarted without it), the newest replica start, so a restart hides no silence.
+        _record(
+            "clevertap_export:webhook_last_received_timestamp_seconds",
+            across("max", f"{sel('clevertap_export_webhook_last_received_timestamp_seconds')}"
+                          " > 0")
+            + "\nor\n"
+            + across("max", f"\n  {sel('process_start_time_seconds')}\n  and on ({_TARGET}) "
+                            f"{sel('clevertap_export_exporter_build_info')}\n"),
+        ),
+        _record(
+            "clevertap_export:webhook_silence_threshold_seconds",
+            across("max", sel("clevertap_export_expected_interval_seconds"), *EXPORT_LABELS)
+            + f"\n+ {number(t['webhooks_missing_margin_seconds'])}",
+        ),
     ]
 
 
@@ -128,7 +194,14 @@ _WHICH = (
 )
 
 
-def alerting_rules() -> list[dict[str, Any]]:
+def _counted(op: str, metric: str, window: float, *matchers: str) -> str:
+    """Increase of a counter over ``window``, per replica (resets) and then across replicas."""
+    increase = f"\n  increase({sel(metric, *matchers)}[{duration(window)}])\n"
+    return f"round({across(op, increase)})"
+
+
+def _export_alerts() -> list[dict[str, Any]]:
+    """One alert per export: every input is aggregated across replicas."""
     t = THRESHOLDS
     return [
         _alert(
@@ -152,14 +225,14 @@ def alerting_rules() -> list[dict[str, Any]]:
         _alert(
             "ClevertapExportFailed",
             "(\n"
-            "  clevertap_export_last_failed_timestamp_seconds\n"
-            "  > clevertap_export_last_completed_timestamp_seconds\n"
+            f"  {LAST_FAILED}\n"
+            f"  > {LAST_COMPLETED}\n"
             "  or\n"
-            "  clevertap_export_last_failed_timestamp_seconds\n"
-            "  unless clevertap_export_last_completed_timestamp_seconds\n"
+            f"  {LAST_FAILED}\n"
+            f"  unless {LAST_COMPLETED}\n"
             ")\n"
             "and\n"
-            "time() - clevertap_export_last_failed_timestamp_seconds\n"
+            f"time() - {LAST_FAILED}\n"
             f"< {_t('failed_alert_window_seconds')}\n",
             "A CleverTap export reported a failure.",
             f"{_WHICH} reported a failed status at {{{{ $value | humanizeTimestamp }}}} and has "
@@ -167,49 +240,20 @@ def alerting_rules() -> list[dict[str, Any]]:
         ),
         _alert(
             "ClevertapExportAbandoned",
-            "round(increase(clevertap_export_abandoned_total"
-            f"[{duration(t['abandoned_window_seconds'])}])) > 0\n",
+            _counted(STATE_COUNTERS, "clevertap_export_abandoned_total",
+                     t["abandoned_window_seconds"]) + " > 0\n",
             "CleverTap exports were abandoned without a completion.",
             f"{_WHICH} had {{{{ $value | humanize }}}} in-flight run(s) dropped in the last "
             f"{human(t['abandoned_window_seconds'])} because no completion arrived within "
             "the exporter's --in-flight-timeout.",
         ),
         _alert(
-            "ClevertapExportWebhooksMissing",
-            "time() - clevertap_export:webhook_last_received_timestamp_seconds\n"
-            "> clevertap_export:webhook_silence_threshold_seconds\n",
-            "The exporter has received no CleverTap webhook for too long.",
-            "Exporter {{ $labels.instance }} has accepted no webhook for "
-            "{{ $value | humanizeDuration }}, longer than the longest known export schedule plus "
-            f"{human(t['webhooks_missing_margin_seconds'])}, although recurring exports are known.",
-        ),
-        _alert(
-            "ClevertapExportWebhooksRejected",
-            "round(sum by (job, instance, outcome) (\n"
-            "  increase(clevertap_export_webhook_requests_total"
-            '{outcome=~"unauthorized|invalid|too_large|unavailable"}'
-            f"[{duration(t['rejected_window_seconds'])}])\n"
-            f")) > {_t('rejected_max_count')}\n",
-            "The exporter is rejecting webhooks.",
-            "Exporter {{ $labels.instance }} rejected {{ $value | humanize }} webhook(s) as "
-            f"{{{{ $labels.outcome }}}} in the last {human(t['rejected_window_seconds'])}.",
-        ),
-        _alert(
-            "ClevertapExportLabelOverflow",
-            "round(sum by (job, instance, label) (\n"
-            "  increase(clevertap_export_label_overflow_total"
-            f"[{duration(t['overflow_window_seconds'])}])\n"
-            ")) > 0\n",
-            "Label values are being folded into \"other\".",
-            "Exporter {{ $labels.instance }} folded {{ $value | humanize }} value(s) of label "
-            "{{ $labels.label }} into \"other\" in the last "
-            f"{human(t['overflow_window_seconds'])}: the --max-label-values cap is reached.",
-        ),
-        _alert(
             "ClevertapExportTimeZoneMismatch",
-            f"clevertap_export_last_delivery_delay_seconds > {_t('delivery_delay_max_seconds')}\n"
+            f"{across('max', sel('clevertap_export_last_delivery_delay_seconds'))}\n"
+            f"> {_t('delivery_delay_max_seconds')}\n"
             "or\n"
-            f"clevertap_export_last_delivery_delay_seconds < -{_t('delivery_delay_max_seconds')}\n",
+            f"{across('min', sel('clevertap_export_last_delivery_delay_seconds'))}\n"
+            f"< -{_t('delivery_delay_max_seconds')}\n",
             "Webhook event times disagree with the receipt time: the time zone looks wrong.",
             "The last webhook of account {{ $labels.account }} arrived "
             "{{ $value | humanizeDuration }} after its event time (beyond "
@@ -217,50 +261,93 @@ def alerting_rules() -> list[dict[str, Any]]:
             "exporter's --timezone probably differs from the CleverTap account's time zone.",
         ),
         _alert(
-            "ClevertapExportEventTimeUnparsed",
-            "round(sum by (job, instance, reason) (\n"
-            "  increase(clevertap_export_event_time_unparsed_total"
-            f"[{duration(t['unparsed_window_seconds'])}])\n"
-            ")) > 0\n",
-            "Webhooks arrive without a usable \"Date and Time\".",
-            "Exporter {{ $labels.instance }} used the receipt time for {{ $value | humanize }} "
-            "webhook(s) whose event time was {{ $labels.reason }} in the last "
-            f"{human(t['unparsed_window_seconds'])}.",
-        ),
-        _alert(
-            "ClevertapExporterDown",
-            f"up{{{JOB_SELECTOR}}} == 0\n",
-            "The CleverTap export exporter is down.",
-            "Prometheus has failed to scrape {{ $labels.instance }} of job {{ $labels.job }} "
-            f"for {human(t['exporter_down_for_seconds'])}; export alerts cannot be trusted.",
-            for_seconds=t["exporter_down_for_seconds"],
-        ),
-        _alert(
-            "ClevertapExporterAbsent",
-            f"absent(up{{{JOB_SELECTOR}}})\n",
-            "The CleverTap export exporter is not scraped at all.",
-            f"Prometheus has had no scrape target matching {{{JOB_SELECTOR}}} for "
-            f"{human(t['exporter_absent_for_seconds'])}.",
-            for_seconds=t["exporter_absent_for_seconds"],
-        ),
-        _alert(
             "ClevertapExportTooFast",
             "(\n"
-            "  clevertap_export_last_duration_seconds\n"
-            "  < clevertap_export_min_runtime_seconds\n"
+            "  clevertap_export:last_duration_seconds\n"
+            f"  < {across('min', sel('clevertap_export_min_runtime_seconds'))}\n"
             ")\n"
             "and\n"
             "(\n"
-            "  time() - clevertap_export_last_completed_timestamp_seconds\n"
+            f"  time() - {LAST_COMPLETED}\n"
             f"  < {_t('too_fast_window_seconds')}\n"
             ")\n",
             "A CleverTap export completed suspiciously fast.",
             f"{_WHICH} completed its last run in {{{{ $value | humanizeDuration }}}}, less than "
             "its declared min_runtime; it probably exported nothing.",
         ),
+    ]
+
+
+def _exporter_alerts() -> list[dict[str, Any]]:
+    """One alert per exporter (the selector's labels), whichever replica saw the problem."""
+    t = THRESHOLDS
+    return [
+        _alert(
+            "ClevertapExportWebhooksMissing",
+            "time() - clevertap_export:webhook_last_received_timestamp_seconds\n"
+            "> clevertap_export:webhook_silence_threshold_seconds\n",
+            "The exporter has received no CleverTap webhook for too long.",
+            "No replica of job {{ $labels.job }} has accepted a webhook for "
+            "{{ $value | humanizeDuration }}, longer than the longest known export schedule plus "
+            f"{human(t['webhooks_missing_margin_seconds'])}, although recurring exports are known.",
+        ),
+        _alert(
+            "ClevertapExportWebhooksRejected",
+            # A request is answered by one replica: the request counter is summed.
+            _counted("sum", "clevertap_export_webhook_requests_total",
+                     t["rejected_window_seconds"],
+                     'outcome=~"unauthorized|invalid|too_large|unavailable"')
+            + f" > {_t('rejected_max_count')}\n",
+            "The exporter is rejecting webhooks.",
+            "Job {{ $labels.job }} rejected {{ $value | humanize }} webhook(s) as "
+            f"{{{{ $labels.outcome }}}} in the last {human(t['rejected_window_seconds'])}.",
+        ),
+        _alert(
+            "ClevertapExportLabelOverflow",
+            _counted(STATE_COUNTERS, "clevertap_export_label_overflow_total",
+                     t["overflow_window_seconds"]) + " > 0\n",
+            "Label values are being folded into \"other\".",
+            "Job {{ $labels.job }} folded {{ $value | humanize }} value(s) of label "
+            "{{ $labels.label }} into \"other\" in the last "
+            f"{human(t['overflow_window_seconds'])}: the --max-label-values cap is reached.",
+        ),
+        _alert(
+            "ClevertapExportEventTimeUnparsed",
+            _counted(STATE_COUNTERS, "clevertap_export_event_time_unparsed_total",
+                     t["unparsed_window_seconds"]) + " > 0\n",
+            "Webhooks arrive without a usable \"Date and Time\".",
+            "Job {{ $labels.job }} used the receipt time for {{ $value | humanize }} "
+            "webhook(s) whose event time was {{ $labels.reason }} in the last "
+            f"{human(t['unparsed_window_seconds'])}.",
+        ),
+        _alert(
+            "ClevertapExporterAbsent",
+            f"absent({sel('up')})\n",
+            "The CleverTap export exporter is not scraped at all.",
+            f"Prometheus has had no scrape target matching {{{SELECTOR}}} for "
+            f"{human(t['exporter_absent_for_seconds'])}.",
+            for_seconds=t["exporter_absent_for_seconds"],
+        ),
+    ]
+
+
+def _replica_alerts() -> list[dict[str, Any]]:
+    """About one replica itself: per instance. Per-export alerts do not depend on it (the other
+    replicas still expose every export), and several replicas down group into one notification."""
+    t = THRESHOLDS
+    return [
+        _alert(
+            "ClevertapExporterDown",
+            f"{sel('up')} == 0\n",
+            "The CleverTap export exporter is down.",
+            "Prometheus has failed to scrape {{ $labels.instance }} of job {{ $labels.job }} "
+            f"for {human(t['exporter_down_for_seconds'])}; if no other replica is up, export "
+            "alerts cannot be trusted.",
+            for_seconds=t["exporter_down_for_seconds"],
+        ),
         _alert(
             "ClevertapExportConfigReloadFailed",
-            "clevertap_export_config_last_reload_successful == 0\n",
+            f"{sel('clevertap_export_config_last_reload_successful')} == 0\n",
             "The exporter could not reload its configuration file.",
             "Exporter {{ $labels.instance }} failed to reload its --config.file; it still runs "
             "with the previous configuration, so recent changes to declared exports and "
@@ -268,6 +355,11 @@ def alerting_rules() -> list[dict[str, Any]]:
             for_seconds=t["config_reload_failed_for_seconds"],
         ),
     ]
+
+
+def alerting_rules() -> list[dict[str, Any]]:
+    rules = {r["alert"]: r for r in (*_export_alerts(), *_exporter_alerts(), *_replica_alerts())}
+    return [rules[name] for name in SEVERITIES]  # in the order of config.SEVERITIES
 
 
 def rules_file() -> dict[str, Any]:

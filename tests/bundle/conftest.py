@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.conftest import ROOT, require_binary
 
@@ -126,3 +128,123 @@ def prom_query(base: str, expr: str, **params: str) -> list[dict[str, Any]]:
         pytest.fail(f"query {expr!r} failed: HTTP {status}: {body!r}", pytrace=False)
     result: list[dict[str, Any]] = body["data"]["result"]
     return result
+
+
+def export_event(export_id: int, status: str, when: float, partner: str, type_: str,
+                 frequency: str) -> dict[str, Any]:
+    """A CleverTap export status webhook body with a Unix-seconds event time."""
+    return {"Export Request Id": export_id, "Partner": partner, "Type": type_,
+            "Status": status, "Frequency": frequency, "Date and Time": int(when)}
+
+
+def prometheus_config(tmp: Path, targets: dict[str, list[int]], alertmanager: int) -> Path:
+    """prometheus/prometheus.yml with 1 s intervals, absolute rule files and loopback targets
+    (ports by job name)."""
+    config = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())
+    config["global"]["scrape_interval"] = "1s"
+    config["global"]["evaluation_interval"] = "1s"
+    config["rule_files"] = [str(ROOT / "prometheus" / f) for f in config["rule_files"]]
+    for job in config["scrape_configs"]:
+        job["static_configs"] = [
+            {"targets": [f"127.0.0.1:{port}" for port in targets[job["job_name"]]]}]
+    config["alerting"]["alertmanagers"] = [
+        {"static_configs": [{"targets": [f"127.0.0.1:{alertmanager}"]}]}]
+    path = tmp / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def alert_key(labels: dict[str, str]) -> tuple[str, tuple[str, ...]]:
+    """An alert by name and what identifies it: its outcome, or its export's labels."""
+    if "outcome" in labels:
+        return labels["alertname"], (labels["outcome"],)
+    return labels["alertname"], (labels.get("partner", ""), labels.get("export_type", ""),
+                                 labels.get("frequency", ""))
+
+
+HOUR = 3600
+S3, GCS, AZURE = "Amazon S3", "Google Cloud Storage", "Microsoft Azure"
+FOUR_HOURLY = "Every 4 hours"
+
+#: (alertname, identifying labels) that ``export_history`` plus one invalid body raise, and
+#: nothing else.
+EXPECTED_ALERTS = {
+    ("ClevertapExportOverdue", ("google_cloud_storage", "profiles", "4h")),
+    ("ClevertapExportStuck", ("azure_blob_storage", "events", "4h")),
+    ("ClevertapExportFailed", ("azure_blob_storage", "profiles", "8h")),
+    ("ClevertapExportWebhooksRejected", ("invalid",)),
+}
+
+
+def export_history(now: int, *more: dict[str, Any]) -> list[dict[str, Any]]:
+    """A healthy, an overdue, a stuck, a failed and a one-time export, then ``more``."""
+    return [
+        # Healthy 4-hourly export: one run finished 4h ago, the next one running for 20m.
+        export_event(1001, "Initiated", now - 4 * HOUR - 1800, S3, "Events", FOUR_HOURLY),
+        export_event(1001, "Completed", now - 4 * HOUR, S3, "Events", FOUR_HOURLY),
+        # Overdue 4-hourly export: last completion 7h30m ago (threshold 6h30m).
+        export_event(2001, "Initiated", now - 8 * HOUR, GCS, "Profiles", FOUR_HOURLY),
+        export_event(2001, "Completed", now - 7 * HOUR - 1800, GCS, "Profiles", FOUR_HOURLY),
+        # Stuck 4-hourly export: in flight for 5h.
+        export_event(3001, "Initiated", now - 5 * HOUR, AZURE, "Events", FOUR_HOURLY),
+        # Failed 8-hourly export.
+        export_event(5001, "Initiated", now - 2 * HOUR, AZURE, "Profiles", "Every 8 hours"),
+        export_event(5001, "Failed", now - HOUR, AZURE, "Profiles", "Every 8 hours"),
+        # One-time export completed 29h ago: never overdue.
+        export_event(4001, "Initiated", now - 30 * HOUR, GCS, "Events", "One Time"),
+        export_event(4001, "Completed", now - 29 * HOUR, GCS, "Events", "One Time"),
+        *more,
+        # Last event of the account is recent, so the delivery delay is small.
+        export_event(1002, "Initiated", now - 1200, S3, "Events", FOUR_HOURLY),
+    ]
+
+
+def start_alertmanager(servers: Callable[..., Server], tmp: Path, port: int) -> Server:
+    """The shipped alertmanager/alertmanager.yml on loopback, not clustered."""
+    return servers("alertmanager", [
+        require_binary("prometheus-alertmanager"),
+        f"--config.file={ROOT / 'alertmanager' / 'alertmanager.yml'}",
+        f"--storage.path={tmp / 'alertmanager'}", f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=", "--log.level=warn",
+    ], tmp / "alertmanager.log", f"http://127.0.0.1:{port}/-/ready")
+
+
+def start_exporter(servers: Callable[..., Server], name: str, tmp: Path, port: int,
+                   *args: str) -> Server:
+    """An exporter process on loopback with its own state file under ``tmp / name``."""
+    return servers(name, [
+        sys.executable, "-m", "exporter", "--host", "127.0.0.1", "--port", str(port),
+        "--state-path", str(tmp / name / "state.db"), "--log-level", "WARNING", *args,
+    ], tmp / f"{name}.log", f"http://127.0.0.1:{port}/readyz")
+
+
+def start_prometheus(servers: Callable[..., Server], tmp: Path, port: int,
+                     config: Path) -> Server:
+    return servers("prometheus", [
+        require_binary("prometheus"), f"--config.file={config}",
+        f"--storage.tsdb.path={tmp / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}",
+        "--log.level=warn",
+    ], tmp / "prometheus.log", f"http://127.0.0.1:{port}/-/ready")
+
+
+def substitute(expr: str) -> str:
+    """A dashboard query with its variables set to "all" and its intervals to fixed values."""
+    for var in ("account", "partner", "export_type", "frequency"):
+        expr = expr.replace(f"${var}", ".*").replace(f"${{{var}}}", ".*")
+    expr = (expr.replace("$__rate_interval", "1m").replace("$__interval", "5m")
+            .replace("$__range", "1h"))
+    assert "$" not in expr, f"unsubstituted variable in {expr}"
+    return expr
+
+
+def dashboards() -> list[dict[str, Any]]:
+    return [json.loads(p.read_text())
+            for p in sorted((ROOT / "grafana" / "dashboards").glob("*.json"))]
+
+
+def dashboard_targets() -> list[tuple[str, str]]:
+    """(panel title, substituted query) of every panel target of every dashboard."""
+    return [(panel["title"], substitute(target["expr"]))
+            for dashboard in dashboards()
+            for top in dashboard["panels"] for panel in [top, *top.get("panels", [])]
+            for target in panel.get("targets", [])]

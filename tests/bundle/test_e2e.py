@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,19 +21,31 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from bundle.config import RUNBOOK_URL
 from tests.bundle.conftest import (
+    EXPECTED_ALERTS,
+    FOUR_HOURLY,
+    HOUR,
+    S3,
     Server,
+    alert_key,
+    dashboard_targets,
+    dashboards,
+    export_event,
+    export_history,
     http,
     prom_query,
-    require_binary,
+    prometheus_config,
+    start_alertmanager,
+    start_exporter,
+    start_prometheus,
+    substitute,
     wait_until,
 )
-from tests.conftest import ROOT, SAMPLES, free_port
+from tests.conftest import SAMPLES, free_port
 
 ACCOUNT = "acme"
-HOUR = 3600
 # The declared export that never reports (labels as the exporter normalizes them).
 DECLARED = ("amazon_s3", "profiles", "8h")
 DECLARED_CONFIG = f"""\
@@ -49,20 +60,7 @@ exports:
     min_runtime: 1m
 """
 
-# (alertname, identifying labels) expected to fire, and nothing else.
-EXPECTED = {
-    ("ClevertapExportOverdue", ("google_cloud_storage", "profiles", "4h")),
-    ("ClevertapExportStuck", ("azure_blob_storage", "events", "4h")),
-    ("ClevertapExportFailed", ("azure_blob_storage", "profiles", "8h")),
-    ("ClevertapExportWebhooksRejected", ("invalid",)),
-}
-
-
-def _key(labels: dict[str, str]) -> tuple[str, tuple[str, ...]]:
-    if "outcome" in labels:
-        return labels["alertname"], (labels["outcome"],)
-    return labels["alertname"], (labels.get("partner", ""), labels.get("export_type", ""),
-                                 labels.get("frequency", ""))
+EXPECTED = EXPECTED_ALERTS
 
 
 @dataclass
@@ -75,87 +73,36 @@ class Stack:
     started: float
 
 
-def _event(export_id: int, status: str, when: float, partner: str, type_: str,
-           frequency: str) -> dict[str, Any]:
-    return {"Export Request Id": export_id, "Partner": partner, "Type": type_,
-            "Status": status, "Frequency": frequency, "Date and Time": int(when)}
-
-
-def _prometheus_config(tmp: Path, exporter: int, prometheus: int, alertmanager: int) -> Path:
-    config = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())
-    config["global"]["scrape_interval"] = "1s"
-    config["global"]["evaluation_interval"] = "1s"
-    config["rule_files"] = [str(ROOT / "prometheus" / f) for f in config["rule_files"]]
-    targets = {"clevertap-export": exporter, "prometheus": prometheus,
-               "alertmanager": alertmanager}
-    for job in config["scrape_configs"]:
-        job["static_configs"] = [{"targets": [f"127.0.0.1:{targets[job['job_name']]}"]}]
-    config["alerting"]["alertmanagers"] = [
-        {"static_configs": [{"targets": [f"127.0.0.1:{alertmanager}"]}]}]
-    path = tmp / "prometheus.yml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory,
           servers: Callable[..., Server]) -> Stack:
-    prometheus_bin = require_binary("prometheus")
-    alertmanager_bin = require_binary("prometheus-alertmanager")
     tmp = tmp_path_factory.mktemp("bundle-e2e")
     ports = {name: free_port() for name in ("exporter", "prometheus", "alertmanager")}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
 
-    alertmanager = servers("alertmanager", [
-        alertmanager_bin, f"--config.file={ROOT / 'alertmanager' / 'alertmanager.yml'}",
-        f"--storage.path={tmp / 'alertmanager'}",
-        f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
-        "--cluster.listen-address=", "--log.level=warn",
-    ], tmp / "alertmanager.log", f"{urls['alertmanager']}/-/ready")
+    alertmanager = start_alertmanager(servers, tmp, ports["alertmanager"])
     exports_file = tmp / "exports.yml"
     exports_file.write_text(DECLARED_CONFIG)
     started = time.time()
-    exporter = servers("exporter", [
-        sys.executable, "-m", "exporter", "--host", "127.0.0.1",
-        "--port", str(ports["exporter"]), "--state-path", str(tmp / "state" / "state.db"),
-        "--config.file", str(exports_file), "--log-level", "WARNING",
-    ], tmp / "exporter.log", f"{urls['exporter']}/readyz")
+    exporter = start_exporter(servers, "exporter", tmp, ports["exporter"],
+                              "--config.file", str(exports_file))
     alertmanager.wait_ready()
     exporter.wait_ready()
 
     now = int(time.time())
     hook = f"{urls['exporter']}/webhook/{ACCOUNT}"
-    s3, gcs, azure = "Amazon S3", "Google Cloud Storage", "Microsoft Azure"
-    history = [
-        # Healthy 4-hourly export: one run finished 4h ago, the next one running for 20m.
-        _event(1001, "Initiated", now - 4 * HOUR - 1800, s3, "Events", "Every 4 hours"),
-        _event(1001, "Completed", now - 4 * HOUR, s3, "Events", "Every 4 hours"),
-        # Overdue 4-hourly export: last completion 7h30m ago (threshold 6h30m).
-        _event(2001, "Initiated", now - 8 * HOUR, gcs, "Profiles", "Every 4 hours"),
-        _event(2001, "Completed", now - 7 * HOUR - 1800, gcs, "Profiles", "Every 4 hours"),
-        # Stuck 4-hourly export: in flight for 5h.
-        _event(3001, "Initiated", now - 5 * HOUR, azure, "Events", "Every 4 hours"),
-        # Failed 8-hourly export.
-        _event(5001, "Initiated", now - 2 * HOUR, azure, "Profiles", "Every 8 hours"),
-        _event(5001, "Failed", now - HOUR, azure, "Profiles", "Every 8 hours"),
-        # One-time export completed 29h ago: never overdue.
-        _event(4001, "Initiated", now - 30 * HOUR, gcs, "Events", "One Time"),
-        _event(4001, "Completed", now - 29 * HOUR, gcs, "Events", "One Time"),
-        # Last event of the account is recent, so the delivery delay is small.
-        _event(1002, "Initiated", now - 1200, s3, "Events", "Every 4 hours"),
-    ]
+    history = export_history(now)
     for body in history:
         status, answer = http("POST", hook, body)
         assert (status, answer) == (200, {"status": "accepted"}), body
     ping = json.loads((SAMPLES / "clevertap-test-ping.json").read_text())
     assert http("POST", hook, ping)[0] == 200
 
-    config = _prometheus_config(tmp, ports["exporter"], ports["prometheus"],
-                                ports["alertmanager"])
-    prometheus = servers("prometheus", [
-        prometheus_bin, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'tsdb'}",
-        f"--web.listen-address=127.0.0.1:{ports['prometheus']}", "--log.level=warn",
-    ], tmp / "prometheus.log", f"{urls['prometheus']}/-/ready")
+    config = prometheus_config(tmp, {"clevertap-export": [ports["exporter"]],
+                                     "prometheus": [ports["prometheus"]],
+                                     "alertmanager": [ports["alertmanager"]]},
+                               ports["alertmanager"])
+    prometheus = start_prometheus(servers, tmp, ports["prometheus"], config)
     prometheus.wait_ready()
     base = urls["prometheus"]
     # Let Prometheus see the counters before they move, so increase() sees the change.
@@ -163,7 +110,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory,
         base, 'count_over_time(up{job="clevertap-export"}[1m]) >= 3'))
 
     # Now: the healthy run completes, and one invalid webhook is rejected.
-    completed = _event(1002, "Completed", time.time() - 2, s3, "Events", "Every 4 hours")
+    completed = export_event(1002, "Completed", time.time() - 2, S3, "Events", FOUR_HOURLY)
     assert http("POST", hook, completed)[1] == {"status": "accepted"}
     assert http("POST", hook, raw=b"{not json")[0] == 400
     return Stack(base, urls["alertmanager"], urls["exporter"], now, tmp, started)
@@ -177,7 +124,7 @@ def _value(base: str, expr: str) -> float:
 
 def _firing(base: str) -> set[tuple[str, tuple[str, ...]]]:
     result = prom_query(base, 'ALERTS{alertstate="firing"}')
-    return {_key(r["metric"]) for r in result}
+    return {alert_key(r["metric"]) for r in result}
 
 
 def test_series_have_the_posted_values(stack: Stack) -> None:
@@ -264,61 +211,43 @@ def test_alerts_arrive_in_alertmanager(stack: Stack) -> None:
     def received() -> list[dict[str, Any]]:
         status, alerts = http("GET", f"{stack.alertmanager}/api/v2/alerts")
         assert status == 200
-        return alerts if {_key(a["labels"]) for a in alerts} >= EXPECTED else []
+        return alerts if {alert_key(a["labels"]) for a in alerts} >= EXPECTED else []
 
     alerts = wait_until("the alerts in Alertmanager", received)
-    assert {_key(a["labels"]) for a in alerts} == EXPECTED
+    assert {alert_key(a["labels"]) for a in alerts} == EXPECTED
     for alert in alerts:
         assert alert["status"]["state"] == "active", alert
         assert [r["name"] for r in alert["receivers"]] == ["clevertap-webhook"]
         assert alert["labels"]["severity"] in {"critical", "warning"}
-        assert re.fullmatch(r"docs/runbook\.md#clevertapexport\w+",
-                            alert["annotations"]["runbook_url"])
+        name = alert["labels"]["alertname"]
+        assert alert["annotations"]["runbook_url"] == f"{RUNBOOK_URL}#{name.lower()}"
         assert alert["annotations"]["summary"] and alert["annotations"]["description"]
     overdue = next(a for a in alerts if a["labels"]["alertname"] == "ClevertapExportOverdue")
     assert overdue["labels"]["account"] == ACCOUNT
     assert "has not completed for 7h 30m" in overdue["annotations"]["description"]
 
 
-def _substitute(expr: str) -> str:
-    for var in ("account", "partner", "export_type", "frequency"):
-        expr = expr.replace(f"${var}", ".*").replace(f"${{{var}}}", ".*")
-    return (expr.replace("$__rate_interval", "1m").replace("$__interval", "5m")
-            .replace("$__range", "1h"))
-
-
-def _dashboards() -> list[dict[str, Any]]:
-    return [json.loads(p.read_text())
-            for p in sorted((ROOT / "grafana" / "dashboards").glob("*.json"))]
-
-
 def test_every_dashboard_query_returns_data(stack: Stack) -> None:
     wait_until("the expected alerts to fire", lambda: _firing(stack.prometheus) >= EXPECTED)
     checked = 0
-    for dashboard in _dashboards():
-        panels = [p for top in dashboard["panels"] for p in [top, *top.get("panels", [])]]
-        for panel in panels:
-            for target in panel.get("targets", []):
-                expr = _substitute(target["expr"])
-                assert "$" not in expr, f"unsubstituted variable in {expr}"
-                result = prom_query(stack.prometheus, expr)
-                values = [float(r["value"][1]) for r in result]
-                assert values, f"panel {panel['title']!r} query returned nothing: {expr}"
-                assert any(not math.isnan(v) for v in values), (
-                    f"panel {panel['title']!r} returned only NaN: {expr}")
-                checked += 1
+    for title, expr in dashboard_targets():
+        result = prom_query(stack.prometheus, expr)
+        values = [float(r["value"][1]) for r in result]
+        assert values, f"panel {title!r} query returned nothing: {expr}"
+        assert any(not math.isnan(v) for v in values), f"panel {title!r} returned only NaN: {expr}"
+        checked += 1
     assert checked >= 20
 
 
 def test_every_template_variable_query_returns_data(stack: Stack) -> None:
-    for dashboard in _dashboards():
+    for dashboard in dashboards():
         for var in dashboard["templating"]["list"]:
             if var["type"] != "query":
                 continue
             query = var["query"] if isinstance(var["query"], str) else var["query"]["query"]
             match = re.fullmatch(r"label_values\((.*),\s*(\w+)\)", query, re.S)
             assert match, f"variable {var['name']}: unsupported query {query}"
-            metric, label = _substitute(match.group(1)), match.group(2)
+            metric, label = substitute(match.group(1)), match.group(2)
             result = prom_query(stack.prometheus, metric)
             values = {r["metric"].get(label) for r in result} - {None}
             assert values, f"variable {var['name']}: {metric} has no {label} label values"
@@ -327,19 +256,32 @@ def test_every_template_variable_query_returns_data(stack: Stack) -> None:
             assert declared.get(label, ACCOUNT) in values, (var["name"], values)
 
 
-def test_alertmanager_inhibits_export_alerts_while_the_exporter_is_down(stack: Stack) -> None:
-    """A (synthetic) ClevertapExporterDown mutes the per-export alerts of the same job."""
+def _post_alert(stack: Stack, name: str, **labels: str) -> None:
+    alert = [{"labels": {"alertname": name, "job": "clevertap-export", "severity": "critical",
+                         **labels}, "annotations": {"summary": "test"}}]
+    assert http("POST", f"{stack.alertmanager}/api/v2/alerts", alert)[0] == 200
+
+
+def _export_alerts(stack: Stack) -> list[dict[str, Any]]:
+    alerts = http("GET", f"{stack.alertmanager}/api/v2/alerts")[1]
+    return [a for a in alerts if not a["labels"]["alertname"].startswith("ClevertapExporter")]
+
+
+def test_alertmanager_inhibition_of_export_alerts(stack: Stack) -> None:
+    """A (synthetic) ClevertapExporterAbsent mutes the export alerts of the same job; a
+    ClevertapExporterDown of one replica does not, since the other replicas still see them."""
     wait_until("the alerts in Alertmanager", lambda: {
-        _key(a["labels"]) for a in http("GET", f"{stack.alertmanager}/api/v2/alerts")[1]
-    } >= EXPECTED)
-    down = [{"labels": {"alertname": "ClevertapExporterDown", "job": "clevertap-export",
-                        "instance": "127.0.0.1:1", "severity": "critical"},
-             "annotations": {"summary": "test"}}]
-    assert http("POST", f"{stack.alertmanager}/api/v2/alerts", down)[0] == 200
+        alert_key(a["labels"]) for a in _export_alerts(stack)} >= EXPECTED)
+    _post_alert(stack, "ClevertapExporterDown", instance="127.0.0.1:1")
+    wait_until("the Down alert in Alertmanager", lambda: any(
+        a["labels"]["alertname"] == "ClevertapExporterDown"
+        for a in http("GET", f"{stack.alertmanager}/api/v2/alerts")[1]))
+    time.sleep(1)
+    assert all(a["status"]["state"] == "active" for a in _export_alerts(stack))
+    _post_alert(stack, "ClevertapExporterAbsent")
 
     def inhibited() -> list[dict[str, Any]]:
-        alerts = http("GET", f"{stack.alertmanager}/api/v2/alerts")[1]
-        exports = [a for a in alerts if a["labels"]["alertname"] != "ClevertapExporterDown"]
+        exports = _export_alerts(stack)
         done = all(a["status"]["state"] == "suppressed" and a["status"]["inhibitedBy"]
                    for a in exports)
         return exports if done else []

@@ -6,10 +6,12 @@ import json
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import yaml
 
 from bundle.__main__ import render
+from bundle.config import RUNBOOK_URL, SELECTOR
 from tests.bundle.conftest import ROOT, run_tool
 
 ALERTS = ROOT / "prometheus" / "alerts.yml"
@@ -27,7 +29,7 @@ def test_generated_files_are_in_sync(tmp_path: Path) -> None:
     """Checked-in rules and dashboards equal what `python -m bundle` generates."""
     for rel, content in render().items():
         assert (ROOT / rel).read_text(encoding="utf-8") == content, (
-            f"{rel} differs from bundle/thresholds.py: run `python -m bundle`")
+            f"{rel} differs from what bundle/ generates: run `python -m bundle`")
 
 
 def test_promtool_check_config() -> None:
@@ -109,8 +111,43 @@ def test_alerts_have_severity_annotations_and_runbook_sections() -> None:
         annotations = rule["annotations"]
         assert {"summary", "description", "runbook_url"} <= set(annotations), name
         url = annotations["runbook_url"]
-        assert url.startswith("docs/runbook.md#"), url
+        assert url == f"{RUNBOOK_URL}#{name.lower()}", url
         assert url.split("#", 1)[1] in anchors, f"no section for {url} in docs/runbook.md"
+
+
+def test_runbook_url_is_absolute() -> None:
+    url = urlparse(RUNBOOK_URL)
+    assert url.scheme in {"http", "https"} and url.netloc and not url.fragment, RUNBOOK_URL
+
+
+# A raw series name in an expression (not inside a string, not a recorded name, not a function).
+_RAW_SERIES = re.compile(
+    r'(?<![\w:"$])(clevertap_export_\w+|up|process_start_time_seconds|ALERTS)(?![\w:(])')
+
+
+def _expressions() -> list[str]:
+    rules = [r["expr"] for f in (RULES, ALERTS)
+             for g in yaml.safe_load(f.read_text())["groups"] for r in g["rules"]]
+    queries = []
+    for path in DASHBOARDS:
+        dashboard = json.loads(path.read_text())
+        queries += [t["expr"] for p in _panels(dashboard) for t in p.get("targets", [])]
+        queries += [v["query"] for v in dashboard["templating"]["list"] if v["type"] == "query"]
+    return rules + queries
+
+
+def test_every_series_is_selected_with_the_configured_selector() -> None:
+    """SELECTOR reaches every raw series of every rule, alert, panel and variable."""
+    checked = 0
+    for expr in _expressions():
+        for match in _RAW_SERIES.finditer(expr):
+            rest = expr[match.end():]
+            assert rest.startswith("{" + SELECTOR), f"{match.group(1)} without SELECTOR: {expr}"
+            checked += 1
+        # The one selector by name regex (the freshest replica's view) carries it too.
+        if "__name__=~" in expr:
+            assert "{" + SELECTOR + ", __name__=~" in expr, expr
+    assert checked >= 40
 
 
 def _panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
