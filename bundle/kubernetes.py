@@ -1,7 +1,7 @@
 """Prometheus Operator objects for the kustomize component ``prometheus-operator``.
 
 They hold the same rule groups and dashboard as the plain files, and the ServiceMonitor gives
-its targets the job name that the rules select (``JOB_SELECTOR``), whatever the Service is
+its targets the job name that the rules select (``job`` in ``SELECTOR``), whatever the Service is
 called after a ``namePrefix`` or in another namespace.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bundle.config import JOB_SELECTOR
+from bundle.config import SELECTOR
 from bundle.rules import alerts_file, rules_file
 
 COMPONENT = "deploy/kubernetes/components/prometheus-operator"
@@ -23,11 +23,11 @@ DASHBOARD_FILE = "clevertap-exports.json"
 
 
 def job_name() -> str:
-    """The value of ``job`` in ``JOB_SELECTOR``, which must be a plain equality matcher."""
-    match = re.fullmatch(r'job="([^"\\]+)"', JOB_SELECTOR)
+    """The value of the ``job`` matcher in ``SELECTOR`` (equality matchers only)."""
+    match = re.search(r'(?:^|,)\s*job="([^"\\]+)"', SELECTOR)
     if match is None:
-        raise ValueError(f"JOB_SELECTOR must be job=\"NAME\" for the ServiceMonitor, "
-                         f"got {JOB_SELECTOR!r}")
+        raise ValueError(f"SELECTOR must match job=\"NAME\" for the ServiceMonitor, "
+                         f"got {SELECTOR!r}")
     return match.group(1)
 
 
