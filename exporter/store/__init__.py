@@ -1,15 +1,31 @@
-"""State backends behind one interface (``base.Store``): ``sqlite``, the embedded default."""
+"""State backends behind one interface (``base.Store``): ``sqlite``, the embedded default for one
+process, and ``postgres``, shared by several replicas."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from exporter.store.base import Store, StoreError
+from exporter.store.postgres import PostgresStore
 from exporter.store.sqlite import SQLiteStore
 
 __all__ = ["Store", "StoreError", "open_store"]
 
 
-def open_store(path: Path) -> Store:
-    """The state store for the ``--state-path`` file."""
-    return SQLiteStore(path)
+@contextlib.asynccontextmanager
+async def open_store(path: Path, url: str | None = None) -> AsyncIterator[Store]:
+    """The state store: PostgreSQL at ``url`` when given, else the SQLite file at ``path``."""
+    if url is None:
+        sqlite = SQLiteStore(path)
+        try:
+            yield sqlite
+        finally:
+            sqlite.close()
+        return
+    postgres = await PostgresStore.open(url)
+    try:
+        yield postgres
+    finally:
+        await postgres.close()

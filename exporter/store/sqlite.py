@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
-from exporter.store.base import Changes, RunRow, SeriesRow, Snapshot, StoreError
+from exporter.store.base import Changes, Follower, RunRow, SeriesRow, Snapshot, StoreError, Work
 
 SCHEMA_VERSION: Final = 1
 _WAL_SIZE_LIMIT: Final = 4 * 1024 * 1024
@@ -152,6 +152,13 @@ class SQLiteStore:
             self._flush_scheduled = True
             loop.call_soon(self._flush)
         await fut
+
+    def follow(self, follower: Follower) -> None:
+        """Nothing to follow: this process is the file's only writer."""
+
+    async def submit(self, work: Work) -> None:
+        """``work`` runs at once (the model is current: no other writer) and joins the batch."""
+        await self.commit(work())
 
     def resume(self) -> None:
         """Accept changes again after a failure, once the owner has reloaded its state."""

@@ -43,6 +43,8 @@ class Settings:
     access_log: bool
     bench_noop: bool
     config_file: Path | None = None
+    #: PostgreSQL state shared by replicas, instead of the SQLite file at ``state_path``.
+    state_url: str | None = None
 
     @property
     def webhook_open(self) -> bool:
