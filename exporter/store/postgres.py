@@ -276,6 +276,7 @@ class PostgresStore:
         while not self._closed:
             try:
                 if self._listener is None or self._listener.is_closed():
+                    self._live = False  # notifications may have been missed meanwhile
                     await self._connect_listener()
                 await self._catch_up()
                 if not self._live:
