@@ -10,13 +10,15 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import uuid
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import ExporterProcess, free_port
 
 BIN = Path("/usr/lib/postgresql/15/bin")
 INSTALL = "apt-get install -y postgresql"
@@ -57,7 +59,8 @@ class Cluster:
         self.run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def restart(self) -> None:
-        self.run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "30", "restart")
+        self.stop()
+        self.start()
 
     def createdb(self) -> str:
         name = f"t{uuid.uuid4().hex[:12]}"
@@ -85,3 +88,32 @@ def pg_cluster() -> Iterator[Cluster]:
 def pg_url(pg_cluster: Cluster) -> str:
     """A new, empty database for this test."""
     return pg_cluster.createdb()
+
+
+class Replica(ExporterProcess):
+    """An exporter process whose log is read as it comes (an outage logs every refused webhook,
+    which would fill the pipe and stall the process), keeping its last lines."""
+
+    def __init__(self, *args: str) -> None:
+        super().__init__(None, *args)
+        self.log: deque[bytes] = deque(maxlen=100)
+
+    def start(self, timeout: float = 15.0, ready_url: str | None = None) -> None:
+        super().start(timeout, ready_url)
+        assert self.proc is not None and self.proc.stderr is not None
+        threading.Thread(target=self.log.extend, args=(self.proc.stderr,), daemon=True).start()
+
+
+@pytest.fixture
+def replica_process(pg_url: str) -> Iterator[Callable[..., Replica]]:
+    """Factory of exporter processes on the test's database; all are stopped at teardown."""
+    made: list[Replica] = []
+
+    def make(*args: str) -> Replica:
+        p = Replica("--state-url", pg_url, *args)
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        p.stop()

@@ -150,7 +150,8 @@ class PostgresStore:
         """Connect, migrate the schema and read the state; ``StoreError`` if any fails."""
         where = describe(url)
         try:
-            pool = await asyncpg.create_pool(url, min_size=1, max_size=2,
+            # No minimum size: the pool would retry (and log) its floor during an outage.
+            pool = await asyncpg.create_pool(url, min_size=0, max_size=2,
                                              command_timeout=COMMAND_TIMEOUT,
                                              timeout=COMMAND_TIMEOUT)
         except (*_DB_ERRORS, ValueError) as exc:
@@ -276,7 +277,8 @@ class PostgresStore:
         while not self._closed:
             try:
                 if self._listener is None or self._listener.is_closed():
-                    self._live = False  # notifications may have been missed meanwhile
+                    # Not ready until caught up: what it missed meanwhile is not in the model.
+                    self._lost("connection closed")
                     await self._connect_listener()
                 await self._catch_up()
                 if not self._live:
@@ -288,12 +290,15 @@ class PostgresStore:
                         await self._news.wait()
                 self._news.clear()
             except _DB_ERRORS as exc:
-                if self._live:
-                    log.error("lost the state database %s (%s); refusing webhooks until "
-                              "reconnected and caught up", describe(self.url), exc)
-                self._live = False
+                self._lost(str(exc) or type(exc).__name__)
                 await self._drop_listener()
                 await asyncio.sleep(RECONNECT_SECONDS)
+
+    def _lost(self, reason: str) -> None:
+        if self._live:
+            log.error("lost the state database %s (%s); refusing webhooks until reconnected "
+                      "and caught up", describe(self.url), reason)
+        self._live = False
 
     async def _catch_up(self) -> None:
         async with self._lock:
