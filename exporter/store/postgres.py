@@ -293,6 +293,11 @@ class PostgresStore:
                 self._lost(str(exc) or type(exc).__name__)
                 await self._drop_listener()
                 await asyncio.sleep(RECONNECT_SECONDS)
+            except Exception:  # e.g. a log row it cannot apply: the model is half changed
+                log.exception("could not apply the state log; reloading the whole state")
+                self._lost("log not applied")
+                self._dirty = True
+                await asyncio.sleep(RECONNECT_SECONDS)
 
     def _lost(self, reason: str) -> None:
         if self._live:
