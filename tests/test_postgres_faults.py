@@ -22,7 +22,14 @@ import aiohttp
 
 from tests.conftest import ExporterProcess, Samples
 from tests.postgres import Cluster, pg_cluster, pg_url, replica_process
-from tests.test_crash_consistency import LOST, Ev, _check_responses, expected_main, make_events
+from tests.test_crash_consistency import (
+    LOST,
+    Ev,
+    Load,
+    _check_responses,
+    expected_main,
+    make_events,
+)
 from tests.test_postgres import shared
 
 # Fixtures used here, imported from tests.postgres.
@@ -45,63 +52,51 @@ def burst_events(rng: random.Random) -> list[Ev]:
             or (e.account == "lossy" and int(e.export_id[1:]) < LOSSY)]
 
 
-class Burst:
-    """Sends every event from CLIENTS workers, failing over between the replicas."""
+class Burst(Load):
+    """The crash test's load, from CLIENTS workers, failing over between the replicas."""
 
     def __init__(self, replicas: list[ExporterProcess], rng: random.Random,
                  events: list[Ev]) -> None:
+        super().__init__(replicas[0], rng, events)
         self.replicas = replicas
-        self.rng = rng
-        self.queue: asyncio.Queue[tuple[Ev, int]] = asyncio.Queue()
-        for ev in events:
-            self.queue.put_nowait((ev, rng.randrange(len(replicas))))
-        self.posts = self.refused = self.lost = self.unavailable = self.acks = 0
-        self.surprises: list[str] = []
+        self.events = events
+        self.target = {id(ev): rng.randrange(len(replicas)) for ev in events}
+        self.lost = self.unavailable = 0
+        self.started = time.monotonic()
 
     async def run(self, disrupt: Callable[[Burst], Awaitable[None]]) -> None:
         connector = aiohttp.TCPConnector(limit=CLIENTS)
         timeout = aiohttp.ClientTimeout(total=10)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-            workers = [asyncio.create_task(self.worker(session)) for _ in range(CLIENTS)]
-            disruptor = asyncio.create_task(disrupt(self))
+            tasks = [*(asyncio.create_task(self.worker(session)) for _ in range(CLIENTS)),
+                     asyncio.create_task(disrupt(self))]
             try:
                 async with asyncio.timeout(DEADLINE_SECONDS):
                     await self.queue.join()
-                    await disruptor
+                    await tasks[-1]
             finally:
-                for task in [*workers, disruptor]:
+                for task in tasks:
                     task.cancel()
-                await asyncio.gather(*workers, disruptor, return_exceptions=True)
+                await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def worker(self, session: aiohttp.ClientSession) -> None:
-        while True:
-            ev, target = await self.queue.get()
-            try:
-                await self.deliver(session, ev, target)
-            finally:
-                self.queue.task_done()
-
-    async def deliver(self, session: aiohttp.ClientSession, ev: Ev, target: int) -> None:
-        other = (target + 1) % len(self.replicas)
-        url = f"{self.replicas[target].url}/webhook/{ev.account}"
+    async def deliver(self, session: aiohttp.ClientSession, ev: Ev) -> None:
+        target = self.replicas[self.target[id(ev)]]
         try:
-            async with session.post(url, data=ev.body) as resp:
+            async with session.post(f"{target.url}/webhook/{ev.account}", data=ev.body) as resp:
                 status, body = resp.status, await resp.json()
         except aiohttp.ClientConnectorError:
             self.refused += 1  # nothing was sent: the other replica gets it
-            await asyncio.sleep(0.01)
-            self.queue.put_nowait((ev, other))
+            await self.retry(ev, sent=False)
             return
         except (aiohttp.ClientError, TimeoutError, ConnectionError):
             self.posts += 1
             self.lost += 1
-            self.retry(ev, other)
+            await self.retry(ev)
             return
         self.posts += 1
         if status == 503:  # not stored, or its commit's fate unknown: the same as no answer
             self.unavailable += 1
-            await asyncio.sleep(0.01)
-            self.retry(ev, other)
+            await self.retry(ev)
             return
         if status != 200:
             self.surprises.append(f"{ev.export_id} {ev.status}: HTTP {status} {body}")
@@ -110,22 +105,38 @@ class Burst:
         ev.responses.append(body["status"])
         if ev.retry and ev.redeliveries < 2 and self.rng.random() < REDELIVERY_P:
             ev.redeliveries += 1
-            self.queue.put_nowait((ev, other))  # redelivered to the other replica
+            self.fail_over(ev)  # redelivered to the other replica
 
-    def retry(self, ev: Ev, target: int) -> None:
-        ev.responses.append(LOST)
-        if ev.retry:
-            self.queue.put_nowait((ev, target))
+    async def retry(self, ev: Ev, sent: bool = True) -> None:
+        if sent:
+            ev.responses.append(LOST)
+        await asyncio.sleep(0.01)
+        if ev.retry or not sent:
+            self.fail_over(ev)
+
+    def fail_over(self, ev: Ev) -> None:
+        self.target[id(ev)] = (self.target[id(ev)] + 1) % len(self.replicas)
+        self.queue.put_nowait(ev)
 
     async def acks_reach(self, n: int) -> None:
         while self.acks < n:
             await asyncio.sleep(0.005)
 
-    def figures(self, events: list[Ev]) -> str:
-        acknowledged = sum(e.acknowledged for e in events)
-        return (f"{len(events)} events, {self.posts} posts sent ({self.refused} more refused), "
-                f"{self.acks} answered 200, {acknowledged} events acknowledged, "
-                f"{self.lost} responses lost, {self.unavailable} answered 503")
+    async def verdict(self, name: str, disruption: str) -> str:
+        """Check what the replicas expose against what was acknowledged; the figures."""
+        m = await converged(self.replicas)
+        lost, bad = check(self.events, m)
+        acknowledged = sum(e.acknowledged for e in self.events)
+        line = (f"{len(self.events)} events, {self.posts} posts sent ({self.refused} more "
+                f"refused), {self.acks} answered 200, {acknowledged} events acknowledged, "
+                f"{self.lost} responses lost, {self.unavailable} answered 503, {disruption}, "
+                f"acknowledged events lost: {lost}; {time.monotonic() - self.started:.1f} s")
+        with SUMMARY.open("a") as f:
+            f.write(f"{name}: {line}\n")
+        print(line)
+        assert not self.surprises, self.surprises[:5]
+        assert lost == 0 and not bad, f"{line}: {bad[:5]}"
+        return line
 
 
 def check(events: list[Ev], m: Samples) -> tuple[int, list[str]]:
@@ -162,12 +173,6 @@ async def converged(replicas: list[ExporterProcess], timeout: float = 10.0) -> S
         await asyncio.sleep(0.1)
 
 
-def report(name: str, line: str) -> str:
-    with SUMMARY.open("a") as f:
-        f.write(f"{name}: {line}\n")
-    return line
-
-
 async def start_all(replicas: list[ExporterProcess]) -> None:
     await asyncio.gather(*(asyncio.to_thread(r.start) for r in replicas))
 
@@ -192,16 +197,8 @@ async def test_sigkill_of_a_replica_during_a_burst(
             await burst.acks_reach(int(len(events) * back))
             await asyncio.to_thread(victim.start)
 
-    started = time.monotonic()
     await burst.run(kill_and_restart)
-    m = await converged([a, b])
-    lost, bad = check(events, m)
-    line = report("sigkill", f"{burst.figures(events)}, {kills} replicas SIGKILLed and "
-                  f"restarted, acknowledged events lost: {lost}; "
-                  f"{time.monotonic() - started:.1f} s")
-    print(line)
-    assert not burst.surprises, burst.surprises[:5]
-    assert lost == 0 and not bad, f"{line}: {bad[:5]}"
+    line = await burst.verdict("sigkill", f"{kills} replicas SIGKILLed and restarted")
     assert kills == 2 and burst.lost + burst.refused > 0, line
 
 
@@ -234,19 +231,12 @@ async def test_postgres_restart_under_load(
         restarted = time.monotonic() - t
 
     watcher = asyncio.create_task(watch_readiness())
-    started = time.monotonic()
     try:
         await burst.run(restart_postgres)
     finally:
         watcher.cancel()
-    m = await converged(replicas)
-    lost, bad = check(events, m)
-    line = report("pg-restart", f"{burst.figures(events)}, PostgreSQL restarted in "
-                  f"{restarted:.1f} s, {len(not_ready)} of 2 replicas seen not ready, "
-                  f"acknowledged events lost: {lost}; {time.monotonic() - started:.1f} s")
-    print(line)
-    assert not burst.surprises, burst.surprises[:5]
-    assert lost == 0 and not bad, f"{line}: {bad[:5]}"
+    line = await burst.verdict("pg-restart", f"PostgreSQL restarted in {restarted:.1f} s, "
+                               f"{len(not_ready)} of 2 replicas seen not ready")
     assert burst.unavailable + burst.lost > 0, line
     assert len(not_ready) == 2, line
     async with aiohttp.ClientSession() as session:

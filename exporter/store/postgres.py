@@ -155,7 +155,7 @@ class PostgresStore:
                                              command_timeout=COMMAND_TIMEOUT,
                                              timeout=COMMAND_TIMEOUT)
         except (*_DB_ERRORS, ValueError) as exc:
-            raise StoreError(f"cannot connect to the state database {where}: {exc}") from exc
+            raise StoreError(f"cannot open the state database {where}: {exc}") from exc
         store = cls(url, pool)
         try:
             async with pool.acquire() as conn:

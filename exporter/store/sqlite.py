@@ -18,7 +18,16 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
-from exporter.store.base import Changes, Follower, RunRow, SeriesRow, Snapshot, StoreError, Work
+from exporter.store.base import (
+    Changes,
+    Follower,
+    RunRow,
+    SeriesRow,
+    Snapshot,
+    StoreError,
+    Work,
+    settle,
+)
 
 SCHEMA_VERSION: Final = 1
 _WAL_SIZE_LIMIT: Final = 4 * 1024 * 1024
@@ -163,7 +172,8 @@ class SQLiteStore:
     def resume(self) -> None:
         """Accept changes again after a failure, once the owner has reloaded its state."""
         stale, self._pending = self._pending, []
-        _settle(stale, StoreError("state store is recovering from a failed write"))
+        settle((f for _, f in stale),
+               StoreError("state store is recovering from a failed write"))
         self._rejecting = False
 
     def _flush(self) -> None:
@@ -179,7 +189,7 @@ class SQLiteStore:
                 self.failures += 1
                 self._rejecting = True
                 error = StoreError(f"state store write failed: {exc}")
-        _settle(batch, error)
+        settle((f for _, f in batch), error)
 
     def _apply(self, changes: Iterable[Changes]) -> None:
         conn = self._conn
@@ -222,12 +232,3 @@ class SQLiteStore:
                 conn.execute("ROLLBACK")
             raise
 
-
-def _settle(batch: _Pending, error: StoreError | None) -> None:
-    for _, fut in batch:
-        if fut.done():  # the caller went away; its change is written all the same
-            continue
-        if error is None:
-            fut.set_result(None)
-        else:
-            fut.set_exception(error)
