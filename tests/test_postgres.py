@@ -116,9 +116,12 @@ async def test_expiry_is_replicated(start_replica: Start) -> None:
     assert m["clevertap_export_in_flight"][series()] == 0
 
 
+@pytest.mark.parametrize("pruned", [False, True], ids=["catch-up", "log-pruned"])
 async def test_lost_connection_refuses_then_catches_up(
-    start_replica: Start, pg_url: str
+    start_replica: Start, pg_url: str, pruned: bool
 ) -> None:
+    """B is cut off while A takes a webhook; back, B catches up from the log, or reloads the
+    whole state when the log was pruned past it."""
     role = f"b_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(pg_url)
     try:
@@ -137,6 +140,10 @@ async def test_lost_connection_refuses_then_catches_up(
         assert (await a.post(event(2, "Initiated", t0 + 1)))[0] == 200
         await asyncio.sleep(0.3)
         assert (await b.client.get("/readyz")).status == 503
+        if pruned:
+            await admin.execute(
+                "WITH gone AS (DELETE FROM log RETURNING seq) INSERT INTO meta "
+                "SELECT 'log_pruned_through', max(seq)::text FROM gone")
         await admin.execute(f"ALTER ROLE {role} LOGIN")
     finally:
         await admin.close()
@@ -145,6 +152,29 @@ async def test_lost_connection_refuses_then_catches_up(
     assert m["clevertap_export_in_flight"][series()] == 2
     assert await b.post(event(2, "Initiated", t0 + 1)) == (200, {"status": "duplicate"})
     assert await b.post(event(3, "Initiated", t0)) == (200, {"status": "accepted"})
+
+
+async def test_delivery_the_model_missed_is_refused_then_reloaded(
+    start_replica: Start, pg_url: str
+) -> None:
+    """The unique delivery key is the backstop: a write decided on a model that misses a stored
+    delivery fails (503), the replica reloads, and the retry is a duplicate."""
+    a = await start_replica()
+    t0 = time.time() - 600
+    body = event(5, "Initiated", t0)
+    conn = await asyncpg.connect(pg_url)
+    try:
+        # Stored behind the replicas' backs: in the table, not in the log.
+        await conn.execute("INSERT INTO deliveries VALUES ('default', '5', 'initiated', $1, $2)",
+                           float(t0), time.time())
+    finally:
+        await conn.close()
+    status, answer = await a.post(body)
+    assert (status, answer["status"]) == (503, "unavailable")
+    assert await _wait_status(a, 200) == 200
+    assert await a.post(body) == (200, {"status": "duplicate"})
+    # The refused write's run and series are gone with the reload: memory claims nothing.
+    assert "clevertap_export_in_flight" not in await a.metrics()
 
 
 async def _wait_status(replica: Exporter, want: int, timeout: float = 5.0) -> int:
@@ -172,8 +202,8 @@ async def test_newer_schema_is_refused(pg_url: str, tmp_path: Path) -> None:
 
 async def test_unreachable_database_fails_start(pg_cluster: Cluster, tmp_path: Path) -> None:
     url = pg_cluster.url("no_such_database")
-    with pytest.raises(StoreError, match="cannot open the state database .*no_such_database: "
-                       "database .* does not exist"):
+    with pytest.raises(StoreError, match=r"cannot open the state database .*no_such_database: "
+                       r"database .* does not exist"):
         async with open_store(tmp_path / "unused.db", url):
             pass
 
