@@ -93,6 +93,11 @@ UNION ALL
 SELECT -1, NULL FROM meta WHERE key = 'log_pruned_through' AND value::bigint > $1
 ORDER BY seq
 """
+#: One log row and the NOTIFY that other replicas receive when it commits.
+_APPEND: Final = """
+WITH row AS (INSERT INTO log (data) VALUES ($1) RETURNING seq)
+SELECT seq FROM row, pg_notify($2, $3)
+"""
 #: A prefix of the log (by seq, so no replica sees a hole that is not recorded as pruned).
 _PRUNE: Final = """
 WITH horizon AS (
@@ -151,7 +156,7 @@ class PostgresStore:
         where = describe(url)
         try:
             # No minimum size: the pool would retry (and log) its floor during an outage.
-            pool = await asyncpg.create_pool(url, min_size=0, max_size=2,
+            pool = await asyncpg.create_pool(url, min_size=0, max_size=2, reset=_keep_session,
                                              command_timeout=COMMAND_TIMEOUT,
                                              timeout=COMMAND_TIMEOUT)
         except (*_DB_ERRORS, ValueError) as exc:
@@ -245,22 +250,22 @@ class PostgresStore:
             settle((fut for _, fut in batch), error)
 
     async def _write(self, batch: _Pending) -> None:
-        async with self._lock, self._pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK_WRITE)
-            if not self._apply(await conn.fetch(_CATCH_UP, self._seq)):
-                raise StoreError("the log was pruned past this replica's state")
-            changes = [c for c in (work() for work, _ in batch) if c]
-            seq = None
-            if changes:
-                await write_rows(conn, changes)
-                seq = await conn.fetchval("INSERT INTO log (data) VALUES ($1) RETURNING seq",
-                                          encode(changes))
-                await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, self._id)
-            if time.monotonic() >= self._prune_at:
-                self._prune_at = time.monotonic() + PRUNE_EVERY_SECONDS
-                await conn.execute(_PRUNE, LOG_RETENTION_SECONDS)
-        if seq is not None:
-            self._seq = seq
+        async with self._lock, self._pool.acquire() as conn:
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK_WRITE)
+                # After the lock: every earlier writer has committed, this sees all of it.
+                if not self._apply(await conn.fetch(_CATCH_UP, self._seq)):
+                    raise StoreError("the log was pruned past this replica's state")
+                changes = [c for c in (work() for work, _ in batch) if c]
+                seq = None
+                if changes:
+                    await write_rows(conn, changes)
+                    seq = await conn.fetchval(_APPEND, encode(changes), CHANNEL, self._id)
+                if time.monotonic() >= self._prune_at:
+                    self._prune_at = time.monotonic() + PRUNE_EVERY_SECONDS
+                    await conn.execute(_PRUNE, LOG_RETENTION_SECONDS)
+            if seq is not None:  # committed: the model holds it already
+                self._seq = seq
 
     def _apply(self, rows: Sequence[asyncpg.Record]) -> bool:
         """Apply log rows to the follower; False when some were pruned before it saw them."""
@@ -365,6 +370,11 @@ class PostgresStore:
         self._size = int(await self._listener.fetchval(
             "SELECT sum(pg_total_relation_size(t::regclass)) FROM unnest($1::text[]) t",
             list(_TABLES)) or 0)
+
+
+async def _keep_session(conn: _Conn) -> None:
+    """The pool's reset on release, a round trip per write, is not needed: transactions here
+    leave no session state (their locks end with them, nothing LISTENs on a pooled one)."""
 
 
 async def migrate(conn: _Conn) -> None:
