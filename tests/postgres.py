@@ -20,7 +20,8 @@ import pytest
 
 from tests.conftest import ExporterProcess, free_port
 
-BIN = Path("/usr/lib/postgresql/15/bin")
+#: Where Debian's postgresql packages put the server tools, one directory per major version.
+SERVERS = Path("/usr/lib/postgresql")
 INSTALL = "apt-get install -y postgresql"
 USER = "exporter"
 
@@ -29,8 +30,11 @@ class Cluster:
     """One throwaway cluster; ``url(db)`` names a database on it."""
 
     def __init__(self) -> None:
-        if not (BIN / "initdb").exists():
-            pytest.fail(f"PostgreSQL 15 binaries not found in {BIN}: {INSTALL}")
+        found = sorted(SERVERS.glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+        if not found:
+            pytest.fail(f"PostgreSQL server tools (initdb, pg_ctl) not found in {SERVERS}: "
+                        f"{INSTALL}")
+        self.bin = found[-1].parent
         self.port = free_port()
         # The cluster's user must own its directory; the test's tmp_path is private to root.
         self.root = Path(tempfile.mkdtemp(prefix="clevertap-test-pg-"))
@@ -44,7 +48,7 @@ class Cluster:
     def run(self, tool: str, *args: str) -> None:
         # initdb and postgres refuse to run as root.
         as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        p = subprocess.run([*as_owner, str(BIN / tool), *args], capture_output=True, text=True,
+        p = subprocess.run([*as_owner, str(self.bin / tool), *args], capture_output=True, text=True,
                            timeout=60, check=False)
         if p.returncode != 0:
             raise RuntimeError(f"{tool} failed ({p.returncode}): {p.stdout}{p.stderr}")
