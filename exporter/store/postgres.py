@@ -57,6 +57,10 @@ RECONNECT_SECONDS: Final = 0.5
 #: Longer than CleverTap waits for an answer (3 s): past it nobody is served by waiting.
 COMMAND_TIMEOUT: Final = 5.0
 
+#: Every session: named in pg_stat_activity, and a replica frozen inside a transaction (holding
+#: the write lock) is cut off by the server rather than stalling every other replica.
+_SESSION: Final = {"application_name": "clevertap-export-exporter",
+                   "idle_in_transaction_session_timeout": str(int(COMMAND_TIMEOUT * 1000))}
 _TABLES: Final = ("meta", "series", "runs", "deliveries", "label_values", "gauges", "log")
 #: _MIGRATIONS[n] takes the schema from version n to n + 1.
 _MIGRATIONS: Final = ("""
@@ -158,7 +162,7 @@ class PostgresStore:
             # No minimum size: the pool would retry (and log) its floor during an outage.
             pool = await asyncpg.create_pool(url, min_size=0, max_size=2, reset=_keep_session,
                                              command_timeout=COMMAND_TIMEOUT,
-                                             timeout=COMMAND_TIMEOUT)
+                                             timeout=COMMAND_TIMEOUT, server_settings=_SESSION)
         except (*_DB_ERRORS, ValueError) as exc:
             raise StoreError(f"cannot open the state database {where}: {exc}") from exc
         store = cls(url, pool)
@@ -345,7 +349,7 @@ class PostgresStore:
 
     async def _connect_listener(self) -> None:
         conn = await asyncpg.connect(self.url, timeout=COMMAND_TIMEOUT,
-                                     command_timeout=COMMAND_TIMEOUT)
+                                     command_timeout=COMMAND_TIMEOUT, server_settings=_SESSION)
         conn.add_termination_listener(self._on_lost)
         self._listener = conn
         await conn.add_listener(CHANNEL, self._on_notify)
