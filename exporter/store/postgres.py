@@ -235,21 +235,22 @@ class PostgresStore:
     async def _write_batches(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, []
+            if not self.healthy:  # refused before any work ran: the model is unchanged
+                settle((fut for _, fut in batch), StoreError("the state database is not "
+                                                              "reachable"))
+                continue
             error: StoreError | None = None
-            if not self.healthy:
-                error = StoreError("the state database is not reachable")
-            else:
-                try:
-                    await self._write(batch)
-                except _DB_ERRORS as exc:
-                    error = StoreError(f"state database write failed: {exc}")
-                except StoreError as exc:
-                    error = exc
-                except Exception as exc:
-                    log.exception("state write failed")
-                    error = StoreError(f"state write failed: {exc}")
+            try:
+                await self._write(batch)
+            except _DB_ERRORS as exc:
+                error = StoreError(f"state database write failed: {exc}")
+            except StoreError as exc:
+                error = exc
+            except Exception as exc:
+                log.exception("state write failed")
+                error = StoreError(f"state write failed: {exc}")
             if error is not None:
-                self._dirty = True
+                self._dirty = True  # works may have run: their changes are in the model only
                 self._news.set()  # the follower task reloads the model now
             settle((fut for _, fut in batch), error)
 
