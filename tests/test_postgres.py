@@ -17,7 +17,7 @@ from exporter.store.postgres import SCHEMA_VERSION
 from exporter.web.app import create_app
 from exporter.web.appkeys import TRACKER
 from tests.conftest import ClientFactory, Exporter, Samples, event, series
-from tests.postgres import Cluster, pg_cluster, pg_url
+from tests.postgres import Cluster, Replica, pg_cluster, pg_url
 
 __all__ = ["pg_cluster", "pg_url"]  # fixtures used here, imported from tests.postgres
 
@@ -198,6 +198,13 @@ async def test_newer_schema_is_refused(pg_url: str, tmp_path: Path) -> None:
     with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1} is newer"):
         async with open_store(tmp_path / "unused.db", pg_url):
             pass
+    # The process exits 1 with that one line.
+    with pytest.raises(RuntimeError, match="exited with 1") as failed:
+        await asyncio.to_thread(Replica("--state-url", pg_url).start)
+    errors = [line for line in str(failed.value).splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and errors[0].endswith(
+        f"state database schema version {SCHEMA_VERSION + 1} is newer than this exporter's "
+        f"({SCHEMA_VERSION}): run a newer exporter"), failed.value
 
 
 async def test_unreachable_database_fails_start(pg_cluster: Cluster, tmp_path: Path) -> None:
