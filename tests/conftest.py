@@ -150,9 +150,10 @@ def free_port() -> int:
 
 
 class ExporterProcess:
-    """The exporter as a real process (``python -m exporter``), for kill and restart tests."""
+    """The exporter as a real process (``python -m exporter``), for kill and restart tests;
+    ``state=None`` leaves the state to ``args`` (``--state-url``)."""
 
-    def __init__(self, state: Path, *args: str) -> None:
+    def __init__(self, state: Path | None, *args: str) -> None:
         self.state = state
         self.args = args
         self.port = free_port()
@@ -165,7 +166,7 @@ class ExporterProcess:
     def start(self, timeout: float = 15.0, ready_url: str | None = None) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "exporter", "--host", "127.0.0.1", "--port", str(self.port),
-             "--state-path", str(self.state), *self.args],
+             *(["--state-path", str(self.state)] if self.state else []), *self.args],
             cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )

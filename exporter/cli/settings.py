@@ -24,7 +24,10 @@ from exporter.web.settings import Settings
 
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _SECRETS: Final = ("auth_token", "basic_auth_password", "oauth_client_secret",
-                   "oauth_signing_key")
+                   "oauth_signing_key", "state_url")
+#: Not a string, so argparse keeps this very object when no flag or variable sets the path:
+#: that is how an explicit --state-path is told from the default.
+_DEFAULT_STATE_PATH: Final = Path("./data/state.db")
 
 
 def duration(text: str) -> float:
@@ -85,7 +88,10 @@ _FLAGS: Final[list[tuple[str, str, Callable[[str], object], object, str]]] = [
      "--metrics-port is set)"),
     ("--metrics-port", "EXPORTER_METRICS_PORT", _port, None, "serve /metrics and health "
      "checks on this separate port only, so the webhook port can face the internet"),
-    ("--state-path", "EXPORTER_STATE_PATH", Path, Path("./data/state.db"), "SQLite state file"),
+    ("--state-path", "EXPORTER_STATE_PATH", Path, _DEFAULT_STATE_PATH, "SQLite state file"),
+    ("--state-url", "EXPORTER_STATE_URL", str, None, "PostgreSQL state shared by "
+     "replicas, postgresql://USER[:PASSWORD]@HOST:PORT/DB, instead of --state-path (the "
+     "password-bearing form is best put in a file named by EXPORTER_STATE_URL_FILE)"),
     ("--timezone", "EXPORTER_TIMEZONE", timezone, "UTC", "IANA time zone of CleverTap's "
      "'Date and Time' when it carries no offset (your CleverTap account's zone)"),
     ("--auth-token", "EXPORTER_AUTH_TOKEN", str, None, "require this token as "
@@ -214,6 +220,7 @@ def parse_settings(argv: Sequence[str] | None = None,
                 setattr(args, name, Path(env[file_var]).read_text().strip())
             except OSError as exc:
                 parser.error(f"cannot read {file_var}: {exc}")
+    _check_state_url(parser, args)
     for broken, message in _conflicts(args):
         if broken:
             parser.error(message)
@@ -256,6 +263,7 @@ def parse_settings(argv: Sequence[str] | None = None,
         event_time_max_ahead=args.event_time_max_ahead,
         event_time_min=args.event_time_min,
         config_file=Path(args.config_file) if args.config_file else None,
+        state_url=args.state_url,
     )
 
 
@@ -286,6 +294,15 @@ def _web_config(parser: argparse.ArgumentParser, path: Path | None) -> WebConfig
         return load_web_config(Path(path))
     except WebConfigError as exc:
         parser.error(f"--web.config.file {path}: {exc}")
+
+
+def _check_state_url(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.state_url is None:
+        return
+    if args.state_path is not _DEFAULT_STATE_PATH:
+        parser.error("--state-url and --state-path are mutually exclusive")
+    if not args.state_url.startswith(("postgresql://", "postgres://")):
+        parser.error("--state-url must be postgresql://USER[:PASSWORD]@HOST:PORT/DB")
 
 
 def _networks(parser: argparse.ArgumentParser, env: Mapping[str, str],

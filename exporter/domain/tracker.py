@@ -5,6 +5,11 @@ durations), every known run (per account and Export Request Id) and the recent d
 to recognise redeliveries. Each event changes the model on the event loop, so decisions are
 atomic, and is acknowledged only after the rows it touched are committed to the store. The
 metrics collector reads the model; nothing else writes it.
+
+With a store shared by several replicas, the store decides when a change runs (``submit``):
+only once the model holds every change the other replicas committed before it, which the store
+hands over as the rows they wrote (``apply_remote``). Replicas replay rows, not events, so
+their models equal the tables whatever their settings, declared exports or version.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import heapq
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -22,7 +27,16 @@ from exporter.domain.keys import DeliveryKey, RunKey, SeriesKey
 from exporter.domain.labelcap import LabelCap
 from exporter.domain.model import Run, Series
 from exporter.domain.payload import StatusEvent
-from exporter.store.base import Changes, DeliveryRow, RunRow, SeriesRow, Store, StoreError
+from exporter.store.base import (
+    Changes,
+    DeliveryRow,
+    RunRow,
+    SeriesRow,
+    Snapshot,
+    Store,
+    StoreError,
+    Work,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,38 +96,93 @@ class ExportTracker:
         self.version = 0  # bumped on every change, so readers can cache what they derive
         self._seen_failures = store.failures
         self.reload()
+        store.follow(self)
 
     def reload(self) -> None:
         """Replace the in-memory model with what the store holds."""
-        snap = self.store.load()
+        self.restore(self.store.load())
+
+    def restore(self, snapshot: Snapshot) -> None:
+        """Replace the in-memory model with ``snapshot``."""
         self.series = {
             (r.account, r.partner, r.export_type, r.frequency): Series.decode(r.data)
-            for r in snap.series
+            for r in snapshot.series
         }
         self.runs = {}
         self.in_flight = {}
-        for rr in snap.runs:
-            run = Run((rr.account, rr.partner, rr.export_type, rr.frequency),
-                      rr.started, rr.last_finished, rr.updated)
-            rkey = (rr.account, rr.export_id)
-            self.runs[rkey] = run
-            if run.started is not None:
-                self._open(rkey, run, run.series, run.started)
-        self.deliveries = snap.deliveries  # oldest first: the dict's order is their age order
-        self.labels.restore(snap.label_values)
-        self.last_received = snap.gauges.get("last_received")
-        self.delivery_delay = {
-            k.removeprefix("delay:"): v for k, v in snap.gauges.items() if k.startswith("delay:")
-        }
+        for rr in snapshot.runs:
+            self._put_run(rr)
+        self.deliveries = snapshot.deliveries  # oldest first: the dict's order is their age order
+        self.labels.restore(snapshot.label_values)
+        self.last_received = None
+        self.delivery_delay = {}
+        self.declared_since = {}
+        self._set_gauges(snapshot.gauges.items())
         for key in self.declared:
             self.series.setdefault(key, Series())
-        self.declared_since = {}
-        for k, v in snap.gauges.items():
-            if k.startswith(_DECLARED_PREFIX):
+        self.version += 1
+
+    def apply_remote(self, changes: Sequence[Changes]) -> None:
+        """Apply the rows other replicas committed, in their commit order."""
+        for c in changes:
+            touched: set[SeriesKey] = set()
+            for label, value in c.label_values:
+                self.labels.admitted.setdefault(label, set()).add(value)
+            for sr in c.series:
+                key = (sr.account, sr.partner, sr.export_type, sr.frequency)
+                new = Series.decode(sr.data)
+                old = self.series.get(key)
+                if old is not None:
+                    new.running, new.rev = old.running, old.rev
+                self.series[key] = new
+                touched.add(key)
+            for rr in c.runs:
+                touched.update(self._drop_run((rr.account, rr.export_id)))
+                touched.add(self._put_run(rr).series)
+            for rkey in c.deleted_runs:
+                touched.update(self._drop_run(rkey))
+            self._apply_deliveries(c)
+            self._set_gauges(c.gauges)
+            for key in touched:
+                self.series[key].rev += 1
+        self.version += 1
+
+    def _apply_deliveries(self, c: Changes) -> None:
+        for d in c.deliveries:
+            self.deliveries[(d.account, d.export_id, d.status, d.event_time)] = d.received
+        for k in c.deleted_deliveries:
+            self.deliveries.pop(k, None)
+        horizon = c.deliveries_received_before
+        if horizon is not None:
+            self.deliveries = {k: r for k, r in self.deliveries.items() if r >= horizon}
+
+    def _put_run(self, rr: RunRow) -> Run:
+        run = Run((rr.account, rr.partner, rr.export_type, rr.frequency),
+                  rr.started, rr.last_finished, rr.updated)
+        rkey = (rr.account, rr.export_id)
+        self.runs[rkey] = run
+        if run.started is not None:
+            self._open(rkey, run, run.series, run.started)
+        return run
+
+    def _drop_run(self, rkey: RunKey) -> tuple[SeriesKey, ...]:
+        """Forget a run; returns the series it was in flight in, if any."""
+        run = self.runs.pop(rkey, None)
+        if run is None or run.started is None:
+            return ()
+        self._close(rkey, run)
+        return (run.series,)
+
+    def _set_gauges(self, gauges: Iterable[tuple[str, float]]) -> None:
+        for k, v in gauges:
+            if k == "last_received":
+                self.last_received = v
+            elif k.startswith("delay:"):
+                self.delivery_delay[k.removeprefix("delay:")] = v
+            elif k.startswith(_DECLARED_PREFIX):
                 parts = k.removeprefix(_DECLARED_PREFIX).split(_KEY_SEP)
                 if len(parts) == 4:
                     self.declared_since[(parts[0], parts[1], parts[2], parts[3])] = v
-        self.version += 1
 
     async def ingest(self, event: StatusEvent) -> str:
         """Apply ``event`` and make it durable; returns ``accepted`` or ``duplicate``.
@@ -121,16 +190,30 @@ class ExportTracker:
         Raises ``StoreError`` when it could not be stored; the model is then reloaded from
         the store, so memory never claims an event that the disk does not hold.
         """
+        outcome = DUPLICATE
+
+        def work() -> Changes:
+            nonlocal outcome
+            changes = self._apply_event(event)
+            if changes is None:
+                # An empty change all the same: it is answered with the batch it joins, so a
+                # duplicate is only acknowledged once the event it repeats is stored.
+                return Changes()
+            outcome = ACCEPTED
+            return changes
+
+        await self._submit(work)
+        return outcome
+
+    def _apply_event(self, event: StatusEvent) -> Changes | None:
+        """Change the model for ``event``; what to write, or None for a redelivery."""
         changes = Changes()
         account, partner, export_type, frequency, status = self.labels.fold(
             (event.account, event.partner, event.export_type, event.frequency, event.status),
             self.series, len(self.series), changes.label_values)
         dkey: DeliveryKey = (account, event.export_id, status, event.event_time)
         if dkey in self.deliveries:
-            # Wait for the original's commit (it may still be queued): a duplicate is only
-            # acknowledged once the event it repeats is stored.
-            await self._commit(Changes())
-            return DUPLICATE
+            return None
         if event.time_problem is not None:
             self.time_problems[event.time_problem] = self.time_problems.get(
                 event.time_problem, 0) + 1
@@ -166,29 +249,32 @@ class ExportTracker:
         self._limit_deliveries(changes)
         self._limit_runs(changes, touched, keep=rkey)
         self._persist_series(touched, changes)
-        await self._commit(changes)
-        return ACCEPTED
+        return changes
 
     async def declare(self, keys: Iterable[SeriesKey], pinned: dict[str, set[str]]) -> None:
         """Note the declared exports: remember (durably) when each was first declared, and
         admit their label values outside the cap so their webhooks never fold into ``other``."""
         self.labels.pinned = pinned
-        now = self.clock()
-        changes = Changes()
         declared = self.declared = set(keys)
         for key in declared:
             if key not in self.series:
                 # Present from start-up, so a declared export that never reports is visible.
                 self.series[key] = Series()
-            if key not in self.declared_since:
-                self.declared_since[key] = now
-                changes.gauges.append((_DECLARED_PREFIX + _KEY_SEP.join(key), now))
         for key, series in list(self.series.items()):
             if key not in declared and series.never_seen:
                 del self.series[key]  # no longer declared and never stored: forget it
         self.version += 1
-        if changes.gauges:
-            await self._commit(changes)
+
+        def work() -> Changes:
+            # Decided on the current model, so another replica's first declaration stands.
+            now = self.clock()
+            changes = Changes()
+            for key in [k for k in declared if k not in self.declared_since]:
+                self.declared_since[key] = now
+                changes.gauges.append((_DECLARED_PREFIX + _KEY_SEP.join(key), now))
+            return changes
+
+        await self._submit(work)
 
     def _start_run(self, rkey: RunKey, run: Run | None, key: SeriesKey, t: float,
                    now: float, touched: set[SeriesKey]) -> Run:
@@ -230,7 +316,21 @@ class ExportTracker:
 
         Returns how many runs were abandoned.
         """
-        now = self.clock()
+        abandoned = 0
+
+        def work() -> Changes:
+            nonlocal abandoned
+            changes, abandoned = self._expire_now(self.clock())
+            return changes
+
+        await self._submit(work)
+        if abandoned:
+            log.warning("abandoned %d in-flight export(s) older than %.0f s",
+                        abandoned, self.settings.in_flight_timeout)
+        self._log_forgotten()
+        return abandoned
+
+    def _expire_now(self, now: float) -> tuple[Changes, int]:
         changes = Changes()
         deadline = now - self.settings.in_flight_timeout
         touched: set[SeriesKey] = set()
@@ -254,13 +354,7 @@ class ExportTracker:
         if stale:
             changes.deliveries_received_before = horizon
         self._persist_series(touched, changes)
-        if abandoned or changes.deleted_runs or stale:
-            await self._commit(changes)
-        if abandoned:
-            log.warning("abandoned %d in-flight export(s) older than %.0f s",
-                        abandoned, self.settings.in_flight_timeout)
-        self._log_forgotten()
-        return abandoned
+        return changes, abandoned
 
     def _limit_deliveries(self, changes: Changes) -> None:
         """Forget the oldest deliveries beyond ``max_deliveries`` (the dict is in age order)."""
@@ -336,9 +430,9 @@ class ExportTracker:
         if keys:  # an expiry pass that changed no series leaves the cached exposition valid
             self.version += 1
 
-    async def _commit(self, changes: Changes) -> None:
+    async def _submit(self, work: Work) -> None:
         try:
-            await self.store.commit(changes)
+            await self.store.submit(work)
         except StoreError:
             self._recover()
             raise

@@ -1,15 +1,33 @@
-"""State backends behind one interface (``base.Store``): ``sqlite``, the embedded default."""
+"""State backends behind one interface (``base.Store``): ``sqlite``, the embedded default for one
+process, and ``postgres``, shared by several replicas."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from exporter.store.base import Store, StoreError
+from exporter.store.postgres import PostgresStore
 from exporter.store.sqlite import SQLiteStore
 
 __all__ = ["Store", "StoreError", "open_store"]
 
 
-def open_store(path: Path, *, init: bool = False, skip_corrupt: bool = False) -> Store:
-    """The state store for ``--state-path``, ``--state-init`` and ``--state-skip-corrupt``."""
-    return SQLiteStore(path, init=init, skip_corrupt=skip_corrupt)
+@contextlib.asynccontextmanager
+async def open_store(path: Path, url: str | None = None, *, init: bool = False,
+                     skip_corrupt: bool = False) -> AsyncIterator[Store]:
+    """The state store: PostgreSQL at ``url`` when given, else the SQLite file at ``path``
+    (``init`` and ``skip_corrupt``: ``--state-init``, ``--state-skip-corrupt``)."""
+    if url is None:
+        sqlite = SQLiteStore(path, init=init, skip_corrupt=skip_corrupt)
+        try:
+            yield sqlite
+        finally:
+            sqlite.close()
+        return
+    postgres = await PostgresStore.open(url)
+    try:
+        yield postgres
+    finally:
+        await postgres.close()

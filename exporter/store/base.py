@@ -1,12 +1,16 @@
 """What every state backend offers the domain: rows, a change set, a snapshot, and ``Store``.
 
 A backend knows tables and rows, not exports: the domain (``exporter.domain.tracker``) decides
-what changes and hands the backend one ``Changes`` per event to make durable. A new backend is a
-module beside ``sqlite`` that implements ``Store``.
+what changes and hands the backend a ``Work`` that returns one ``Changes`` to make durable. A
+backend shared by several processes (``postgres``) runs each work only once the model is current
+with every other writer's committed changes, which it hands to the ``Follower`` first. A new
+backend is a module beside ``sqlite`` that implements ``Store``.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -55,6 +59,16 @@ class Changes:
     label_values: list[tuple[str, str]] = field(default_factory=list)
     gauges: list[tuple[str, float]] = field(default_factory=list)
 
+    def __bool__(self) -> bool:
+        """Whether there is anything to write."""
+        return bool(self.series or self.runs or self.deleted_runs or self.deliveries
+                    or self.deleted_deliveries or self.deliveries_received_before is not None
+                    or self.label_values or self.gauges)
+
+
+#: Called by the store when the model is current: changes the model and returns what to write.
+Work = Callable[[], Changes]
+
 
 @dataclass(slots=True)
 class Snapshot:
@@ -69,10 +83,21 @@ class Snapshot:
     gauges: dict[str, float]
 
 
-class Store(Protocol):
-    """A durable home for the export model."""
+class Follower(Protocol):
+    """The owner of the in-memory model, as a store shared with other writers sees it."""
 
-    #: Failed commits so far: the owner reloads its model once per failure.
+    def restore(self, snapshot: Snapshot) -> None:
+        """Replace the whole model with ``snapshot``."""
+
+    def apply_remote(self, changes: Sequence[Changes]) -> None:
+        """Apply changes other writers committed, in commit order."""
+
+
+class Store(Protocol):
+    """A durable home for the export model; ``open_store`` opens and closes it."""
+
+    #: Failed commits so far: the owner reloads its model (``load``) and calls ``resume`` once
+    #: per failure. A store that restores its follower itself keeps this at 0.
     failures: int
 
     @property
@@ -80,10 +105,15 @@ class Store(Protocol):
         """Whether a change submitted now would be stored."""
 
     def load(self) -> Snapshot:
-        """Read the whole state, as committed."""
+        """The whole state, as committed."""
 
-    async def commit(self, changes: Changes) -> None:
-        """Make ``changes`` durable; returns once they are, raises ``StoreError`` if not."""
+    def follow(self, follower: Follower) -> None:
+        """Keep ``follower`` current with what other writers commit from now on."""
+
+    async def submit(self, work: Work) -> None:
+        """Run ``work`` on a model current with every committed change and make its result
+        durable; returns once it is, raises ``StoreError`` if not (the result is then unknown
+        to the store and the model must be reloaded)."""
 
     def resume(self) -> None:
         """Accept changes again after a failure, once the owner has reloaded its model."""
@@ -94,5 +124,13 @@ class Store(Protocol):
     def size_bytes(self) -> int:
         """Bytes the state takes in the backend."""
 
-    def close(self) -> None:
-        """Commit what is queued and release the backend."""
+
+def settle(futures: Iterable[asyncio.Future[None]], error: StoreError | None) -> None:
+    """Answer the callers of a batch: all committed, or all failed with ``error``."""
+    for fut in futures:
+        if fut.done():  # the caller went away; its change is written all the same
+            continue
+        if error is None:
+            fut.set_result(None)
+        else:
+            fut.set_exception(error)

@@ -36,7 +36,16 @@ from typing import IO, Final
 
 import orjson
 
-from exporter.store.base import Changes, RunRow, SeriesRow, Snapshot, StoreError
+from exporter.store.base import (
+    Changes,
+    Follower,
+    RunRow,
+    SeriesRow,
+    Snapshot,
+    StoreError,
+    Work,
+    settle,
+)
 
 log = logging.getLogger(__name__)
 
@@ -306,10 +315,18 @@ class SQLiteStore:
             loop.call_soon(self._flush)
         await fut
 
+    def follow(self, follower: Follower) -> None:
+        """Nothing to follow: this process is the file's only writer."""
+
+    async def submit(self, work: Work) -> None:
+        """``work`` runs at once (the model is current: no other writer) and joins the batch."""
+        await self.commit(work())
+
     def resume(self) -> None:
         """Accept changes again after a failure, once the owner has reloaded its state."""
         stale, self._pending = self._pending, []
-        _settle(stale, StoreError("state store is recovering from a failed write"))
+        settle((f for _, f in stale),
+               StoreError("state store is recovering from a failed write"))
         self._rejecting = False
 
     def _flush(self) -> None:
@@ -332,7 +349,7 @@ class SQLiteStore:
                 self.failures += 1
                 self._rejecting = True
                 error = StoreError(f"state store write failed: {exc}")
-        _settle(batch, error)
+        settle((f for _, f in batch), error)
 
     def _verify_identity(self) -> bool:
         """Whether the file at the path is still the database opened; logs once when not."""
@@ -442,13 +459,3 @@ def _type_problem(kind: str, value: object) -> str | None:
     except orjson.JSONDecodeError:
         ok = False
     return None if ok else "is not the series' JSON encoding"
-
-
-def _settle(batch: _Pending, error: StoreError | None) -> None:
-    for _, fut in batch:
-        if fut.done():  # the caller went away; its change is written all the same
-            continue
-        if error is None:
-            fut.set_result(None)
-        else:
-            fut.set_exception(error)

@@ -28,6 +28,7 @@ from exporter.security.auth import WebhookAuth
 from exporter.security.oauth import TOKEN_PATH, TokenEndpoint, TokenIssuer
 from exporter.security.webconfig import BasicAuthUsers, WebConfigFile
 from exporter.store import StoreError, open_store
+from exporter.store.postgres import describe
 from exporter.web.appkeys import (
     AUTH,
     CONFIG,
@@ -189,41 +190,40 @@ def _add_observability_routes(app: web.Application) -> None:
 
 async def _state_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    store = open_store(settings.state_path, init=settings.state_init,
-                       skip_corrupt=settings.state_skip_corrupt)
-    tracker = ExportTracker(
-        store,
-        TrackerSettings(
-            max_label_values=settings.max_label_values,
-            in_flight_timeout=settings.in_flight_timeout,
-            retention=settings.retention,
-            max_deliveries=settings.max_remembered_deliveries,
-            max_runs=settings.max_runs,
-            max_series=settings.max_series,
-        ),
-    )
-    app[TRACKER] = tracker
-    await declare_exports(app)
-    registry = app[REGISTRY]
-    registry.register(TrackerCollector(tracker, app[CONFIG]))
-    app[EXPOSITION] = SeriesExposition(tracker)
-    ProcessCollector(registry=registry)
-    log.info("state loaded from %s: %d series, %d in flight, %d remembered deliveries",
-             settings.state_path, len(tracker.series), len(tracker.in_flight),
-             len(tracker.deliveries))
-    if settings.webhook_open:
-        log.warning("no webhook credentials configured: anyone who can reach the port can "
-                    "post events (set --auth-token, --basic-auth-user, --oauth-client-id or "
-                    "basic_auth_users in --web.config.file)")
-    await _expire(tracker)
-    task = asyncio.create_task(_expire_periodically(tracker))
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        store.close()
+    async with open_store(settings.state_path, settings.state_url, init=settings.state_init,
+                          skip_corrupt=settings.state_skip_corrupt) as store:
+        tracker = ExportTracker(
+            store,
+            TrackerSettings(
+                max_label_values=settings.max_label_values,
+                in_flight_timeout=settings.in_flight_timeout,
+                retention=settings.retention,
+                max_deliveries=settings.max_remembered_deliveries,
+                max_runs=settings.max_runs,
+                max_series=settings.max_series,
+            ),
+        )
+        app[TRACKER] = tracker
+        await declare_exports(app)
+        registry = app[REGISTRY]
+        registry.register(TrackerCollector(tracker, app[CONFIG]))
+        app[EXPOSITION] = SeriesExposition(tracker)
+        ProcessCollector(registry=registry)
+        where = settings.state_path if settings.state_url is None else describe(settings.state_url)
+        log.info("state loaded from %s: %d series, %d in flight, %d remembered deliveries",
+                 where, len(tracker.series), len(tracker.in_flight), len(tracker.deliveries))
+        if settings.webhook_open:
+            log.warning("no webhook credentials configured: anyone who can reach the port can "
+                        "post events (set --auth-token, --basic-auth-user, --oauth-client-id "
+                        "or basic_auth_users in --web.config.file)")
+        await _expire(tracker)
+        task = asyncio.create_task(_expire_periodically(tracker))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 async def _expire(tracker: ExportTracker) -> None:

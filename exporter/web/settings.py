@@ -49,6 +49,8 @@ class Settings:
     #: Unix time (``--event-time-max-ahead``, ``--event-time-min``).
     event_time_max_ahead: float = 86400.0
     event_time_min: float = 1420070400.0  # 2015-01-01T00:00:00Z
+    #: PostgreSQL state shared by replicas, instead of the SQLite file at ``state_path``.
+    state_url: str | None = None
 
     @property
     def webhook_open(self) -> bool:

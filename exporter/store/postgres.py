@@ -1,0 +1,509 @@
+"""Shared state on PostgreSQL, so that several replicas behave as one exporter.
+
+The tables are SQLite's, plus ``log``: every committed batch of ``Changes``, numbered by ``seq``.
+A batch is written in one transaction that first takes a transaction-level advisory lock, so
+writers commit one at a time and in ``seq`` order. Under the lock the replica applies the log
+rows it has not seen yet (``Follower.apply_remote``), then runs its queued works on that current
+model (so deduplication and the run rules are decided on every replica's committed events),
+writes their rows and one log row, NOTIFYs, commits, and only then answers its callers.
+
+Between writes a follower task LISTENs, polls every second as a safety net, and applies the other
+replicas' rows. A replica that lost its connection, or whose write failed (its model may then
+hold changes that were never stored), refuses changes and reports unhealthy until it has
+reconnected and caught up; it reloads the whole state when its model is dirty or the log was
+pruned past the last row it applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import asyncpg
+import orjson
+
+from exporter.store.base import (
+    Changes,
+    DeliveryRow,
+    Follower,
+    RunRow,
+    SeriesRow,
+    Snapshot,
+    StoreError,
+    Work,
+    settle,
+)
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION: Final = 1
+#: Advisory lock keys (any bigint unique to this application): schema migrations, and writes.
+LOCK_MIGRATE: Final = 0x63_74_65_78_00_01
+LOCK_WRITE: Final = 0x63_74_65_78_00_02
+CHANNEL: Final = "clevertap_export_log"
+POLL_SECONDS: Final = 1.0
+#: Log rows older than this are pruned; a replica away longer reloads the whole state.
+LOG_RETENTION_SECONDS: Final = 600.0
+PRUNE_EVERY_SECONDS: Final = 60.0
+SIZE_EVERY_SECONDS: Final = 30.0
+RECONNECT_SECONDS: Final = 0.5
+#: Longer than CleverTap waits for an answer (3 s): past it nobody is served by waiting.
+COMMAND_TIMEOUT: Final = 5.0
+
+#: Every session: named in pg_stat_activity, and a replica frozen inside a transaction (holding
+#: the write lock) is cut off by the server rather than stalling every other replica.
+_SESSION: Final = {"application_name": "clevertap-export-exporter",
+                   "idle_in_transaction_session_timeout": str(int(COMMAND_TIMEOUT * 1000))}
+_TABLES: Final = ("meta", "series", "runs", "deliveries", "label_values", "gauges", "log")
+#: _MIGRATIONS[n] takes the schema from version n to n + 1.
+_MIGRATIONS: Final = ("""
+CREATE TABLE series (
+    account TEXT NOT NULL, partner TEXT NOT NULL, export_type TEXT NOT NULL,
+    frequency TEXT NOT NULL, data BYTEA NOT NULL,
+    PRIMARY KEY (account, partner, export_type, frequency)
+);
+CREATE TABLE runs (
+    account TEXT NOT NULL, export_id TEXT NOT NULL, partner TEXT NOT NULL,
+    export_type TEXT NOT NULL, frequency TEXT NOT NULL,
+    started DOUBLE PRECISION, last_finished DOUBLE PRECISION, updated DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (account, export_id)
+);
+CREATE TABLE deliveries (
+    account TEXT NOT NULL, export_id TEXT NOT NULL, status TEXT NOT NULL,
+    event_time DOUBLE PRECISION NOT NULL, received DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (account, export_id, status, event_time)
+);
+CREATE INDEX deliveries_received ON deliveries (received);
+CREATE TABLE label_values (label TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (label, value));
+CREATE TABLE gauges (key TEXT PRIMARY KEY, value DOUBLE PRECISION NOT NULL);
+CREATE TABLE log (
+    seq BIGSERIAL PRIMARY KEY,
+    at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+    data BYTEA NOT NULL
+);
+""",)
+
+#: The rows after ``$1``, preceded by a row of seq -1 when pruning removed some of them.
+_CATCH_UP: Final = """
+SELECT seq, data FROM log WHERE seq > $1
+UNION ALL
+SELECT -1, NULL FROM meta WHERE key = 'log_pruned_through' AND value::bigint > $1
+ORDER BY seq
+"""
+#: One log row and the NOTIFY that other replicas receive when it commits.
+_APPEND: Final = """
+WITH row AS (INSERT INTO log (data) VALUES ($1) RETURNING seq)
+SELECT seq FROM row, pg_notify($2, $3)
+"""
+#: A prefix of the log (by seq, so no replica sees a hole that is not recorded as pruned).
+_PRUNE: Final = """
+WITH horizon AS (
+    SELECT max(seq) AS seq FROM log WHERE at < now() - make_interval(secs => $1)
+), gone AS (
+    DELETE FROM log WHERE seq <= (SELECT seq FROM horizon)
+)
+INSERT INTO meta (key, value) SELECT 'log_pruned_through', seq::text FROM horizon
+WHERE seq IS NOT NULL
+ON CONFLICT (key) DO UPDATE SET value = excluded.value
+"""
+
+#: What a lost or refused connection raises, besides the server's own errors.
+_DB_ERRORS: Final = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+_Pending = list[tuple[Work, asyncio.Future[None]]]
+_Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+
+
+def describe(url: str) -> str:
+    """The URL without its password, for logs and errors."""
+    parts = urlsplit(url)
+    user = f"{parts.username}@" if parts.username else ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{user}{host}{port}{parts.path}"
+
+
+class PostgresStore:
+    """State on a PostgreSQL database that other replicas share; open with ``await open()``."""
+
+    def __init__(self, url: str, pool: asyncpg.Pool) -> None:
+        self.url = url
+        self.failures = 0  # this store restores its follower itself (see ``Store.failures``)
+        self._pool = pool
+        self._id = uuid.uuid4().hex  # tells this replica's own NOTIFYs from the others'
+        self._listener: asyncpg.Connection | None = None
+        self._follower: Follower | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._pending: _Pending = []
+        self._lock = asyncio.Lock()  # one of: a write, a catch-up, a reload
+        self._news = asyncio.Event()
+        self._snapshot: Snapshot | None = None
+        self._seq = 0  # the last log row the model holds
+        self._live = False  # connected and caught up
+        self._dirty = False  # the model may hold changes the database does not
+        self._closed = False
+        self._size = 0
+        self._size_at = 0.0
+        self._prune_at = 0.0
+
+    @classmethod
+    async def open(cls, url: str) -> PostgresStore:
+        """Connect, migrate the schema and read the state; ``StoreError`` if any fails."""
+        where = describe(url)
+        try:
+            # No minimum size: the pool would retry (and log) its floor during an outage.
+            pool = await asyncpg.create_pool(url, min_size=0, max_size=2, reset=_keep_session,
+                                             command_timeout=COMMAND_TIMEOUT,
+                                             timeout=COMMAND_TIMEOUT, server_settings=_SESSION)
+        except (*_DB_ERRORS, ValueError) as exc:
+            raise StoreError(f"cannot open the state database {where}: {exc}") from exc
+        store = cls(url, pool)
+        try:
+            async with pool.acquire() as conn:
+                await migrate(conn)
+            await store._connect_listener()
+            store._snapshot, store._seq = await store._read_snapshot()
+        except BaseException as exc:
+            await store.close()
+            if isinstance(exc, _DB_ERRORS):
+                raise StoreError(f"cannot open the state database {where}: {exc}") from exc
+            raise
+        store._live = True
+        return store
+
+    async def close(self) -> None:
+        """Write what is queued, stop following and close the connections."""
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                await self._writer
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._drop_listener()
+        await self._pool.close()
+
+    @property
+    def healthy(self) -> bool:
+        """Connected, caught up with every other replica, and the model is what is stored."""
+        return self._live and not self._dirty and not self._closed
+
+    def check(self) -> bool:
+        """The follower task's verdict: it reads the database every ``POLL_SECONDS``."""
+        return self.healthy
+
+    def size_bytes(self) -> int:
+        """Bytes of the tables and their indexes, as last measured."""
+        return self._size
+
+    def load(self) -> Snapshot:
+        """The state as read when the store opened, handed over once (the owner keeps it)."""
+        snapshot, self._snapshot = self._snapshot, None
+        if snapshot is None:
+            raise StoreError("the state is restored by the store itself")
+        return snapshot
+
+    def resume(self) -> None:
+        """Nothing to do: after a failure the store restores its follower itself."""
+
+    def follow(self, follower: Follower) -> None:
+        """Keep ``follower`` current with the log from the state it loaded."""
+        self._follower = follower
+        self._task = asyncio.create_task(self._follow())
+
+    async def submit(self, work: Work) -> None:
+        """Queue ``work`` for the next transaction; returns once that has committed."""
+        if not self.healthy:
+            raise StoreError("the state database is not reachable or this replica is "
+                             "catching up")
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((work, fut))
+        if self._writer is None or self._writer.done():
+            # Starts on the next loop turn: every caller queued before then joins the batch.
+            self._writer = asyncio.create_task(self._write_batches())
+        await fut
+
+    async def _write_batches(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            if not self.healthy:  # refused before any work ran: the model is unchanged
+                settle((fut for _, fut in batch), StoreError("the state database is not "
+                                                              "reachable"))
+                continue
+            error: StoreError | None = None
+            try:
+                await self._write(batch)
+            except _DB_ERRORS as exc:
+                error = StoreError(f"state database write failed: {exc}")
+            except StoreError as exc:
+                error = exc
+            except Exception as exc:
+                log.exception("state write failed")
+                error = StoreError(f"state write failed: {exc}")
+            if error is not None:
+                self._dirty = True  # works may have run: their changes are in the model only
+                self._news.set()  # the follower task reloads the model now
+            settle((fut for _, fut in batch), error)
+
+    async def _write(self, batch: _Pending) -> None:
+        async with self._lock, self._pool.acquire() as conn:
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK_WRITE)
+                # After the lock: every earlier writer has committed, this sees all of it.
+                if not self._apply(await conn.fetch(_CATCH_UP, self._seq)):
+                    raise StoreError("the log was pruned past this replica's state")
+                changes = [c for c in (work() for work, _ in batch) if c]
+                seq = None
+                if changes:
+                    await write_rows(conn, changes)
+                    seq = await conn.fetchval(_APPEND, encode(changes), CHANNEL, self._id)
+                if time.monotonic() >= self._prune_at:
+                    self._prune_at = time.monotonic() + PRUNE_EVERY_SECONDS
+                    await conn.execute(_PRUNE, LOG_RETENTION_SECONDS)
+            if seq is not None:  # committed: the model holds it already
+                self._seq = seq
+
+    def _apply(self, rows: Sequence[asyncpg.Record]) -> bool:
+        """Apply log rows to the follower; False when some were pruned before it saw them."""
+        if not rows:
+            return True
+        if rows[0]["seq"] < 0:
+            return False
+        assert self._follower is not None
+        self._follower.apply_remote([c for r in rows for c in decode(r["data"])])
+        self._seq = rows[-1]["seq"]
+        return True
+
+    async def _follow(self) -> None:
+        while not self._closed:
+            try:
+                if self._listener is None or self._listener.is_closed():
+                    # Not ready until caught up: what it missed meanwhile is not in the model.
+                    self._lost("connection closed")
+                    await self._connect_listener()
+                await self._catch_up()
+                if not self._live:
+                    log.info("state database %s: connected and caught up", describe(self.url))
+                self._live = True
+                await self._measure()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(POLL_SECONDS):
+                        await self._news.wait()
+                self._news.clear()
+            except _DB_ERRORS as exc:
+                self._lost(str(exc) or type(exc).__name__)
+                await self._drop_listener()
+                await asyncio.sleep(RECONNECT_SECONDS)
+            except Exception:  # e.g. a log row it cannot apply: the model is half changed
+                log.exception("could not apply the state log; reloading the whole state")
+                self._lost("log not applied")
+                self._dirty = True
+                await asyncio.sleep(RECONNECT_SECONDS)
+
+    def _lost(self, reason: str) -> None:
+        if self._live:
+            log.error("lost the state database %s (%s); refusing webhooks until reconnected "
+                      "and caught up", describe(self.url), reason)
+        self._live = False
+
+    async def _catch_up(self) -> None:
+        async with self._lock:
+            if not self._dirty:
+                assert self._listener is not None
+                if self._apply(await self._listener.fetch(_CATCH_UP, self._seq)):
+                    return
+                log.warning("the state log was pruned past this replica's state: reloading")
+            snapshot, seq = await self._read_snapshot()
+            assert self._follower is not None
+            self._follower.restore(snapshot)
+            self._seq, self._dirty = seq, False
+
+    async def _read_snapshot(self) -> tuple[Snapshot, int]:
+        async with self._pool.acquire() as conn, conn.transaction(
+                isolation="repeatable_read", readonly=True):
+            snapshot = Snapshot(
+                series=[SeriesRow(*r) for r in await conn.fetch(
+                    "SELECT account, partner, export_type, frequency, data FROM series")],
+                runs=[RunRow(*r) for r in await conn.fetch(
+                    "SELECT account, export_id, partner, export_type, frequency, started, "
+                    "last_finished, updated FROM runs")],
+                deliveries={(a, e, s, t): r for a, e, s, t, r in await conn.fetch(
+                    "SELECT account, export_id, status, event_time, received FROM deliveries "
+                    "ORDER BY received")},
+                label_values=[(a, b) for a, b in await conn.fetch(
+                    "SELECT label, value FROM label_values")],
+                gauges={k: v for k, v in await conn.fetch("SELECT key, value FROM gauges")},
+            )
+            seq = await conn.fetchval(
+                "SELECT greatest((SELECT max(seq) FROM log), (SELECT value::bigint FROM meta "
+                "WHERE key = 'log_pruned_through'), 0)")
+        return snapshot, int(seq)
+
+    async def _connect_listener(self) -> None:
+        conn = await asyncpg.connect(self.url, timeout=COMMAND_TIMEOUT,
+                                     command_timeout=COMMAND_TIMEOUT, server_settings=_SESSION)
+        conn.add_termination_listener(self._on_lost)
+        self._listener = conn
+        await conn.add_listener(CHANNEL, self._on_notify)
+
+    async def _drop_listener(self) -> None:
+        conn, self._listener = self._listener, None
+        if conn is not None:
+            conn.terminate()  # no goodbye: the server may be gone
+
+    def _on_notify(self, conn: Any, pid: int, channel: str, payload: object) -> None:
+        if payload != self._id:
+            self._news.set()
+
+    def _on_lost(self, conn: Any) -> None:
+        self._news.set()
+
+    async def _measure(self) -> None:
+        if time.monotonic() < self._size_at:
+            return
+        self._size_at = time.monotonic() + SIZE_EVERY_SECONDS
+        assert self._listener is not None
+        self._size = int(await self._listener.fetchval(
+            "SELECT sum(pg_total_relation_size(t::regclass)) FROM unnest($1::text[]) t",
+            list(_TABLES)) or 0)
+
+
+async def _keep_session(conn: _Conn) -> None:
+    """The pool's reset on release, a round trip per write, is not needed: transactions here
+    leave no session state (their locks end with them, nothing LISTENs on a pooled one)."""
+
+
+async def migrate(conn: _Conn) -> None:
+    """Bring the schema to ``SCHEMA_VERSION`` under an advisory lock; refuse a newer one."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK_MIGRATE)
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        found = await conn.fetchval("SELECT value FROM meta WHERE key = 'schema_version'")
+        version = int(found or 0)
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"state database schema version {version} is newer than this "
+                             f"exporter's ({SCHEMA_VERSION}): run a newer exporter")
+        for script in _MIGRATIONS[version:]:
+            await conn.execute(script)
+        await conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', $1) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value", str(SCHEMA_VERSION))
+
+
+@dataclass(slots=True)
+class _Net:
+    """The net effect of a batch of ``Changes``, applied in order, as rows to write."""
+
+    series: dict[tuple[str, str, str, str], SeriesRow] = field(default_factory=dict)
+    runs: dict[tuple[str, str], RunRow | None] = field(default_factory=dict)
+    deliveries: dict[tuple[str, str, str, float], DeliveryRow | None] = field(
+        default_factory=dict)
+    #: Deliveries deleted at some point of the batch: deleted first, even if inserted again.
+    deleted: set[tuple[str, str, str, float]] = field(default_factory=set)
+    received_before: float | None = None
+    label_values: set[tuple[str, str]] = field(default_factory=set)
+    gauges: dict[str, float] = field(default_factory=dict)
+
+    def add(self, c: Changes) -> None:
+        self.label_values.update(c.label_values)
+        for s in c.series:
+            self.series[(s.account, s.partner, s.export_type, s.frequency)] = s
+        for r in c.runs:
+            self.runs[(r.account, r.export_id)] = r
+        for k in c.deleted_runs:
+            self.runs[k] = None
+        for d in c.deliveries:
+            self.deliveries[(d.account, d.export_id, d.status, d.event_time)] = d
+        for dk in c.deleted_deliveries:
+            self.deliveries[dk] = None
+            self.deleted.add(dk)
+        horizon = c.deliveries_received_before
+        if horizon is not None:
+            self.received_before = max(horizon, self.received_before or horizon)
+            for dk, row in self.deliveries.items():
+                if row is not None and row.received < horizon:
+                    self.deliveries[dk] = None
+        self.gauges.update(c.gauges)
+
+
+async def write_rows(conn: _Conn, batch: Sequence[Changes]) -> None:
+    """Write the net effect of ``batch``; a delivery already stored fails the transaction (the
+    model missed it, so it must be reloaded rather than answer on a wrong decision)."""
+    net = _Net()
+    for c in batch:
+        net.add(c)
+    if net.label_values:
+        await conn.executemany("INSERT INTO label_values VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                               sorted(net.label_values))
+    if net.series:
+        await conn.executemany(
+            "INSERT INTO series VALUES ($1, $2, $3, $4, $5) ON CONFLICT "
+            "(account, partner, export_type, frequency) DO UPDATE SET data = excluded.data",
+            list(net.series.values()))
+    await _write_runs(conn, net)
+    if net.received_before is not None:
+        await conn.execute("DELETE FROM deliveries WHERE received < $1", net.received_before)
+    gone = net.deleted | {k for k, d in net.deliveries.items() if d is None}
+    if gone:
+        await conn.executemany("DELETE FROM deliveries WHERE account = $1 AND export_id = $2 "
+                               "AND status = $3 AND event_time = $4", sorted(gone))
+    added = [d for d in net.deliveries.values() if d is not None]
+    if added:
+        await conn.executemany("INSERT INTO deliveries VALUES ($1, $2, $3, $4, $5)", added)
+    if net.gauges:
+        await conn.executemany(
+            "INSERT INTO gauges VALUES ($1, $2) ON CONFLICT (key) DO UPDATE "
+            "SET value = excluded.value", list(net.gauges.items()))
+
+
+async def _write_runs(conn: _Conn, net: _Net) -> None:
+    gone = [k for k, r in net.runs.items() if r is None]
+    if gone:
+        await conn.executemany("DELETE FROM runs WHERE account = $1 AND export_id = $2", gone)
+    kept = [r for r in net.runs.values() if r is not None]
+    if kept:
+        await conn.executemany(
+            "INSERT INTO runs VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT "
+            "(account, export_id) DO UPDATE SET partner = excluded.partner, "
+            "export_type = excluded.export_type, frequency = excluded.frequency, "
+            "started = excluded.started, last_finished = excluded.last_finished, "
+            "updated = excluded.updated", kept)
+
+
+def encode(batch: Sequence[Changes]) -> bytes:
+    """A log row: the batch's changes in order, as JSON (series data as hex)."""
+    return orjson.dumps([[
+        [[*s[:4], s.data.hex()] for s in c.series],
+        [tuple(r) for r in c.runs],
+        c.deleted_runs,
+        [tuple(d) for d in c.deliveries],
+        c.deleted_deliveries,
+        c.deliveries_received_before,
+        c.label_values,
+        c.gauges,
+    ] for c in batch])
+
+
+def decode(data: bytes) -> list[Changes]:
+    """The changes of a log row written by ``encode``."""
+    return [Changes(
+        series=[SeriesRow(a, p, t, f, bytes.fromhex(h)) for a, p, t, f, h in series],
+        runs=[RunRow(*r) for r in runs],
+        deleted_runs=[(a, e) for a, e in deleted_runs],
+        deliveries=[DeliveryRow(*d) for d in deliveries],
+        deleted_deliveries=[(a, e, s, t) for a, e, s, t in deleted_deliveries],
+        deliveries_received_before=before,
+        label_values=[(a, b) for a, b in label_values],
+        gauges=[(k, v) for k, v in gauges],
+    ) for series, runs, deleted_runs, deliveries, deleted_deliveries, before, label_values, gauges
+        in orjson.loads(data)]
