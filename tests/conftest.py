@@ -109,7 +109,7 @@ class Exporter:
 
     @property
     def app(self) -> web.Application:
-        return self.client.app  # type: ignore[return-value]
+        return self.client.app
 
     async def post(self, body: Any, account: str | None = None,
                    headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:

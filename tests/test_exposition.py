@@ -34,7 +34,7 @@ async def test_promtool_finds_no_problem(exporter: Exporter) -> None:
 async def test_openmetrics_parses(exporter: Exporter) -> None:
     await populate(exporter)
     resp = await exporter.client.get("/metrics", headers=OPENMETRICS)
-    families = {f.name: f for f in om_parse(await resp.text())}
+    families = {f.name: f for f in om_parse(await resp.text())}  # type: ignore[no-untyped-call]
     assert families["clevertap_export_status_events"].type == "counter"
     assert families["clevertap_export_duration_seconds"].type == "histogram"
     assert families["clevertap_export_abandoned"].type == "counter"

@@ -15,8 +15,9 @@ import contextlib
 import random
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -64,7 +65,7 @@ class Burst(Load):
         self.lost = self.unavailable = 0
         self.started = time.monotonic()
 
-    async def run(self, disrupt: Callable[[Burst], Awaitable[None]]) -> None:
+    async def run(self, disrupt: Callable[[Burst], Coroutine[Any, Any, None]]) -> None:
         connector = aiohttp.TCPConnector(limit=CLIENTS)
         timeout = aiohttp.ClientTimeout(total=10)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:

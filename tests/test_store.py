@@ -8,7 +8,8 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from exporter.store.sqlite import Changes, SQLiteStore
+from exporter.store.base import Changes
+from exporter.store.sqlite import SQLiteStore
 from tests.conftest import Exporter, event, labels, series
 
 Start = Callable[..., Awaitable[Exporter]]

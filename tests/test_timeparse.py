@@ -10,8 +10,8 @@ from exporter.domain.timeparse import TimeParseError, parse_event_time
 UTC_ZONE = ZoneInfo("UTC")
 
 
-def ts(*args: int) -> float:
-    return datetime(*args, tzinfo=UTC).timestamp()
+def ts(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> float:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC).timestamp()
 
 
 @pytest.mark.parametrize(("raw", "want"), [

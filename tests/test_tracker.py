@@ -30,17 +30,16 @@ Make = Callable[..., ExportTracker]
 
 @pytest.fixture
 async def make(tmp_path: Path) -> AsyncIterator[Make]:
-    made: list[ExportTracker] = []
+    made: list[SQLiteStore] = []
 
     def factory(clock: Clock | None = None, **settings: Any) -> ExportTracker:
-        tracker = ExportTracker(SQLiteStore(tmp_path / "state.db"), TrackerSettings(**settings),
-                                clock or Clock())
-        made.append(tracker)
-        return tracker
+        store = SQLiteStore(tmp_path / "state.db")
+        made.append(store)
+        return ExportTracker(store, TrackerSettings(**settings), clock or Clock())
 
     yield factory
-    for t in made:
-        t.store.close()
+    for store in made:
+        store.close()
 
 
 def ev(status: str, t: float, export_id: str = "1", *, partner: str = "amazon_s3",
@@ -122,7 +121,7 @@ async def test_the_model_survives_a_restart(make: Make) -> None:
     t = make()
     await t.ingest(ev("initiated", T0))
     await t.ingest(ev("completed", T0 + 900, "2"))
-    t.store.close()
+    t.store.close()  # type: ignore[attr-defined]  # the SQLite store, closed to reopen
     again = make()
     assert again.series[KEY].status_counts == t.series[KEY].status_counts
     assert set(again.in_flight) == {("default", "1")}

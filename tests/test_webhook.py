@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import gzip
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from exporter.web.appkeys import TRACKER
 from tests.conftest import SAMPLES, Exporter, event, labels, parse_metrics, series
@@ -227,7 +227,7 @@ async def test_body_limit(start_exporter: Start) -> None:
     assert status == 413
     assert "1024" in answer["error"]
 
-    async def chunks():  # type: ignore[no-untyped-def]
+    async def chunks() -> AsyncIterator[bytes]:
         for _ in range(10):
             yield b" " * 200
     resp = await exp.client.post("/webhook", data=chunks())

@@ -12,6 +12,7 @@ import argparse
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
@@ -81,65 +82,118 @@ def _header(text: str) -> str:
     return text
 
 
-# (flag, environment variable, type, default, help)
-_FLAGS: Final[list[tuple[str, str, Callable[[str], object], object, str]]] = [
-    ("--host", "EXPORTER_HOST", str, "0.0.0.0", "address to listen on"),  # noqa: S104
-    ("--port", "EXPORTER_PORT", _port, 9877, "port of the webhook (and /metrics unless "
-     "--metrics-port is set)"),
-    ("--metrics-port", "EXPORTER_METRICS_PORT", _port, None, "serve /metrics and health "
-     "checks on this separate port only, so the webhook port can face the internet"),
-    ("--state-path", "EXPORTER_STATE_PATH", Path, _DEFAULT_STATE_PATH, "SQLite state file"),
-    ("--state-url", "EXPORTER_STATE_URL", str, None, "PostgreSQL state shared by "
-     "replicas, postgresql://USER[:PASSWORD]@HOST:PORT/DB, instead of --state-path (the "
-     "password-bearing form is best put in a file named by EXPORTER_STATE_URL_FILE)"),
-    ("--timezone", "EXPORTER_TIMEZONE", timezone, "UTC", "IANA time zone of CleverTap's "
-     "'Date and Time' when it carries no offset (your CleverTap account's zone)"),
-    ("--auth-token", "EXPORTER_AUTH_TOKEN", str, None, "require this token as "
-     "'Authorization: Bearer <token>' or in --auth-header"),
-    ("--auth-header", "EXPORTER_AUTH_HEADER", _header, None, "custom header that may carry "
-     "the token, for CleverTap's Headers tab (e.g. X-Webhook-Token)"),
-    ("--basic-auth-user", "EXPORTER_BASIC_AUTH_USER", str, None, "require HTTP Basic "
-     "authorization with this user"),
-    ("--basic-auth-password", "EXPORTER_BASIC_AUTH_PASSWORD", str, None, "password for "
-     "--basic-auth-user"),
-    ("--oauth-client-id", "EXPORTER_OAUTH_CLIENT_ID", str, None, "serve an OAuth 2.0 "
-     "client-credentials token endpoint (POST /oauth/token) for this client id, and accept "
-     "its access tokens as 'Authorization: Bearer' on the webhook"),
-    ("--oauth-client-secret", "EXPORTER_OAUTH_CLIENT_SECRET", str, None, "client secret for "
-     "--oauth-client-id"),
-    ("--oauth-token-ttl", "EXPORTER_OAUTH_TOKEN_TTL", duration, "1h", "lifetime of the "
-     "access tokens the token endpoint issues"),
-    ("--oauth-signing-key", "EXPORTER_OAUTH_SIGNING_KEY", str, None, "HMAC key signing the "
-     "access tokens (default: derived from the client secret); share it between replicas"),
-    ("--in-flight-timeout", "EXPORTER_IN_FLIGHT_TIMEOUT", duration, "48h", "give up an "
-     "in-flight export whose start is older than this (counted as abandoned)"),
-    ("--retention", "EXPORTER_RETENTION", duration, "7d", "how long deliveries are "
-     "remembered to recognise redeliveries, and finished runs are kept"),
-    ("--max-label-values", "EXPORTER_MAX_LABEL_VALUES", _positive_int, 32, "distinct values "
-     "admitted per label before new ones fold into 'other'"),
-    ("--max-series", "EXPORTER_MAX_SERIES", _positive_int, 1000, "distinct (account, "
-     "partner, export_type, frequency) series before new ones fold into an all-'other' series"),
-    ("--max-remembered-deliveries", "EXPORTER_MAX_REMEMBERED_DELIVERIES", _positive_int,
-     100_000, "deliveries remembered to recognise redeliveries; beyond it the oldest are "
-     "forgotten before --retention"),
-    ("--max-runs", "EXPORTER_MAX_RUNS", _positive_int, 50_000, "export runs (per account and "
-     "Export Request Id) remembered; beyond it the least recently updated finished runs are "
-     "forgotten, then the oldest in-flight ones are abandoned"),
-    ("--max-body-bytes", "EXPORTER_MAX_BODY_BYTES", _positive_int, 65536, "largest webhook "
-     "body accepted, in bytes"),
-    ("--read-timeout", "EXPORTER_READ_TIMEOUT", duration, "10s", "time a client has to "
-     "send the whole request body (else 408)"),
-    ("--idle-timeout", "EXPORTER_IDLE_TIMEOUT", duration, "30s", "close a connection "
-     "that has not sent complete request headers this long after connecting or after its "
-     "previous response"),
-    ("--max-concurrent-requests", "EXPORTER_MAX_CONCURRENT_REQUESTS", _positive_int, 256,
-     "webhook requests handled at once; more are refused with 503 and Retry-After"),
-    ("--log-level", "EXPORTER_LOG_LEVEL", str.upper, "INFO", "DEBUG, INFO, WARNING or ERROR"),
-    ("--log-format", "EXPORTER_LOG_FORMAT", str, "text", "text or json"),
-    ("--config.file", "EXPORTER_CONFIG_FILE", Path, None, "YAML file of declared exports and "
-     "their thresholds; reloaded on SIGHUP and POST /-/reload (check it with "
-     "'clevertap-export-exporter check-config FILE')"),
-]
+@dataclass(frozen=True)
+class Flag:
+    """One flag and its environment variable: the one definition the parser, ``--help`` and
+    docs/configuration.md (generated) are made from."""
+
+    name: str
+    env: str
+    help: str
+    kind: Callable[[str], object] = str
+    default: object = None
+    #: ``store`` (a value), ``switch`` (off unless given), ``negatable`` (``--no-`` too), or
+    #: ``append`` (repeatable; the variable holds a comma-separated list).
+    action: str = "store"
+    #: How the default reads in ``--help`` when it is not a value (``from anywhere``).
+    shown: str | None = None
+
+
+#: Every flag, in the groups ``--help`` and the docs show them in.
+FLAGS: Final[dict[str, list[Flag]]] = {
+    "listening": [
+        Flag("--host", "EXPORTER_HOST", "address to listen on", default="0.0.0.0"),  # noqa: S104
+        Flag("--port", "EXPORTER_PORT", "port of the webhook (and /metrics unless "
+             "--metrics-port is set)", _port, 9877),
+        Flag("--metrics-port", "EXPORTER_METRICS_PORT", "serve /metrics and health checks on "
+             "this separate port only, so the webhook port can face the internet", _port),
+        Flag("--web.config.file", "EXPORTER_WEB_CONFIG_FILE", "Prometheus exporter-toolkit web "
+             "configuration file: tls_server_config (HTTPS) and basic_auth_users (bcrypt) for "
+             "every endpoint; re-read when it changes", Path),
+    ],
+    "webhook authentication and sources": [
+        Flag("--auth-token", "EXPORTER_AUTH_TOKEN", "require this token as "
+             "'Authorization: Bearer <token>' or in --auth-header"),
+        Flag("--auth-header", "EXPORTER_AUTH_HEADER", "custom header that may carry the token, "
+             "for CleverTap's Headers tab (e.g. X-Webhook-Token)", _header),
+        Flag("--basic-auth-user", "EXPORTER_BASIC_AUTH_USER", "require HTTP Basic "
+             "authorization with this user"),
+        Flag("--basic-auth-password", "EXPORTER_BASIC_AUTH_PASSWORD", "password for "
+             "--basic-auth-user"),
+        Flag("--oauth-client-id", "EXPORTER_OAUTH_CLIENT_ID", "serve an OAuth 2.0 "
+             "client-credentials token endpoint (POST /oauth/token) for this client id, and "
+             "accept its access tokens as 'Authorization: Bearer' on the webhook"),
+        Flag("--oauth-client-secret", "EXPORTER_OAUTH_CLIENT_SECRET", "client secret for "
+             "--oauth-client-id"),
+        Flag("--oauth-token-ttl", "EXPORTER_OAUTH_TOKEN_TTL", "lifetime of the access tokens "
+             "the token endpoint issues", duration, "1h"),
+        Flag("--oauth-signing-key", "EXPORTER_OAUTH_SIGNING_KEY", "HMAC key signing the access "
+             "tokens (default: derived from the client secret); share it between replicas"),
+        Flag("--allow-cidr", "EXPORTER_ALLOW_CIDR", "accept webhooks and token requests only "
+             "from this network; repeatable", _network, action="append",
+             shown="from anywhere"),
+        Flag("--trusted-proxy", "EXPORTER_TRUSTED_PROXY", "believe X-Forwarded-For from peers "
+             "in this network; repeatable", _network, action="append", shown="none"),
+    ],
+    "state": [
+        Flag("--state-path", "EXPORTER_STATE_PATH", "SQLite state file (the embedded default, "
+             "for one process; locked while it runs)", Path, _DEFAULT_STATE_PATH),
+        Flag("--state-url", "EXPORTER_STATE_URL", "PostgreSQL state shared by replicas, "
+             "postgresql://USER[:PASSWORD]@HOST:PORT/DB, instead of --state-path (the "
+             "password-bearing form is best put in a file named by EXPORTER_STATE_URL_FILE)"),
+        Flag("--state-init", "EXPORTER_STATE_INIT", "create an empty state database (or "
+             "recreate its missing tables) even where one existed; without it the exporter "
+             "refuses, so a deleted state file is noticed", action="switch"),
+        Flag("--state-skip-corrupt", "EXPORTER_STATE_SKIP_CORRUPT", "delete state rows that "
+             "cannot be read (each is logged by table and key) instead of refusing to start",
+             action="switch"),
+        Flag("--in-flight-timeout", "EXPORTER_IN_FLIGHT_TIMEOUT", "give up an in-flight export "
+             "whose start is older than this (counted as abandoned)", duration, "48h"),
+        Flag("--retention", "EXPORTER_RETENTION", "how long deliveries are remembered to "
+             "recognise redeliveries, and finished runs are kept", duration, "7d"),
+    ],
+    "events": [
+        Flag("--timezone", "EXPORTER_TIMEZONE", "IANA time zone of CleverTap's 'Date and Time' "
+             "when it carries no offset (your CleverTap account's zone)", timezone, "UTC"),
+        Flag("--event-time-max-ahead", "EXPORTER_EVENT_TIME_MAX_AHEAD", "refuse (422) an event "
+             "whose 'Date and Time' is more than this after its receipt", duration, "1d"),
+        Flag("--event-time-min", "EXPORTER_EVENT_TIME_MIN", "refuse (422) an event whose "
+             "'Date and Time' is before this UTC date", _date, "2015-01-01"),
+        Flag("--config.file", "EXPORTER_CONFIG_FILE", "YAML file of declared exports and their "
+             "thresholds; reloaded on SIGHUP and POST /-/reload (check it with "
+             "'clevertap-export-exporter check-config FILE')", Path),
+    ],
+    "limits": [
+        Flag("--max-label-values", "EXPORTER_MAX_LABEL_VALUES", "distinct values admitted per "
+             "label before new ones fold into 'other'", _positive_int, 32),
+        Flag("--max-series", "EXPORTER_MAX_SERIES", "distinct (account, partner, export_type, "
+             "frequency) series before new ones fold into an all-'other' series",
+             _positive_int, 1000),
+        Flag("--max-remembered-deliveries", "EXPORTER_MAX_REMEMBERED_DELIVERIES", "deliveries "
+             "remembered to recognise redeliveries; beyond it the oldest are forgotten before "
+             "--retention", _positive_int, 100_000),
+        Flag("--max-runs", "EXPORTER_MAX_RUNS", "export runs (per account and Export Request "
+             "Id) remembered; beyond it the least recently updated finished runs are "
+             "forgotten, then the oldest in-flight ones are abandoned", _positive_int, 50_000),
+        Flag("--max-body-bytes", "EXPORTER_MAX_BODY_BYTES", "largest webhook body accepted, in "
+             "bytes", _positive_int, 65536),
+        Flag("--read-timeout", "EXPORTER_READ_TIMEOUT", "time a client has to send the whole "
+             "request body (else 408)", duration, "10s"),
+        Flag("--idle-timeout", "EXPORTER_IDLE_TIMEOUT", "close a connection that has not sent "
+             "complete request headers this long after connecting or after its previous "
+             "response", duration, "30s"),
+        Flag("--max-concurrent-requests", "EXPORTER_MAX_CONCURRENT_REQUESTS", "webhook requests "
+             "handled at once; more are refused with 503 and Retry-After", _positive_int, 256),
+    ],
+    "logging": [
+        Flag("--log-level", "EXPORTER_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR", str.upper,
+             "INFO"),
+        Flag("--log-format", "EXPORTER_LOG_FORMAT", "text or json", default="text"),
+        Flag("--access-log", "EXPORTER_ACCESS_LOG", "log every HTTP request (query strings "
+             "redacted)", action="negatable"),
+    ],
+}
+
 
 SUBCOMMANDS_EPILOG: Final = """\
 subcommands (each has --help with examples):
@@ -161,50 +215,35 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         epilog=SUBCOMMANDS_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    for flag, var, kind, default, text in _FLAGS:
-        raw = env.get(var, default)
-        parser.add_argument(
-            flag, type=kind, default=raw, dest=flag[2:].replace("-", "_").replace(".", "_"),
-            help=f"{text} (env {var}; default: %(default)s)"
-        )
-    parser.add_argument(
-        "--web.config.file", dest="web_config_file", type=Path,
-        default=env.get("EXPORTER_WEB_CONFIG_FILE") or None,
-        help="Prometheus exporter-toolkit web configuration file: tls_server_config (HTTPS) "
-        "and basic_auth_users (bcrypt) for every endpoint (env EXPORTER_WEB_CONFIG_FILE)")
-    parser.add_argument(
-        "--allow-cidr", type=_network, action="append", metavar="CIDR",
-        help="accept webhooks and token requests only from this network; repeatable "
-        "(env EXPORTER_ALLOW_CIDR, comma-separated; default: from anywhere)")
-    parser.add_argument(
-        "--trusted-proxy", type=_network, action="append", metavar="CIDR",
-        help="believe X-Forwarded-For from peers in this network; repeatable "
-        "(env EXPORTER_TRUSTED_PROXY, comma-separated; default: none)")
-    parser.add_argument("--access-log", action=argparse.BooleanOptionalAction,
-                        default=_truthy(env.get("EXPORTER_ACCESS_LOG", "false")),
-                        help="log every HTTP request (env EXPORTER_ACCESS_LOG; default: off)")
-    parser.add_argument("--state-init", action="store_true",
-                        default=_truthy(env.get("EXPORTER_STATE_INIT", "false")),
-                        help="create an empty state database (or recreate its missing tables) "
-                        "even where one existed; without it the exporter refuses, so a deleted "
-                        "state file is noticed (env EXPORTER_STATE_INIT)")
-    parser.add_argument("--state-skip-corrupt", action="store_true",
-                        default=_truthy(env.get("EXPORTER_STATE_SKIP_CORRUPT", "false")),
-                        help="delete state rows that cannot be read (each is logged by table "
-                        "and key) instead of refusing to start (env EXPORTER_STATE_SKIP_CORRUPT)")
-    parser.add_argument("--event-time-max-ahead", type=duration,
-                        default=env.get("EXPORTER_EVENT_TIME_MAX_AHEAD", "1d"),
-                        help="refuse (422) an event whose 'Date and Time' is more than this "
-                        "after its receipt (env EXPORTER_EVENT_TIME_MAX_AHEAD; default: "
-                        "%(default)s)")
-    parser.add_argument("--event-time-min", type=_date, default=env.get(
-                        "EXPORTER_EVENT_TIME_MIN", "2015-01-01"),
-                        help="refuse (422) an event whose 'Date and Time' is before this UTC "
-                        "date (env EXPORTER_EVENT_TIME_MIN; default: %(default)s)")
+    for title, flags in FLAGS.items():
+        group = parser.add_argument_group(title)
+        for flag in flags:
+            _add(group, flag, env)
     parser.add_argument("--bench-noop", action="store_true",
                         help="serve POST /-/noop, which answers without parsing or storing: "
                         "the stack's ceiling, for benchmarks only")
     return parser
+
+
+def _add(group: argparse._ArgumentGroup, flag: Flag, env: Mapping[str, str]) -> None:
+    dest = flag.name[2:].replace("-", "_").replace(".", "_")
+    if flag.action in ("switch", "negatable"):
+        on = _truthy(env.get(flag.env, "false"))
+        group.add_argument(flag.name, dest=dest, default=on,
+                           action="store_true" if flag.action == "switch"
+                           else argparse.BooleanOptionalAction,
+                           help=f"{flag.help} (env {flag.env}; default: off)")
+    elif flag.action == "append":  # the variable's list is read in parse_settings
+        group.add_argument(flag.name, dest=dest, type=flag.kind, action="append",
+                           metavar="CIDR", help=f"{flag.help} (env {flag.env}, "
+                           f"comma-separated; default: {flag.shown})")
+    else:
+        raw = env.get(flag.env)
+        # An empty path variable (``VAR=`` in a compose file) means unset, not the directory.
+        unset = raw is None or (raw == "" and flag.kind is Path)
+        group.add_argument(flag.name, dest=dest, type=flag.kind,
+                           default=flag.default if unset else raw,
+                           help=f"{flag.help} (env {flag.env}; default: %(default)s)")
 
 
 def parse_settings(argv: Sequence[str] | None = None,

@@ -12,7 +12,8 @@ import yaml
 
 from bundle.__main__ import render
 from bundle.config import RUNBOOK_URL, SELECTOR
-from tests.bundle.conftest import ROOT, run_tool
+from tests.bundle.conftest import run_tool
+from tests.conftest import ROOT
 
 ALERTS = ROOT / "prometheus" / "alerts.yml"
 RULES = ROOT / "prometheus" / "rules.yml"

@@ -29,13 +29,14 @@ def state_of(tmp_path: Path, seconds: float) -> str:
 
 async def state_of_export_completed_ago(tmp_path: Path, seconds: float) -> str:
     """The status page's state of a 4-hourly export whose last run completed ``seconds`` ago."""
-    tracker = ExportTracker(SQLiteStore(tmp_path / "state.db"), TrackerSettings())
+    store = SQLiteStore(tmp_path / "state.db")
+    tracker = ExportTracker(store, TrackerSettings())
     now = time.time()
     for kind, t in (("initiated", now - seconds - 600), ("completed", now - seconds)):
         await tracker.ingest(StatusEvent(
             account="default", export_id="1", partner="amazon_s3", export_type="events",
             frequency="4h", status=kind, event_time=t, received=t))
-    tracker.store.close()
+    store.close()
     [status] = compute(tracker, DeclaredConfig(), now)
     return status.state
 

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.bundle.conftest import require_binary, run_tool, servers
-from tests.conftest import ROOT
+from tests.bundle.conftest import run_tool, servers
+from tests.conftest import ROOT, require_binary
 
 __all__ = ["servers"]  # the bundle's fixture, for the exporter processes started here
 

@@ -11,8 +11,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.bundle.conftest import Server, http, require_binary, run_tool, wait_until
-from tests.conftest import ROOT, free_port, parse_metrics
+from tests.bundle.conftest import Server, http, run_tool, wait_until
+from tests.conftest import ROOT, free_port, parse_metrics, require_binary
 from tests.deploy.conftest import DYNAMIC_UID, ImageVenv, as_user, give
 
 UNIT = ROOT / "deploy" / "systemd" / "clevertap-export-exporter.service"
