@@ -13,7 +13,7 @@ import pytest
 
 from exporter.cli.settings import parse_settings
 from exporter.store import StoreError, open_store
-from exporter.store.postgres import SCHEMA_VERSION
+from exporter.store.postgres_schema import SCHEMA_VERSION
 from exporter.web.app import create_app
 from exporter.web.appkeys import TRACKER
 from tests.conftest import ClientFactory, Exporter, Samples, event, series

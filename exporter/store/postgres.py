@@ -22,16 +22,12 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 import asyncpg
-import orjson
 
 from exporter.store.base import (
-    Changes,
-    DeliveryRow,
     Follower,
     RunRow,
     SeriesRow,
@@ -40,12 +36,12 @@ from exporter.store.base import (
     Work,
     settle,
 )
+from exporter.store.postgres_rows import Conn, decode, encode, write_rows
+from exporter.store.postgres_schema import TABLES, migrate
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 1
-#: Advisory lock keys (any bigint unique to this application): schema migrations, and writes.
-LOCK_MIGRATE: Final = 0x63_74_65_78_00_01
+#: Advisory lock key of writes (``postgres_schema.LOCK_MIGRATE`` is the other).
 LOCK_WRITE: Final = 0x63_74_65_78_00_02
 CHANNEL: Final = "clevertap_export_log"
 POLL_SECONDS: Final = 1.0
@@ -61,35 +57,6 @@ COMMAND_TIMEOUT: Final = 5.0
 #: the write lock) is cut off by the server rather than stalling every other replica.
 _SESSION: Final = {"application_name": "clevertap-export-exporter",
                    "idle_in_transaction_session_timeout": str(int(COMMAND_TIMEOUT * 1000))}
-_TABLES: Final = ("meta", "series", "runs", "deliveries", "label_values", "gauges", "log")
-#: _MIGRATIONS[n] takes the schema from version n to n + 1.
-_MIGRATIONS: Final = ("""
-CREATE TABLE series (
-    account TEXT NOT NULL, partner TEXT NOT NULL, export_type TEXT NOT NULL,
-    frequency TEXT NOT NULL, data BYTEA NOT NULL,
-    PRIMARY KEY (account, partner, export_type, frequency)
-);
-CREATE TABLE runs (
-    account TEXT NOT NULL, export_id TEXT NOT NULL, partner TEXT NOT NULL,
-    export_type TEXT NOT NULL, frequency TEXT NOT NULL,
-    started DOUBLE PRECISION, last_finished DOUBLE PRECISION, updated DOUBLE PRECISION NOT NULL,
-    PRIMARY KEY (account, export_id)
-);
-CREATE TABLE deliveries (
-    account TEXT NOT NULL, export_id TEXT NOT NULL, status TEXT NOT NULL,
-    event_time DOUBLE PRECISION NOT NULL, received DOUBLE PRECISION NOT NULL,
-    PRIMARY KEY (account, export_id, status, event_time)
-);
-CREATE INDEX deliveries_received ON deliveries (received);
-CREATE TABLE label_values (label TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (label, value));
-CREATE TABLE gauges (key TEXT PRIMARY KEY, value DOUBLE PRECISION NOT NULL);
-CREATE TABLE log (
-    seq BIGSERIAL PRIMARY KEY,
-    at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
-    data BYTEA NOT NULL
-);
-""",)
-
 #: The rows after ``$1``, preceded by a row of seq -1 when pruning removed some of them.
 _CATCH_UP: Final = """
 SELECT seq, data FROM log WHERE seq > $1
@@ -118,7 +85,6 @@ ON CONFLICT (key) DO UPDATE SET value = excluded.value
 _DB_ERRORS: Final = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 _Pending = list[tuple[Work, asyncio.Future[None]]]
-_Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
 
 def describe(url: str) -> str:
@@ -374,136 +340,9 @@ class PostgresStore:
         assert self._listener is not None
         self._size = int(await self._listener.fetchval(
             "SELECT sum(pg_total_relation_size(t::regclass)) FROM unnest($1::text[]) t",
-            list(_TABLES)) or 0)
+            list(TABLES)) or 0)
 
 
-async def _keep_session(conn: _Conn) -> None:
+async def _keep_session(conn: Conn) -> None:
     """The pool's reset on release, a round trip per write, is not needed: transactions here
     leave no session state (their locks end with them, nothing LISTENs on a pooled one)."""
-
-
-async def migrate(conn: _Conn) -> None:
-    """Bring the schema to ``SCHEMA_VERSION`` under an advisory lock; refuse a newer one."""
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK_MIGRATE)
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        found = await conn.fetchval("SELECT value FROM meta WHERE key = 'schema_version'")
-        version = int(found or 0)
-        if version > SCHEMA_VERSION:
-            raise StoreError(f"state database schema version {version} is newer than this "
-                             f"exporter's ({SCHEMA_VERSION}): run a newer exporter")
-        for script in _MIGRATIONS[version:]:
-            await conn.execute(script)
-        await conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('schema_version', $1) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value", str(SCHEMA_VERSION))
-
-
-@dataclass(slots=True)
-class _Net:
-    """The net effect of a batch of ``Changes``, applied in order, as rows to write."""
-
-    series: dict[tuple[str, str, str, str], SeriesRow] = field(default_factory=dict)
-    runs: dict[tuple[str, str], RunRow | None] = field(default_factory=dict)
-    deliveries: dict[tuple[str, str, str, float], DeliveryRow | None] = field(
-        default_factory=dict)
-    #: Deliveries deleted at some point of the batch: deleted first, even if inserted again.
-    deleted: set[tuple[str, str, str, float]] = field(default_factory=set)
-    received_before: float | None = None
-    label_values: set[tuple[str, str]] = field(default_factory=set)
-    gauges: dict[str, float] = field(default_factory=dict)
-
-    def add(self, c: Changes) -> None:
-        self.label_values.update(c.label_values)
-        for s in c.series:
-            self.series[(s.account, s.partner, s.export_type, s.frequency)] = s
-        for r in c.runs:
-            self.runs[(r.account, r.export_id)] = r
-        for k in c.deleted_runs:
-            self.runs[k] = None
-        for d in c.deliveries:
-            self.deliveries[(d.account, d.export_id, d.status, d.event_time)] = d
-        for dk in c.deleted_deliveries:
-            self.deliveries[dk] = None
-            self.deleted.add(dk)
-        horizon = c.deliveries_received_before
-        if horizon is not None:
-            self.received_before = max(horizon, self.received_before or horizon)
-            for dk, row in self.deliveries.items():
-                if row is not None and row.received < horizon:
-                    self.deliveries[dk] = None
-        self.gauges.update(c.gauges)
-
-
-async def write_rows(conn: _Conn, batch: Sequence[Changes]) -> None:
-    """Write the net effect of ``batch``; a delivery already stored fails the transaction (the
-    model missed it, so it must be reloaded rather than answer on a wrong decision)."""
-    net = _Net()
-    for c in batch:
-        net.add(c)
-    if net.label_values:
-        await conn.executemany("INSERT INTO label_values VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                               sorted(net.label_values))
-    if net.series:
-        await conn.executemany(
-            "INSERT INTO series VALUES ($1, $2, $3, $4, $5) ON CONFLICT "
-            "(account, partner, export_type, frequency) DO UPDATE SET data = excluded.data",
-            list(net.series.values()))
-    await _write_runs(conn, net)
-    if net.received_before is not None:
-        await conn.execute("DELETE FROM deliveries WHERE received < $1", net.received_before)
-    gone = net.deleted | {k for k, d in net.deliveries.items() if d is None}
-    if gone:
-        await conn.executemany("DELETE FROM deliveries WHERE account = $1 AND export_id = $2 "
-                               "AND status = $3 AND event_time = $4", sorted(gone))
-    added = [d for d in net.deliveries.values() if d is not None]
-    if added:
-        await conn.executemany("INSERT INTO deliveries VALUES ($1, $2, $3, $4, $5)", added)
-    if net.gauges:
-        await conn.executemany(
-            "INSERT INTO gauges VALUES ($1, $2) ON CONFLICT (key) DO UPDATE "
-            "SET value = excluded.value", list(net.gauges.items()))
-
-
-async def _write_runs(conn: _Conn, net: _Net) -> None:
-    gone = [k for k, r in net.runs.items() if r is None]
-    if gone:
-        await conn.executemany("DELETE FROM runs WHERE account = $1 AND export_id = $2", gone)
-    kept = [r for r in net.runs.values() if r is not None]
-    if kept:
-        await conn.executemany(
-            "INSERT INTO runs VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT "
-            "(account, export_id) DO UPDATE SET partner = excluded.partner, "
-            "export_type = excluded.export_type, frequency = excluded.frequency, "
-            "started = excluded.started, last_finished = excluded.last_finished, "
-            "updated = excluded.updated", kept)
-
-
-def encode(batch: Sequence[Changes]) -> bytes:
-    """A log row: the batch's changes in order, as JSON (series data as hex)."""
-    return orjson.dumps([[
-        [[*s[:4], s.data.hex()] for s in c.series],
-        [tuple(r) for r in c.runs],
-        c.deleted_runs,
-        [tuple(d) for d in c.deliveries],
-        c.deleted_deliveries,
-        c.deliveries_received_before,
-        c.label_values,
-        c.gauges,
-    ] for c in batch])
-
-
-def decode(data: bytes) -> list[Changes]:
-    """The changes of a log row written by ``encode``."""
-    return [Changes(
-        series=[SeriesRow(a, p, t, f, bytes.fromhex(h)) for a, p, t, f, h in series],
-        runs=[RunRow(*r) for r in runs],
-        deleted_runs=[(a, e) for a, e in deleted_runs],
-        deliveries=[DeliveryRow(*d) for d in deliveries],
-        deleted_deliveries=[(a, e, s, t) for a, e, s, t in deleted_deliveries],
-        deliveries_received_before=before,
-        label_values=[(a, b) for a, b in label_values],
-        gauges=[(k, v) for k, v in gauges],
-    ) for series, runs, deleted_runs, deliveries, deleted_deliveries, before, label_values, gauges
-        in orjson.loads(data)]

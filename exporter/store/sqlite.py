@@ -24,18 +24,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
-import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, Final
+from typing import Final
 
-import orjson
-
+from exporter.store import statefile
 from exporter.store.base import (
     Changes,
     Follower,
@@ -53,8 +50,6 @@ SCHEMA_VERSION: Final = 1
 _WAL_SIZE_LIMIT: Final = 4 * 1024 * 1024
 #: Seconds a readiness write probe waits for the write lock before it calls the store busy.
 _PROBE_TIMEOUT: Final = 2.0
-#: Files beside the database that prove one existed there.
-_TRACES: Final = ("-wal", "-shm", ".lock")
 
 _TABLES: Final = ("meta", "series", "runs", "deliveries", "label_values", "gauges")
 _SCHEMA: Final = """
@@ -82,20 +77,6 @@ CREATE TABLE IF NOT EXISTS label_values (
 CREATE TABLE IF NOT EXISTS gauges (key TEXT PRIMARY KEY, value REAL NOT NULL) WITHOUT ROWID;
 """
 
-#: Per table: its key columns, then the other columns, each with the types SQLite may hold in
-#: it ("number" is REAL or INTEGER; a trailing "?" allows NULL; "json" is a JSON array blob).
-_COLUMNS: Final[dict[str, tuple[tuple[str, ...], tuple[tuple[str, str], ...]]]] = {
-    "series": (("account", "partner", "export_type", "frequency"), (("data", "json"),)),
-    "runs": (("account", "export_id"), (
-        ("partner", "text"), ("export_type", "text"), ("frequency", "text"),
-        ("started", "number?"), ("last_finished", "number?"), ("updated", "number"))),
-    "deliveries": (("account", "export_id", "status", "event_time"), (("received", "number"),)),
-    "label_values": (("label", "value"), ()),
-    "gauges": (("key",), (("value", "number"),)),
-}
-#: Key columns are text except these.
-_NUMERIC_KEYS: Final = frozenset({("deliveries", "event_time")})
-
 #: One statement per kind of change, in the order they are applied.
 _WRITES: Final = (
     ("label_values", "INSERT OR IGNORE INTO label_values VALUES (?, ?)"),
@@ -109,7 +90,6 @@ _WRITES: Final = (
 )
 
 _Pending = list[tuple[Changes, asyncio.Future[None]]]
-Corrupt = tuple[str, tuple[object, ...], str]  # table, key, what is wrong
 
 
 class SQLiteStore:
@@ -134,10 +114,10 @@ class SQLiteStore:
         self._closed = False
         self._lost: str | None = None  # why the file at the path is no longer ours
         self._lost_lock = threading.Lock()
-        traces = _traces(self.path)  # before the lock file is created
+        traces = statefile.traces(self.path)  # before the lock file is created
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._lock = _acquire_lock(Path(f"{self.path}.lock"), self.path)
+            self._lock = statefile.acquire_lock(Path(f"{self.path}.lock"), self.path)
         except OSError as exc:
             raise StoreError(f"cannot open state database {self.path}: {exc}") from exc
         try:
@@ -157,7 +137,7 @@ class SQLiteStore:
             if self.path.exists():
                 self._check_schema(init)  # before anything is written to the file
             self._conn = conn = self._connect(create=True)
-            self._identity = _identity(self.path)
+            self._identity = statefile.identity(self.path)
             conn.executescript(_SCHEMA)
             conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                          (str(SCHEMA_VERSION),))
@@ -173,7 +153,7 @@ class SQLiteStore:
         """Refuse another program's file, a newer schema, or a dropped table, read-only."""
         ro = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True)
         try:
-            tables = _tables(ro)
+            tables = statefile.tables(ro)
             if not tables:
                 return  # an empty SQLite file (e.g. made by touch) is as good as none
             row = (ro.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -200,7 +180,7 @@ class SQLiteStore:
                 "damaged; restore it, or start with --state-init to recreate them empty")
 
     def _check_rows(self, skip_corrupt: bool) -> None:
-        corrupt = list(_corrupt_rows(self._conn))
+        corrupt = list(statefile.corrupt_rows(self._conn))
         if not corrupt:
             return
         listing = "; ".join(f"{table} {key!r}: {why}" for table, key, why in corrupt[:20])
@@ -213,7 +193,7 @@ class SQLiteStore:
         for table, key, why in corrupt:
             log.warning("state database %s: deleting corrupt row of %s %r: %s",
                         self.path, table, key, why)
-            where = " AND ".join(f"{c} IS ?" for c in _COLUMNS[table][0])
+            where = " AND ".join(f"{c} IS ?" for c in statefile.key_columns(table))
             self._conn.execute(f"DELETE FROM {table} WHERE {where}", key)  # noqa: S608
         self._conn.execute("COMMIT")
 
@@ -356,7 +336,7 @@ class SQLiteStore:
         if self._lost is not None:
             return False
         try:
-            now = _identity(self.path)
+            now = statefile.identity(self.path)
         except FileNotFoundError:
             problem = "was deleted"
         except OSError as exc:
@@ -390,72 +370,3 @@ class SQLiteStore:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
-
-
-def _identity(path: Path) -> tuple[int, int]:
-    st = path.stat()
-    return st.st_dev, st.st_ino
-
-
-def _traces(path: Path) -> list[str]:
-    return [f"{path.name}{s}" for s in _TRACES if Path(f"{path}{s}").exists()]
-
-
-def _tables(conn: sqlite3.Connection) -> set[str]:
-    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-
-
-def _acquire_lock(lock_path: Path, db: Path) -> IO[str]:
-    """Hold an exclusive OS lock on ``lock_path`` (released when the process ends), with this
-    process's pid in it; refuses when another process holds it."""
-    fh = open(lock_path, "a+")  # held for the process's lifetime
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.seek(0)
-        pid = fh.read().strip()
-        fh.close()
-        holder = f"process {pid}" if pid.isdigit() else "another process"
-        raise StoreError(
-            f"state database {db} is in use by {holder}, which holds the lock {lock_path}: "
-            "two exporters must not share one state file (stop the other one, or give this "
-            "one its own --state-path)") from None
-    except OSError:
-        fh.close()
-        raise
-    fh.seek(0)
-    fh.truncate()
-    fh.write(f"{os.getpid()}\n")
-    fh.flush()
-    return fh
-
-
-def _corrupt_rows(conn: sqlite3.Connection) -> Iterator[Corrupt]:
-    """Rows whose values do not have the types of their columns."""
-    for table, (keys, others) in _COLUMNS.items():
-        columns = [*keys, *(c for c, _ in others)]
-        kinds = [("number" if (table, k) in _NUMERIC_KEYS else "text") for k in keys]
-        kinds += [kind for _, kind in others]
-        sql = f"SELECT {', '.join(columns)} FROM {table}"  # noqa: S608
-        for row in conn.execute(sql):
-            for column, kind, value in zip(columns, kinds, row, strict=True):
-                why = _type_problem(kind, value)
-                if why is not None:
-                    yield table, tuple(row[: len(keys)]), f"{column} {why}"
-                    break
-
-
-def _type_problem(kind: str, value: object) -> str | None:
-    if value is None:
-        return None if kind.endswith("?") else "is NULL"
-    kind = kind.rstrip("?")
-    if kind == "text":
-        return None if isinstance(value, str) else f"is {value!r}, not text"
-    if kind == "number":
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        return None if ok else f"is {value!r}, not a number"
-    try:
-        ok = isinstance(value, bytes) and isinstance(orjson.loads(value), list)
-    except orjson.JSONDecodeError:
-        ok = False
-    return None if ok else "is not the series' JSON encoding"

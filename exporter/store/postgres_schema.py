@@ -1,0 +1,58 @@
+"""The PostgreSQL schema: versioned migrations, run at start-up under an advisory lock."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from exporter.store.base import StoreError
+from exporter.store.postgres_rows import Conn
+
+SCHEMA_VERSION: Final = 1
+#: Advisory lock key of migrations (any bigint unique to this application).
+LOCK_MIGRATE: Final = 0x63_74_65_78_00_01
+TABLES: Final = ("meta", "series", "runs", "deliveries", "label_values", "gauges", "log")
+#: MIGRATIONS[n] takes the schema from version n to n + 1.
+MIGRATIONS: Final = ("""
+CREATE TABLE series (
+    account TEXT NOT NULL, partner TEXT NOT NULL, export_type TEXT NOT NULL,
+    frequency TEXT NOT NULL, data BYTEA NOT NULL,
+    PRIMARY KEY (account, partner, export_type, frequency)
+);
+CREATE TABLE runs (
+    account TEXT NOT NULL, export_id TEXT NOT NULL, partner TEXT NOT NULL,
+    export_type TEXT NOT NULL, frequency TEXT NOT NULL,
+    started DOUBLE PRECISION, last_finished DOUBLE PRECISION, updated DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (account, export_id)
+);
+CREATE TABLE deliveries (
+    account TEXT NOT NULL, export_id TEXT NOT NULL, status TEXT NOT NULL,
+    event_time DOUBLE PRECISION NOT NULL, received DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (account, export_id, status, event_time)
+);
+CREATE INDEX deliveries_received ON deliveries (received);
+CREATE TABLE label_values (label TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (label, value));
+CREATE TABLE gauges (key TEXT PRIMARY KEY, value DOUBLE PRECISION NOT NULL);
+CREATE TABLE log (
+    seq BIGSERIAL PRIMARY KEY,
+    at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+    data BYTEA NOT NULL
+);
+""",)
+
+
+async def migrate(conn: Conn) -> None:
+    """Bring the schema to ``SCHEMA_VERSION`` under an advisory lock; refuse a newer one."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK_MIGRATE)
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        found = await conn.fetchval("SELECT value FROM meta WHERE key = 'schema_version'")
+        version = int(found or 0)
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"state database schema version {version} is newer than this "
+                             f"exporter's ({SCHEMA_VERSION}): run a newer exporter")
+        for script in MIGRATIONS[version:]:
+            await conn.execute(script)
+        await conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', $1) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value", str(SCHEMA_VERSION))
