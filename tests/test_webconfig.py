@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from exporter.cli.settings import parse_settings
-from exporter.security import webconfig
+from exporter.security.users import BCRYPT_WAITING, BCRYPT_WORKERS, DUMMY_HASH, BasicAuthUsers
 from exporter.security.webconfig import WebConfigError, load_web_config
 from exporter.web.app import create_app, create_metrics_app
 from exporter.web.appkeys import USERS
@@ -373,7 +373,7 @@ def test_bad_file_stops_the_start_with_a_clear_error(tmp_path: Path,
 
 # --- bcrypt must not become a denial of service -------------------------------------------------
 
-def _users_of(exp: Exporter) -> webconfig.BasicAuthUsers:
+def _users_of(exp: Exporter) -> BasicAuthUsers:
     return exp.app[USERS]
 
 
@@ -407,9 +407,9 @@ async def test_guesses_cannot_starve_a_verified_user(start_exporter: Start,
     unknown = scrape("nobody", "guess")
     done, _ = await asyncio.wait({guess, unknown}, return_when=asyncio.FIRST_COMPLETED)
     assert done == {unknown} and unknown.result() == 401
-    assert webconfig.DUMMY_HASH.startswith(b"$2b$10$")
+    assert DUMMY_HASH.startswith(b"$2b$10$")
     # Fill every bcrypt worker and waiting place with distinct guesses...
-    limit = webconfig.BCRYPT_WORKERS + webconfig.BCRYPT_WAITING
+    limit = BCRYPT_WORKERS + BCRYPT_WAITING
     flood = [scrape("slow", f"guess-{i}") for i in range(1, limit)]
     await _until(lambda: users.in_progress == limit)
     # ...then one more uncached check is refused at once, with a hint to retry...

@@ -26,7 +26,8 @@ from exporter.security import oauth
 from exporter.security.allowlist import SourcePolicy
 from exporter.security.auth import WebhookAuth
 from exporter.security.oauth import TOKEN_PATH, TokenEndpoint, TokenIssuer
-from exporter.security.webconfig import BasicAuthUsers, WebConfigFile
+from exporter.security.users import BasicAuthUsers
+from exporter.security.webconfig import WebConfigFile
 from exporter.store import StoreError, open_store
 from exporter.store.postgres import describe
 from exporter.web.appkeys import (

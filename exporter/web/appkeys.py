@@ -15,7 +15,8 @@ from exporter.metrics.instruments import Instruments
 from exporter.security.allowlist import SourcePolicy
 from exporter.security.auth import WebhookAuth
 from exporter.security.oauth import TokenEndpoint
-from exporter.security.webconfig import BasicAuthUsers, WebConfigFile
+from exporter.security.users import BasicAuthUsers
+from exporter.security.webconfig import WebConfigFile
 from exporter.web.events import EventLog
 from exporter.web.settings import Settings
 

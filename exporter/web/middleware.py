@@ -26,7 +26,7 @@ from exporter.domain.keys import DEFAULT_ACCOUNT
 from exporter.metrics.instruments import Instruments
 from exporter.security.auth import BASIC_CHALLENGE
 from exporter.security.oauth import TOKEN_PATH
-from exporter.security.webconfig import PasswordChecksBusy
+from exporter.security.users import PasswordChecksBusy
 from exporter.web.appkeys import (
     AUTH,
     EVENT,
