@@ -7,11 +7,10 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from exporter.store.base import Store, StoreError
-from exporter.store.postgres import PostgresStore
+from exporter.store.base import Store, StoreError, describe
 from exporter.store.sqlite import SQLiteStore
 
-__all__ = ["Store", "StoreError", "open_store"]
+__all__ = ["Store", "StoreError", "describe", "open_store"]
 
 
 @contextlib.asynccontextmanager
@@ -26,6 +25,9 @@ async def open_store(path: Path, url: str | None = None, *, init: bool = False,
         finally:
             sqlite.close()
         return
+    # Imported here: asyncpg is loaded only by the exporters that use PostgreSQL.
+    from exporter.store.postgres import PostgresStore
+
     postgres = await PostgresStore.open(url)
     try:
         yield postgres

@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
+from urllib.parse import urlsplit
 
 
 class StoreError(RuntimeError):
@@ -134,3 +135,12 @@ def settle(futures: Iterable[asyncio.Future[None]], error: StoreError | None) ->
             fut.set_result(None)
         else:
             fut.set_exception(error)
+
+
+def describe(url: str) -> str:
+    """The URL without its password, for logs and errors."""
+    parts = urlsplit(url)
+    user = f"{parts.username}@" if parts.username else ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{user}{host}{port}{parts.path}"

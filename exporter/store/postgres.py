@@ -23,7 +23,6 @@ import time
 import uuid
 from collections.abc import Sequence
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -34,6 +33,7 @@ from exporter.store.base import (
     Snapshot,
     StoreError,
     Work,
+    describe,
     settle,
 )
 from exporter.store.postgres_rows import Conn, decode, encode, write_rows
@@ -85,15 +85,6 @@ ON CONFLICT (key) DO UPDATE SET value = excluded.value
 _DB_ERRORS: Final = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 _Pending = list[tuple[Work, asyncio.Future[None]]]
-
-
-def describe(url: str) -> str:
-    """The URL without its password, for logs and errors."""
-    parts = urlsplit(url)
-    user = f"{parts.username}@" if parts.username else ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{user}{host}{port}{parts.path}"
 
 
 class PostgresStore:

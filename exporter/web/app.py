@@ -28,8 +28,7 @@ from exporter.security.auth import WebhookAuth
 from exporter.security.oauth import TOKEN_PATH, TokenEndpoint, TokenIssuer
 from exporter.security.users import BasicAuthUsers
 from exporter.security.webconfig import WebConfigFile
-from exporter.store import StoreError, open_store
-from exporter.store.postgres import describe
+from exporter.store import StoreError, describe, open_store
 from exporter.web.appkeys import (
     AUTH,
     CONFIG,
