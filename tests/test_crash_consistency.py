@@ -26,6 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 import pytest
@@ -139,6 +140,10 @@ class Load:
                 await asyncio.sleep(0.02)
                 self.queue.put_nowait(ev)
             return
+        self.answered(ev, status, body)
+
+    def answered(self, ev: Ev, status: int, body: Any) -> None:
+        """Record an answer that is not a lost one; redeliver some, as CleverTap's retry would."""
         if status != 200:
             self.surprises.append(f"{ev.export_id} {ev.status}: HTTP {status} {body}")
             return
@@ -146,7 +151,10 @@ class Load:
         ev.responses.append(body["status"])
         if ev.retry and ev.redeliveries < 2 and self.rng.random() < REDELIVERY_P:
             ev.redeliveries += 1
-            self.queue.put_nowait(ev)
+            self.redeliver(ev)
+
+    def redeliver(self, ev: Ev) -> None:
+        self.queue.put_nowait(ev)
 
     async def killer(self, thresholds: list[int]) -> None:
         for threshold in thresholds:

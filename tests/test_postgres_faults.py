@@ -40,7 +40,6 @@ CLIENTS = 8
 #: The first of the crash test's exports (both accounts), for a burst of about 800 events.
 EXPORTS = 400
 LOSSY = 80
-REDELIVERY_P = 0.25
 DEADLINE_SECONDS = 60.0
 SUMMARY = Path(tempfile.gettempdir()) / "clevertap-postgres-faults.txt"
 
@@ -99,14 +98,10 @@ class Burst(Load):
             self.unavailable += 1
             await self.retry(ev)
             return
-        if status != 200:
-            self.surprises.append(f"{ev.export_id} {ev.status}: HTTP {status} {body}")
-            return
-        self.acks += 1
-        ev.responses.append(body["status"])
-        if ev.retry and ev.redeliveries < 2 and self.rng.random() < REDELIVERY_P:
-            ev.redeliveries += 1
-            self.fail_over(ev)  # redelivered to the other replica
+        self.answered(ev, status, body)
+
+    def redeliver(self, ev: Ev) -> None:
+        self.fail_over(ev)  # to the other replica
 
     async def retry(self, ev: Ev, sent: bool = True) -> None:
         if sent:
