@@ -21,7 +21,9 @@ from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.cli.settings import parse_settings
+from exporter.domain.tracker import ExportTracker
 from exporter.web.app import create_app
+from exporter.web.appkeys import RUNTIME
 from exporter.web.settings import Settings
 from tests.deps import install_line, package_of
 
@@ -110,6 +112,12 @@ class Exporter:
     @property
     def app(self) -> web.Application:
         return self.client.app
+
+    @property
+    def tracker(self) -> ExportTracker:
+        tracker = self.app[RUNTIME].tracker
+        assert tracker is not None, "the state store is not open"
+        return tracker
 
     async def post(self, body: Any, account: str | None = None,
                    headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:

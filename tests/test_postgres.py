@@ -15,7 +15,6 @@ from exporter.cli.settings import parse_settings
 from exporter.store import StoreError, open_store
 from exporter.store.postgres_schema import SCHEMA_VERSION
 from exporter.web.app import create_app
-from exporter.web.appkeys import TRACKER
 from tests.conftest import ClientFactory, Exporter, Samples, event, series
 from tests.postgres import Cluster, Replica, pg_cluster, pg_url
 
@@ -110,7 +109,7 @@ async def test_expiry_is_replicated(start_replica: Start) -> None:
     a, b = await start_replica("--in-flight-timeout", "1h"), await start_replica()
     assert (await a.post(event(1, "Initiated", time.time() - 7200)))[0] == 200
     await converged(a, b)
-    assert await a.app[TRACKER].expire() == 1
+    assert await a.tracker.expire() == 1
     m = await converged(a, b)
     assert m["clevertap_export_abandoned_total"][series()] == 1
     assert m["clevertap_export_in_flight"][series()] == 0

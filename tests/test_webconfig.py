@@ -30,7 +30,7 @@ from exporter.cli.settings import parse_settings
 from exporter.security.users import BCRYPT_WAITING, BCRYPT_WORKERS, DUMMY_HASH, BasicAuthUsers
 from exporter.security.webconfig import WebConfigError, load_web_config
 from exporter.web.app import create_app, create_metrics_app
-from exporter.web.appkeys import USERS
+from exporter.web.appkeys import RUNTIME
 from tests.conftest import ROOT, ClientFactory, Exporter, event, free_port
 
 Start = Callable[..., Awaitable[Exporter]]
@@ -374,7 +374,9 @@ def test_bad_file_stops_the_start_with_a_clear_error(tmp_path: Path,
 # --- bcrypt must not become a denial of service -------------------------------------------------
 
 def _users_of(exp: Exporter) -> BasicAuthUsers:
-    return exp.app[USERS]
+    users = exp.app[RUNTIME].users
+    assert users is not None
+    return users
 
 
 async def _until(condition: Callable[[], bool]) -> None:

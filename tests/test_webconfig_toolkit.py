@@ -29,7 +29,7 @@ from cryptography import x509
 
 from exporter.cli.settings import parse_settings
 from exporter.web.app import create_app
-from exporter.web.appkeys import WEB_CONFIG
+from exporter.web.appkeys import RUNTIME
 from tests.conftest import ROOT, free_port
 from tests.test_webconfig import _issue, _name
 
@@ -177,8 +177,10 @@ async def serve(tmp_path: Path) -> AsyncIterator[Serve]:
         await runner.setup()
         runners.append(runner)
         port = free_port()
+        web_config = app[RUNTIME].web_config
+        assert web_config is not None
         await web.TCPSite(runner, "127.0.0.1", port,
-                          ssl_context=app[WEB_CONFIG].server_context()).start()
+                          ssl_context=web_config.server_context()).start()
         return port
 
     yield start

@@ -7,7 +7,6 @@ import gzip
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from exporter.web.appkeys import TRACKER
 from tests.conftest import SAMPLES, Exporter, event, labels, parse_metrics, series
 
 Start = Callable[..., Awaitable[Exporter]]
@@ -138,7 +137,7 @@ async def test_abandonment_after_timeout(start_exporter: Start) -> None:
     now = time.time()
     await exp.post(event(1, "Initiated", now - 3 * HOUR))  # past the timeout
     await exp.post(event(2, "Initiated", now - HOUR))  # still within it
-    assert await exp.app[TRACKER].expire() == 1
+    assert await exp.tracker.expire() == 1
     m = await exp.metrics()
     assert m["clevertap_export_in_flight"][S3_4H] == 1
     assert m["clevertap_export_abandoned_total"][S3_4H] == 1

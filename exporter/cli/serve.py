@@ -16,7 +16,7 @@ from exporter.cli.settings import parse_settings
 from exporter.domain.declared import ConfigError
 from exporter.store import StoreError
 from exporter.web.app import create_app, create_metrics_app, server_options
-from exporter.web.appkeys import INSTRUMENTS, WEB_CONFIG
+from exporter.web.appkeys import RUNTIME
 from exporter.web.middleware import ProtocolLogger, RedactedAccessLogger
 from exporter.web.reload import reload_config
 from exporter.web.settings import Settings
@@ -60,7 +60,8 @@ async def serve(settings: Settings) -> None:
     app = create_app(settings, serve_metrics=not separate)
     access = logging.getLogger("aiohttp.access") if settings.access_log else None
     options = server_options(settings)
-    protocol_log = ProtocolLogger(app[INSTRUMENTS])
+    rt = app[RUNTIME]
+    protocol_log = ProtocolLogger(rt.instruments)
 
     def runner_of(served: web.Application) -> web.AppRunner:
         return web.AppRunner(served, handle_signals=False, access_log=access,
@@ -73,7 +74,7 @@ async def serve(settings: Settings) -> None:
     ports = [settings.port, settings.metrics_port]
     # The web config's TLS applies to every listener, as exporter-toolkit does; each connection
     # gets the context of the file as it is then, so a renewed certificate needs no restart.
-    ssl_context = app[WEB_CONFIG].server_context() if WEB_CONFIG in app else None
+    ssl_context = rt.web_config.server_context() if rt.web_config is not None else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -81,7 +82,7 @@ async def serve(settings: Settings) -> None:
     reloads: set[asyncio.Task[tuple[bool, str]]] = set()
 
     def on_sighup() -> None:
-        task = loop.create_task(reload_config(app))
+        task = loop.create_task(reload_config(rt))
         reloads.add(task)
         task.add_done_callback(reloads.discard)
 

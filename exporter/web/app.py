@@ -29,22 +29,7 @@ from exporter.security.oauth import TOKEN_PATH, TokenEndpoint, TokenIssuer
 from exporter.security.users import BasicAuthUsers
 from exporter.security.webconfig import WebConfigFile
 from exporter.store import StoreError, describe, open_store
-from exporter.web.appkeys import (
-    AUTH,
-    CONFIG,
-    EVENTS,
-    EXPOSITION,
-    INSTRUMENTS,
-    REGISTRY,
-    SETTINGS,
-    SOURCE_APP,
-    SOURCES,
-    TOKEN_ENDPOINT,
-    TRACKER,
-    USERS,
-    WEB_CONFIG,
-)
-from exporter.web.events import EventLog
+from exporter.web.appkeys import RUNTIME, Runtime
 from exporter.web.handlers import (
     api_events,
     api_exports,
@@ -94,43 +79,42 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> web.Applica
         middlewares=[error_middleware, web_config_middleware, source_middleware,
                      limit_middleware, auth_middleware, body_limit_middleware],
     )
-    app[SETTINGS] = settings
     issuer = None
     if settings.oauth_client_id is not None and settings.oauth_client_secret is not None:
         issuer = TokenIssuer(settings.oauth_client_id, settings.oauth_client_secret,
                              settings.oauth_token_ttl, settings.oauth_signing_key)
-        app[TOKEN_ENDPOINT] = TokenEndpoint(issuer)
         app.router.add_post(TOKEN_PATH, token)
-    app[AUTH] = WebhookAuth(settings.auth_token, settings.auth_header,
-                            settings.basic_auth_user, settings.basic_auth_password,
-                            issuer.problem if issuer is not None else None)
-    app[SOURCES] = SourcePolicy(settings.allow_cidrs, settings.trusted_proxies)
-    if settings.web_config is not None:
-        _add_web_config(app, WebConfigFile(settings.web_config))
-    registry = CollectorRegistry(auto_describe=False)
-    app[REGISTRY] = registry
-    app[INSTRUMENTS] = Instruments(registry, oauth.OUTCOMES)
     config = ConfigHolder(settings.config_file)
     config.load_initial()  # raises ConfigError: an invalid file at start-up is fatal
-    app[CONFIG] = config
-    app[EVENTS] = EventLog()
+    registry = CollectorRegistry(auto_describe=False)
+    rt = app[RUNTIME] = Runtime(
+        settings=settings,
+        registry=registry,
+        instruments=Instruments(registry, oauth.OUTCOMES),
+        auth=WebhookAuth(settings.auth_token, settings.auth_header,
+                         settings.basic_auth_user, settings.basic_auth_password,
+                         issuer.problem if issuer is not None else None),
+        sources=SourcePolicy(settings.allow_cidrs, settings.trusted_proxies),
+        config=config,
+        token_endpoint=TokenEndpoint(issuer) if issuer is not None else None,
+    )
+    if settings.web_config is not None:
+        _add_web_config(app, rt, WebConfigFile(settings.web_config))
     app.cleanup_ctx.append(_state_context)
     app.router.add_post("/webhook", webhook)
     app.router.add_post("/webhook/{account}", webhook)
     app.router.add_get("/openapi.json", openapi)
     if settings.bench_noop:
         app.router.add_post("/-/noop", noop)
-    app[SOURCE_APP] = app
     if serve_metrics:
         _add_observability_routes(app)
     return app
 
 
-def _add_web_config(app: web.Application, config_file: WebConfigFile) -> None:
+def _add_web_config(app: web.Application, rt: Runtime, config_file: WebConfigFile) -> None:
     """The web config file, re-read when it changes; its users and response headers."""
-    app[WEB_CONFIG] = config_file
-    users = BasicAuthUsers()
-    app[USERS] = users
+    rt.web_config = config_file
+    users = rt.users = BasicAuthUsers()
 
     async def close_users(_: web.Application) -> None:
         users.close()
@@ -141,7 +125,9 @@ def _add_web_config(app: web.Application, config_file: WebConfigFile) -> None:
 
 async def _configured_headers(request: web.Request, response: web.StreamResponse) -> None:
     """``http_server_config.headers`` on every response, errors included, as exporter-toolkit."""
-    response.headers.update(request.app[SOURCE_APP][WEB_CONFIG].current().headers)
+    web_config = request.app[RUNTIME].web_config
+    if web_config is not None:
+        response.headers.update(web_config.current().headers)
 
 
 class ServerOptions(TypedDict):
@@ -171,8 +157,8 @@ def create_metrics_app(source: web.Application) -> web.Application:
     """An app serving ``/metrics`` and health checks of ``source``, for ``--metrics-port``."""
     app = web.Application(middlewares=[error_middleware, web_config_middleware,
                                        auth_middleware])
-    app[SOURCE_APP] = source
-    if WEB_CONFIG in source:
+    app[RUNTIME] = source[RUNTIME]
+    if source[RUNTIME].web_config is not None:
         app.on_response_prepare.append(_configured_headers)
     _add_observability_routes(app)
     return app
@@ -189,7 +175,8 @@ def _add_observability_routes(app: web.Application) -> None:
 
 
 async def _state_context(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
+    rt = app[RUNTIME]
+    settings = rt.settings
     async with open_store(settings.state_path, settings.state_url, init=settings.state_init,
                           skip_corrupt=settings.state_skip_corrupt) as store:
         tracker = ExportTracker(
@@ -203,12 +190,11 @@ async def _state_context(app: web.Application) -> AsyncIterator[None]:
                 max_series=settings.max_series,
             ),
         )
-        app[TRACKER] = tracker
-        await declare_exports(app)
-        registry = app[REGISTRY]
-        registry.register(TrackerCollector(tracker, app[CONFIG]))
-        app[EXPOSITION] = SeriesExposition(tracker)
-        ProcessCollector(registry=registry)
+        await declare_exports(rt, tracker)
+        rt.registry.register(TrackerCollector(tracker, rt.config))
+        ProcessCollector(registry=rt.registry)
+        rt.exposition = SeriesExposition(tracker)
+        rt.tracker = tracker
         where = settings.state_path if settings.state_url is None else describe(settings.state_url)
         log.info("state loaded from %s: %d series, %d in flight, %d remembered deliveries",
                  where, len(tracker.series), len(tracker.in_flight), len(tracker.deliveries))
@@ -221,6 +207,7 @@ async def _state_context(app: web.Application) -> AsyncIterator[None]:
         try:
             yield
         finally:
+            rt.tracker = rt.exposition = None  # webhooks now get 503, not a closed store
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

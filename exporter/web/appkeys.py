@@ -1,7 +1,12 @@
-"""Typed keys of the application and request state shared by the HTTP modules."""
+"""The application's typed state: one ``Runtime`` per exporter, and the per-request keys.
+
+The webhook app and the ``--metrics-port`` app share one ``Runtime``, so every handler and
+middleware reads the same objects whichever port served the request.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Final
 
 from aiohttp import web
@@ -20,18 +25,28 @@ from exporter.security.webconfig import WebConfigFile
 from exporter.web.events import EventLog
 from exporter.web.settings import Settings
 
-SETTINGS: Final = web.AppKey("settings", Settings)
-TRACKER: Final = web.AppKey("tracker", ExportTracker)
-REGISTRY: Final = web.AppKey("registry", CollectorRegistry)
-INSTRUMENTS: Final = web.AppKey("instruments", Instruments)
-EXPOSITION: Final = web.AppKey("exposition", SeriesExposition)
-AUTH: Final = web.AppKey("auth", WebhookAuth)
-USERS: Final = web.AppKey("basic_auth_users", BasicAuthUsers)
-WEB_CONFIG: Final = web.AppKey("web_config", WebConfigFile)
-SOURCES: Final = web.AppKey("sources", SourcePolicy)
-TOKEN_ENDPOINT: Final = web.AppKey("token_endpoint", TokenEndpoint)
-SOURCE_APP: Final = web.AppKey("source_app", web.Application)
+
+@dataclass
+class Runtime:
+    """What the handlers and middlewares of one exporter share."""
+
+    settings: Settings
+    registry: CollectorRegistry
+    instruments: Instruments
+    auth: WebhookAuth
+    sources: SourcePolicy
+    config: ConfigHolder
+    events: EventLog = field(default_factory=EventLog)
+    #: Present when ``--oauth-client-id`` serves the token endpoint.
+    token_endpoint: TokenEndpoint | None = None
+    #: Present with ``--web.config.file``: the file (re-read when it changes) and its users.
+    web_config: WebConfigFile | None = None
+    users: BasicAuthUsers | None = None
+    #: Present once the state store is open (the application's cleanup context).
+    tracker: ExportTracker | None = None
+    exposition: SeriesExposition | None = None
+
+
+RUNTIME: Final = web.AppKey("runtime", Runtime)
 OUTCOME: Final = web.RequestKey("outcome", str)
 EVENT: Final = web.RequestKey("event", StatusEvent)
-CONFIG: Final = web.AppKey("config", ConfigHolder)
-EVENTS: Final = web.AppKey("events", EventLog)

@@ -25,19 +25,7 @@ from exporter.domain.payload import (
 )
 from exporter.domain.status import compute
 from exporter.store import StoreError
-from exporter.web.appkeys import (
-    CONFIG,
-    EVENT,
-    EVENTS,
-    EXPOSITION,
-    INSTRUMENTS,
-    OUTCOME,
-    REGISTRY,
-    SETTINGS,
-    SOURCE_APP,
-    TOKEN_ENDPOINT,
-    TRACKER,
-)
+from exporter.web.appkeys import EVENT, OUTCOME, RUNTIME
 from exporter.web.middleware import json_error
 from exporter.web.openapi import openapi_document
 from exporter.web.reload import reload_config
@@ -54,7 +42,7 @@ async def webhook(request: web.Request) -> web.Response:
     if not ACCOUNT_RE.fullmatch(account):
         return json_error(400, "invalid",
                            f"account in the URL must match {ACCOUNT_PATTERN}")
-    settings = request.app[SETTINGS]
+    settings = request.app[RUNTIME].settings
     body = await _read_body(request, settings.read_timeout)
     if isinstance(body, web.Response):
         return body
@@ -62,7 +50,7 @@ async def webhook(request: web.Request) -> web.Response:
     result = parse_body(body, account, time.time(), settings.timezone, window)
     if isinstance(result, PayloadError):
         if result.time_refused is not None:
-            request.app[SOURCE_APP][INSTRUMENTS].time_refused.labels(result.time_refused).inc()
+            request.app[RUNTIME].instruments.time_refused.labels(result.time_refused).inc()
         log.info("rejected webhook for account %s: %s", account, result.message)
         extra = {"fields": result.fields} if result.fields else {}
         return json_error(result.http_status, "invalid", result.message, **extra)
@@ -95,8 +83,11 @@ async def _read_body(request: web.Request, timeout: float) -> bytes | web.Respon
 
 async def _ingest(request: web.Request, event: StatusEvent) -> web.Response:
     request[EVENT] = event
+    tracker = request.app[RUNTIME].tracker
+    if tracker is None:
+        return json_error(503, "unavailable", "state store is not ready")
     try:
-        outcome = await request.app[TRACKER].ingest(event)
+        outcome = await tracker.ingest(event)
     except StoreError as exc:
         log.error("could not store event for account %s: %s", event.account, exc)
         return json_error(503, "unavailable", "the event could not be stored; retry later")
@@ -106,7 +97,7 @@ async def _ingest(request: web.Request, event: StatusEvent) -> web.Response:
     request[OUTCOME] = outcome
     unknown = event.unknown_labels
     if unknown and outcome == "accepted":
-        counter = request.app[SOURCE_APP][INSTRUMENTS].unknown_values
+        counter = request.app[RUNTIME].instruments.unknown_values
         for label in unknown:
             counter.labels(label).inc()
         log.info("account %s export %s: accepted with unknown %s", event.account,
@@ -121,7 +112,9 @@ def _status_response(outcome: str) -> web.Response:
 
 async def token(request: web.Request) -> web.Response:
     """OAuth 2.0 client-credentials token endpoint (see ``exporter.security.oauth``)."""
-    response, request[OUTCOME] = await request.app[TOKEN_ENDPOINT].respond(request)
+    endpoint = request.app[RUNTIME].token_endpoint
+    assert endpoint is not None  # the route exists only with the endpoint
+    response, request[OUTCOME] = await endpoint.respond(request)
     return response
 
 
@@ -132,11 +125,12 @@ async def noop(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus exposition; OpenMetrics when the scraper asks for it."""
-    source = request.app[SOURCE_APP]
+    rt = request.app[RUNTIME]
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
     openmetrics = content_type.startswith("application/openmetrics-text")
     # The cached per-series text first; the small registry ends OpenMetrics with "# EOF".
-    body = source[EXPOSITION].render(openmetrics) + encoder(source[REGISTRY])
+    series = rt.exposition.render(openmetrics) if rt.exposition is not None else b""
+    body = series + encoder(rt.registry)
     response = web.Response(body=body, headers={"Content-Type": content_type})
     if "gzip" in request.headers.get("Accept-Encoding", ""):
         response.enable_compression(web.ContentCoding.gzip)
@@ -145,7 +139,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def openapi(request: web.Request) -> web.Response:
     """The OpenAPI 3 description of the routes, for clients and API fuzzers."""
-    return web.json_response(openapi_document(request.app[SETTINGS]))
+    return web.json_response(openapi_document(request.app[RUNTIME].settings))
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -156,8 +150,8 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     """A webhook would be stored now: the store is healthy and a write probe commits (a read
     alone succeeds on a full disk, and on a state file deleted while open)."""
-    source = request.app[SOURCE_APP]
-    tracker = source.get(TRACKER)
+    rt = request.app[RUNTIME]
+    tracker = rt.tracker
     if tracker is None or not tracker.store.healthy:
         return json_error(503, "unavailable", "state store is not ready")
     if not await asyncio.to_thread(tracker.store.check):
@@ -168,22 +162,22 @@ async def readyz(request: web.Request) -> web.Response:
 async def status_page(request: web.Request) -> web.Response:
     """The human view: every export's state and the last webhooks. ``?refresh=0`` stops the
     page from reloading itself."""
-    source = request.app[SOURCE_APP]
+    rt = request.app[RUNTIME]
     try:
         refresh = int(request.query.get("refresh", DEFAULT_REFRESH_SECONDS))
     except ValueError:
         refresh = DEFAULT_REFRESH_SECONDS
     refresh = max(0, min(refresh, 3600))
-    tracker = source.get(TRACKER)
-    holder = source[CONFIG]
+    tracker = rt.tracker
+    holder = rt.config
     now = time.time()
     statuses = compute(tracker, holder.config, now) if tracker is not None else []
     note = None
     if not holder.last_reload_successful:
         note = f"The last configuration reload failed; the previous one is in force: " \
                f"{holder.last_error}"
-    body = render(statuses=statuses, events=source[EVENTS].newest_first(), now=now,
-                  zone=source[SETTINGS].timezone, version=__version__, refresh=refresh,
+    body = render(statuses=statuses, events=rt.events.newest_first(), now=now,
+                  zone=rt.settings.timezone, version=__version__, refresh=refresh,
                   config_note=note)
     return web.Response(text=body, content_type="text/html", charset="utf-8",
                         headers={"Cache-Control": "no-store"})
@@ -191,12 +185,12 @@ async def status_page(request: web.Request) -> web.Response:
 
 async def api_exports(request: web.Request) -> web.Response:
     """Every known or declared export with its state, as on the status page."""
-    source = request.app[SOURCE_APP]
-    tracker = source.get(TRACKER)
+    rt = request.app[RUNTIME]
+    tracker = rt.tracker
     if tracker is None:
         return json_error(503, "unavailable", "state store is not ready")
-    holder = source[CONFIG]
-    zone = source[SETTINGS].timezone
+    holder = rt.config
+    zone = rt.settings.timezone
     now = time.time()
     statuses = compute(tracker, holder.config, now)
     return _json({
@@ -214,14 +208,14 @@ async def api_exports(request: web.Request) -> web.Response:
 
 async def api_events(request: web.Request) -> web.Response:
     """The last webhooks received (at most 100), newest first, with their outcome."""
-    source = request.app[SOURCE_APP]
-    zone = source[SETTINGS].timezone
-    return _json({"events": [e.to_json(zone) for e in source[EVENTS].newest_first()]})
+    rt = request.app[RUNTIME]
+    zone = rt.settings.timezone
+    return _json({"events": [e.to_json(zone) for e in rt.events.newest_first()]})
 
 
 async def reload_handler(request: web.Request) -> web.Response:
     """Reload ``--config.file``; 500 with the reason (old configuration kept) when invalid."""
-    ok, message = await reload_config(request.app[SOURCE_APP])
+    ok, message = await reload_config(request.app[RUNTIME])
     if not ok:
         return json_error(500, "error", message)
     return web.json_response({"status": "success", "message": message})

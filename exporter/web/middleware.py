@@ -27,19 +27,7 @@ from exporter.metrics.instruments import Instruments
 from exporter.security.auth import BASIC_CHALLENGE
 from exporter.security.oauth import TOKEN_PATH
 from exporter.security.users import PasswordChecksBusy
-from exporter.web.appkeys import (
-    AUTH,
-    EVENT,
-    EVENTS,
-    INSTRUMENTS,
-    OUTCOME,
-    SETTINGS,
-    SOURCE_APP,
-    SOURCES,
-    TOKEN_ENDPOINT,
-    USERS,
-    WEB_CONFIG,
-)
+from exporter.web.appkeys import EVENT, OUTCOME, RUNTIME
 from exporter.web.events import WebhookRecord
 
 log = logging.getLogger(__name__)
@@ -74,7 +62,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         response = await handler(request)
     except web.HTTPException as exc:
         if exc.status == 413:
-            limit = request.app[SOURCE_APP][SETTINGS].max_body_bytes
+            limit = request.app[RUNTIME].settings.max_body_bytes
             response = json_error(413, "too_large",
                                    f"request body exceeds the limit of {limit} bytes")
         elif exc.status < 400:
@@ -88,7 +76,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("unexpected error handling %s %s", request.method, request.path)
         response = json_error(500, "error", "internal error; see the exporter's log")
-    instruments = request.app[SOURCE_APP][INSTRUMENTS]
+    instruments = request.app[RUNTIME].instruments
     if request.path.startswith("/webhook"):
         outcome = request.get(OUTCOME) or _outcome_of(response.status)
         if outcome is not None:
@@ -194,13 +182,13 @@ def _record(request: web.Request, response: web.StreamResponse, outcome: str) ->
             received=time.time(), account=request.match_info.get("account", DEFAULT_ACCOUNT),
             outcome=outcome, http_status=response.status, message=message,
         )
-    request.app[SOURCE_APP][EVENTS].add(record)
+    request.app[RUNTIME].events.add(record)
 
 
 @web.middleware
 async def source_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse CleverTap-facing requests whose client is outside ``--allow-cidr`` (403)."""
-    policy = request.app[SOURCES]
+    policy = request.app[RUNTIME].sources
     if policy.restricts and _clevertap_facing(request.path):
         client = policy.client(request.remote, request.headers.getall("X-Forwarded-For", []))
         if not policy.admits(client):
@@ -220,8 +208,8 @@ async def limit_middleware(request: web.Request, handler: Handler) -> web.Stream
     """
     if not request.path.startswith("/webhook"):
         return await handler(request)
-    instruments = request.app[INSTRUMENTS]
-    if instruments.active >= request.app[SETTINGS].max_concurrent_requests:
+    instruments = request.app[RUNTIME].instruments
+    if instruments.active >= request.app[RUNTIME].settings.max_concurrent_requests:
         request[OUTCOME] = "overloaded"
         response = json_error(503, "overloaded",
                                "too many webhook requests in progress; retry later")
@@ -244,10 +232,10 @@ async def web_config_middleware(request: web.Request,
     whose certificate has none of ``client_allowed_sans`` gets a 403 and is closed before any
     request on it is served.
     """
-    source = request.app[SOURCE_APP]
-    if WEB_CONFIG not in source:
+    rt = request.app[RUNTIME]
+    if rt.web_config is None:
         return await handler(request)
-    holder = source[WEB_CONFIG]
+    holder = rt.web_config
     config = holder.current()
     limiter = holder.limiter
     if limiter is not None and not limiter.allow():
@@ -303,13 +291,13 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 
 async def _authenticated(request: web.Request, handler: Handler) -> web.StreamResponse:
-    source = request.app[SOURCE_APP]
-    users = source.get(USERS)
-    hashes = source[WEB_CONFIG].current().basic_auth_users if WEB_CONFIG in source else {}
+    rt = request.app[RUNTIME]
+    users = rt.users
+    hashes = rt.web_config.current().basic_auth_users if rt.web_config is not None else {}
     if not hashes:
         users = None
     if request.path.startswith("/webhook"):
-        auth = source[AUTH]
+        auth = rt.auth
         problem = auth.check(request.headers)
         if users is not None and (problem is not None or not auth.enabled):
             if await users.admits(request.headers, hashes):
@@ -323,7 +311,7 @@ async def _authenticated(request: web.Request, handler: Handler) -> web.StreamRe
             response.headers["WWW-Authenticate"] = (
                 auth.challenge if auth.enabled else BASIC_CHALLENGE)
             return response
-    elif users is not None and not (request.path == TOKEN_PATH and TOKEN_ENDPOINT in source):
+    elif users is not None and not (request.path == TOKEN_PATH and rt.token_endpoint is not None):
         if not await users.admits(request.headers, hashes):
             response = json_error(401, "unauthorized", "HTTP Basic authorization of a web "
                                    "config user required")
@@ -335,7 +323,7 @@ async def _authenticated(request: web.Request, handler: Handler) -> web.StreamRe
 @web.middleware
 async def body_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse a declared oversize body before reading it (chunked bodies hit client_max_size)."""
-    limit = request.app[SETTINGS].max_body_bytes
+    limit = request.app[RUNTIME].settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
     return await handler(request)

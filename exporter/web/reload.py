@@ -5,26 +5,24 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from aiohttp import web
-
+from exporter.domain.tracker import ExportTracker
 from exporter.store import StoreError
-from exporter.web.appkeys import CONFIG, TRACKER
+from exporter.web.appkeys import Runtime
 
 log = logging.getLogger(__name__)
 
 
-async def declare_exports(app: web.Application) -> None:
-    config = app[CONFIG].config
-    await app[TRACKER].declare(config.exports.keys(), config.label_values())
+async def declare_exports(rt: Runtime, tracker: ExportTracker) -> None:
+    declared = rt.config.config
+    await tracker.declare(declared.exports.keys(), declared.label_values())
 
 
-async def reload_config(app: web.Application) -> tuple[bool, str]:
+async def reload_config(rt: Runtime) -> tuple[bool, str]:
     """Re-read ``--config.file`` (SIGHUP, ``POST /-/reload``); keeps the old one on error."""
-    holder = app[CONFIG]
-    ok, message = await asyncio.to_thread(holder.reload)
-    if ok and TRACKER in app:
+    ok, message = await asyncio.to_thread(rt.config.reload)
+    if ok and rt.tracker is not None:
         try:
-            await declare_exports(app)
+            await declare_exports(rt, rt.tracker)
         except StoreError as exc:
             log.error("could not store the declared exports: %s", exc)
     return ok, message
