@@ -26,10 +26,10 @@ test: lint
 
 ## Full side-by-side benchmark against the Pushgateway; writes bench/RESULTS.md.
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	$(BIN)/python -m bench
 
 bench-smoke: $(STAMP)
-	$(BIN)/python bench/run.py --smoke
+	$(BIN)/python -m bench --smoke
 
 clean:
 	rm -rf $(VENV) *.egg-info
