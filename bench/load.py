@@ -38,14 +38,15 @@ class WrkResult:
     p50_ms: float
     p99_ms: float
     errors: dict[str, int]
+    foreign_cpu: float | None = None  # others' share of the server CPU meanwhile
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds
 
-    def row(self) -> dict[str, float]:
+    def row(self) -> dict[str, Any]:
         return {"rps": self.rps, "p50_ms": self.p50_ms, "p99_ms": self.p99_ms,
-                "requests": self.requests}
+                "requests": self.requests, "foreign_cpu": self.foreign_cpu}
 
 
 def parse_wrk(stdout: str) -> WrkResult:
@@ -82,6 +83,7 @@ class Wrk:
         if p.returncode != 0:
             raise HarnessError(f"wrk failed ({p.returncode}): {p.stdout}\n{p.stderr}")
         res = parse_wrk(p.stdout)
+        res.foreign_cpu = share
         # Non-2xx answers mean the bodies or the harness are wrong: that is a harness error.
         # Socket errors and timeouts are measurements; they are recorded and reported.
         bad = res.errors["status"]

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 from bench import servers
 from bench.backends import Backend, PostgresBackend, SqliteBackend, commit_delta
-from bench.common import HOST, HarnessError, Profile, log, med
+from bench.common import HOST, QUIET_SHARE, HarnessError, Profile, log, med
 from bench.load import Scraper, Wrk, post_many, scrape
 from bench.probes import PerfCounter
 from bench.servers import Pinning, Server, ServerExited
@@ -67,8 +67,27 @@ class Run:
 
 def measure(run: Run, srv: Server, target: Target, conns: int, seconds: int,
             backend: Backend | None = None, instructions: bool = False) -> dict[str, Any]:
-    """One wrk run; with ``backend``, also the transactions it committed meanwhile (so the
-    group commit's batch size), with ``instructions`` the server's instructions per request."""
+    """One wrk run, repeated while others used the server CPU (``Profile.attempts``); with
+    ``backend``, also the transactions it committed meanwhile (so the group commit's batch
+    size), with ``instructions`` the server's instructions per request."""
+    best = _measure_once(run, srv, target, conns, seconds, backend, instructions)
+    attempts = 1
+    while _noise(best) > QUIET_SHARE and attempts < run.prof.attempts:
+        log(f"  others took {_noise(best) * 100:.0f}% of the server CPU: again")
+        attempts += 1
+        row = _measure_once(run, srv, target, conns, seconds, backend, instructions)
+        if _noise(row) < _noise(best):
+            best = row
+    best["attempts"] = attempts
+    return best
+
+
+def _noise(row: dict[str, Any]) -> float:
+    return float(row["foreign_cpu"] or 0.0)
+
+
+def _measure_once(run: Run, srv: Server, target: Target, conns: int, seconds: int,
+                  backend: Backend | None, instructions: bool) -> dict[str, Any]:
     before = backend.commits() if backend else None
     perf = PerfCounter(srv.pid, seconds) if instructions else None
     r = run.wrk.run(srv, target.path, target.mode, conns, seconds)

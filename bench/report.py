@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from bench.common import med
+from bench.common import QUIET_SHARE, med
 from bench.workload import SERIES_PER_KEY
 
 SERVERS = ("exporter", "pushgateway", "ceiling")
@@ -23,6 +23,10 @@ def fmt_range(xs: list[float], digits: int = 0) -> str:
 
 def values(rows: list[dict[str, Any]], key: str) -> list[float]:
     return [r[key] for r in rows if r.get(key) is not None]
+
+
+def noise(rows: list[dict[str, Any]]) -> str:
+    return fmt_range([x * 100 for x in values(rows, "foreign_cpu")])
 
 
 def fsync_bound(res: dict[str, Any], conns: int) -> float:
@@ -92,7 +96,10 @@ class Report:
             f"{fs['p50_ms']:.3f} ms, p99 {fs['p99_ms']:.3f} ms ({fs['n']} probes before the run)",
             f"- exporter and Pushgateway each pinned to CPU {pin['servers']} (`taskset`), wrk "
             f"and this harness to CPU {pin['load']}; wrk `-t1`, {p['duration']} s per run, "
-            "`bench/post.lua` bodies",
+            "`bench/post.lua` bodies"
+            + (f"; a run during which other processes took more than {QUIET_SHARE:.0%} of the "
+               f"server CPU was repeated, up to {p['attempts']} attempts, the quietest kept"
+               if p.get("attempts", 1) > 1 else ""),
             f"- CPU instructions per request (`perf stat -e instructions`): "
             f"{m['perf_instructions']}")
         self.noise()
@@ -127,10 +134,11 @@ class Report:
             "server could do if each request waited for one sync and nothing else. "
             "Requests per commit: wrk's requests / SQLite transactions committed meanwhile "
             "(the WAL-index `iChange` counter in `state.db-shm`), i.e. the group commit's "
-            "batch size.", "",
+            "batch size. Others' CPU: the share of the server CPU that other processes on the "
+            "machine took during the run.", "",
             "| conns | server | req/s | p50 ms | p99 ms | requests per commit | "
-            "instructions per request |",
-            "|---|---|---|---|---|---|---|")
+            "instructions per request | others' CPU % |",
+            "|---|---|---|---|---|---|---|---|")
         for c in self.conns:
             for name in SERVERS:
                 rows = self.tp[name][c]
@@ -138,8 +146,9 @@ class Report:
                          f"{fmt_range(values(rows, 'p50_ms'), 2)} | "
                          f"{fmt_range(values(rows, 'p99_ms'), 2)} | "
                          f"{fmt_range(values(rows, 'requests_per_commit'), 1)} | "
-                         f"{fmt_range(values(rows, 'instructions_per_request'))} |")
-            self.add(f"| {c} | fsync bound | {fsync_bound(self.res, int(c)):,.0f} | | | | |")
+                         f"{fmt_range(values(rows, 'instructions_per_request'))} | "
+                         f"{noise(rows)} |")
+            self.add(f"| {c} | fsync bound | {fsync_bound(self.res, int(c)):,.0f} | | | | | |")
         self.add(
             "", "| conns | exporter / Pushgateway req/s | exporter / ceiling | "
             "exporter / fsync bound | exporter / min(ceiling, fsync bound) | "
@@ -206,14 +215,14 @@ class Report:
             f"{h['held']:,} series. *Scraped*: a client GETs `/metrics` (gzip) once a second "
             "during the run; each scraped run directly follows an unscraped one.", "",
             "| server | req/s unscraped | p99 ms unscraped | req/s scraped | p99 ms scraped | "
-            "p99 scraped / unscraped | scrape p50 ms during load |",
-            "|---|---|---|---|---|---|---|")
+            "p99 scraped / unscraped | scrape p50 ms during load | others' CPU % (un-, scraped) |",
+            "|---|---|---|---|---|---|---|---|")
         for name in ("exporter", "pushgateway"):
             un, sc = h["ingest"][name], h["scraped"][name]
             self.add(f"| {name} | {fmt_range(values(un, 'rps'))} | "
                      f"{fmt_range(values(un, 'p99_ms'), 2)} | {fmt_range(values(sc, 'rps'))} | "
                      f"{fmt_range(values(sc, 'p99_ms'), 2)} | {self.scrape_ratio(name):.2f} | "
-                     f"{fmt_range(values(sc, 'scrape_p50_ms'), 1)} |")
+                     f"{fmt_range(values(sc, 'scrape_p50_ms'), 1)} | {noise(un)}, {noise(sc)} |")
         self.add("")
 
     def scrape_ratio(self, name: str) -> float:
