@@ -20,7 +20,7 @@ from bench import phases, probes, servers
 from bench.backends import SqliteBackend
 from bench.common import BENCH_DIR, FULL, SMOKE, HarnessError, Profile, log
 from bench.report import write_report
-from bench.servers import Pinning
+from bench.servers import Pinning, Server
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Profile]:
@@ -38,6 +38,22 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Profi
     return args, prof
 
 
+def start_pair(run: phases.Run, backend: SqliteBackend, name: str) -> tuple[Server, Server]:
+    exp = servers.exporter(name, run.pin, run.work, backend.state_args())
+    pgw = servers.pushgateway(run.pin, run.work)
+    run.servers += [exp, pgw]
+    exp.start()
+    pgw.start()
+    log(f"{name} pid {exp.pid} port {exp.port}; pushgateway pid {pgw.pid} port {pgw.port}")
+    return exp, pgw
+
+
+def stop_pair(exp: Server, pgw: Server, backend: SqliteBackend) -> None:
+    exp.stop()
+    pgw.stop()
+    backend.close()
+
+
 def run_all(run: phases.Run) -> dict[str, Any]:
     res = run.results
     res["meta"] = probes.machine_info(run.prof)
@@ -47,22 +63,21 @@ def run_all(run: phases.Run) -> dict[str, Any]:
                                         else f"not supported ({probes.perf_unsupported()})")
     backend = SqliteBackend(run.work / "main")
     res["meta"]["fsync"] = probes.fsync_probe(backend.directory)
-    exp = servers.exporter("exporter", run.pin, run.work, backend.state_args())
-    pgw = servers.pushgateway(run.pin, run.work)
-    run.servers += [exp, pgw]
-    exp.start()
-    pgw.start()
+    exp, pgw = start_pair(run, backend, "exporter")
     res["rss_idle_mb"] = {"exporter": servers.rss_mb(exp.pid),
                           "pushgateway": servers.rss_mb(pgw.pid)}
-    log(f"exporter pid {exp.pid} port {exp.port}; pushgateway pid {pgw.pid} port {pgw.port}")
     phases.throughput(run, exp, pgw, backend)
+    stop_pair(exp, pgw, backend)
+    # Fresh servers for the sizes: the throughput runs leave tens of thousands of remembered
+    # deliveries in the exporter, which would count in its RSS at every size.
+    backend = SqliteBackend(run.work / "sizes")
+    exp, pgw = start_pair(run, backend, "exporter-sizes")
     phases.sizes(run, exp, pgw)
     phases.scrape_cost(run, exp, pgw)
-    exp.stop()
-    pgw.stop()
-    backend.close()
+    stop_pair(exp, pgw, backend)
     phases.restart(run)
     phases.postgresql(run)
+    res["meta"]["fsync_end"] = probes.fsync_probe(run.work / "end")
     res["foreign_cpu"] = run.wrk.foreign_cpu
     res["wrk_errors"] = run.wrk.errors
     return res

@@ -93,7 +93,9 @@ class Report:
             + f", SQLite {m['sqlite']}",
             f"- {m['pushgateway']}; {m['wrk']}",
             f"- state directory `{m['state_dir']}`: 4 KiB write + fsync p50 "
-            f"{fs['p50_ms']:.3f} ms, p99 {fs['p99_ms']:.3f} ms ({fs['n']} probes before the run)",
+            f"{fs['p50_ms']:.3f} ms, p99 {fs['p99_ms']:.3f} ms ({fs['n']} probes before the run"
+            + (f"; after it: p50 {m['fsync_end']['p50_ms']:.3f} ms, p99 "
+               f"{m['fsync_end']['p99_ms']:.3f} ms" if "fsync_end" in m else "") + ")",
             f"- exporter and Pushgateway each pinned to CPU {pin['servers']} (`taskset`), wrk "
             f"and this harness to CPU {pin['load']}; wrk `-t1`, {p['duration']} s per run, "
             "`bench/post.lua` bodies"
@@ -171,12 +173,14 @@ class Report:
             f"the webhook: size / {SERIES_PER_KEY} series keys (each exposes about "
             f"{SERIES_PER_KEY} series, 14 of them its duration histogram), accounts `acctNNNN` "
             "x 5 partners x 2 types x 5 frequencies, each key one Initiated and (9 in 10) one "
-            "Completed run. The Pushgateway holds `size` series: push groups of 50 per account "
-            "(grouping label `account`), each line one `clevertap_export_last_completed_"
+            "Completed run, on a freshly started exporter and Pushgateway (so that the "
+            "deliveries of section 1 do not count in RSS). The Pushgateway holds `size` "
+            "series: push groups of 50 per account (grouping label `account`), each line "
+            "one `clevertap_export_last_completed_"
             "timestamp_seconds{partner,export_type,frequency}` series. Scrapes as Prometheus "
             f"sends them (its Accept header, gzip): the p50 of {p['scrapes']} scrapes; *idle* "
-            "= nothing changed between scrapes, *after write* = one webhook/push before each. "
-            "The throughput runs above add a few dozen keys/groups of their own.", "",
+            "= nothing changed between scrapes, *after write* = one webhook/push before each.",
+            "",
             "| target size | server | series keys | samples | bytes (gzip) | p50 idle ms | "
             "p50 after write ms | RSS MB |", "|---|---|---|---|---|---|---|---|",
             f"| 0 (just started) | exporter | | | | | | {idle['exporter']:.1f} |",
