@@ -41,12 +41,18 @@ class WrkResult:
     foreign_cpu: float | None = None  # others' share of the server CPU meanwhile
 
     @property
+    def stalled(self) -> bool:
+        """No request completed during the run (a shared disk can stall a sync that long)."""
+        return self.requests == 0
+
+    @property
     def rps(self) -> float:
         return self.requests / self.seconds
 
     def row(self) -> dict[str, Any]:
         return {"rps": self.rps, "p50_ms": self.p50_ms, "p99_ms": self.p99_ms,
-                "requests": self.requests, "foreign_cpu": self.foreign_cpu}
+                "requests": self.requests, "foreign_cpu": self.foreign_cpu,
+                "stalled": self.stalled}
 
 
 def parse_wrk(stdout: str) -> WrkResult:
@@ -84,19 +90,23 @@ class Wrk:
             raise HarnessError(f"wrk failed ({p.returncode}): {p.stdout}\n{p.stderr}")
         res = parse_wrk(p.stdout)
         res.foreign_cpu = share
+        if res.stalled:  # every latency was at least the run: say so, not 0
+            res.p50_ms = res.p99_ms = res.seconds * 1000
         # Non-2xx answers mean the bodies or the harness are wrong: that is a harness error.
-        # Socket errors and timeouts are measurements; they are recorded and reported.
+        # Socket errors, timeouts and stalls are measurements; they are recorded and reported.
         bad = res.errors["status"]
-        if res.requests == 0 or bad > 0.01 * res.requests:
+        if bad > 0.01 * res.requests:
             raise HarnessError(f"wrk against {server.name}{path}: {bad} non-2xx in "
                                f"{res.requests} requests {res.errors}; server log:\n"
                                f"{server.log_tail()}")
         where = {"server": server.name, "path": path, "conns": conns}
         if share is not None:
             self.foreign_cpu.append({**where, "share": share})
-        if sum(res.errors.values()):
+        if sum(res.errors.values()) or res.stalled:
             self.errors.append({**where, "seconds": seconds, "requests": res.requests,
                                 "errors": res.errors})
+            log(f"wrk against {server.name}{path} c={conns}: {res.requests} requests, "
+                f"errors {res.errors}")
         time.sleep(0.3)  # let background work settle between runs
         return res
 

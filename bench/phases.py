@@ -72,11 +72,12 @@ def measure(run: Run, srv: Server, target: Target, conns: int, seconds: int,
     size), with ``instructions`` the server's instructions per request."""
     best = _measure_once(run, srv, target, conns, seconds, backend, instructions)
     attempts = 1
-    while _noise(best) > QUIET_SHARE and attempts < run.prof.attempts:
-        log(f"  others took {_noise(best) * 100:.0f}% of the server CPU: again")
+    while _noisy(best) and attempts < run.prof.attempts:
+        log(f"  others took {_noise(best) * 100:.0f}% of the server CPU"
+            + (", no request completed" if best["stalled"] else "") + ": again")
         attempts += 1
         row = _measure_once(run, srv, target, conns, seconds, backend, instructions)
-        if _noise(row) < _noise(best):
+        if (row["stalled"], _noise(row)) < (best["stalled"], _noise(best)):
             best = row
     best["attempts"] = attempts
     return best
@@ -86,13 +87,17 @@ def _noise(row: dict[str, Any]) -> float:
     return float(row["foreign_cpu"] or 0.0)
 
 
+def _noisy(row: dict[str, Any]) -> bool:
+    return bool(row["stalled"]) or _noise(row) > QUIET_SHARE
+
+
 def _measure_once(run: Run, srv: Server, target: Target, conns: int, seconds: int,
                   backend: Backend | None, instructions: bool) -> dict[str, Any]:
     before = backend.commits() if backend else None
     perf = PerfCounter(srv.pid, seconds) if instructions else None
     r = run.wrk.run(srv, target.path, target.mode, conns, seconds)
     row: dict[str, Any] = r.row()
-    if perf is not None:
+    if perf is not None and r.requests:
         row["instructions_per_request"] = perf.result() / r.requests
     commits = commit_delta(before, backend.commits() if backend else None)
     if commits:

@@ -306,11 +306,12 @@ class Report:
         errs = self.res.get("wrk_errors", [])
         if not errs:
             return
-        self.add("wrk runs with socket errors or timeouts (30 s timeout; not counted in "
-                 "latency):", "")
+        self.add("wrk runs with socket errors, timeouts (30 s; not counted in latency) or no "
+                 "completed request at all (then its p50 and p99 are given as the run's "
+                 "length, a lower bound), including runs repeated for noise:", "")
         for e in errs:
-            self.add(f"- {e['server']} `{e['path']}` c={e['conns']}: {e['errors']} in "
-                     f"{e['requests']:,} requests")
+            self.add(f"- {e['server']} `{e['path']}` c={e['conns']}, {e['seconds']} s: "
+                     f"{e['errors']} in {e['requests']:,} requests")
         self.add("")
 
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from bench import servers
 from bench.backends import SqliteBackend, commit_delta
-from bench.common import SMOKE, HarnessError
+from bench.common import HOST, SMOKE, HarnessError
 from bench.load import Wrk, post_many, scrape
 from bench.phases import CEILING, DURABLE, Run, measure
 from bench.servers import Server, ServerExited
@@ -58,3 +64,20 @@ def test_exit_before_ready_is_reported_with_the_log(tmp_path: Path) -> None:
 
 def test_rss_of_a_running_server(exporter: Server) -> None:
     assert 10 < servers.rss_mb(exporter.pid) < 1000
+
+
+def test_a_server_that_never_answers_gives_a_stalled_run(tmp_path: Path) -> None:
+    port = servers.free_port()
+    code = ("import socket, time\ns = socket.socket()\n"
+            f"s.bind(('127.0.0.1', {port}))\ns.listen(64)\ntime.sleep(30)")
+    silent = Server("silent", [sys.executable, "-c", code], port, "/", tmp_path / "log")
+    silent.proc = subprocess.Popen(silent.cmd)
+    try:
+        for _ in range(100):  # until it listens, at most 10 s
+            with contextlib.suppress(OSError), socket.create_connection((HOST, port), 1):
+                break
+            time.sleep(0.1)
+        r = Wrk(UNPINNED, T0).run(silent, DURABLE.path, DURABLE.mode, 2, 1)
+    finally:
+        silent.stop(signal.SIGKILL)
+    assert r.stalled and r.p99_ms == r.seconds * 1000
