@@ -42,10 +42,10 @@ test-fast: $(STAMP)
 
 ## Full side-by-side benchmark against the Pushgateway; writes bench/RESULTS.md.
 bench: deps $(STAMP)
-	$(BIN)/python bench/run.py
+	$(BIN)/python -m bench
 
 bench-smoke: deps $(STAMP)
-	$(BIN)/python bench/run.py --smoke
+	$(BIN)/python -m bench --smoke
 
 clean:
 	rm -rf $(VENV) *.egg-info

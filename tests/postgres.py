@@ -18,10 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.backends import SERVERS, server_bin
 from tests.conftest import ExporterProcess, free_port
 
-#: Where Debian's postgresql packages put the server tools, one directory per major version.
-SERVERS = Path("/usr/lib/postgresql")
 INSTALL = "apt-get install -y postgresql"
 USER = "exporter"
 
@@ -30,11 +29,11 @@ class Cluster:
     """One throwaway cluster; ``url(db)`` names a database on it."""
 
     def __init__(self) -> None:
-        found = sorted(SERVERS.glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
-        if not found:
+        found = server_bin()
+        if found is None:
             pytest.fail(f"PostgreSQL server tools (initdb, pg_ctl) not found in {SERVERS}: "
                         f"{INSTALL}")
-        self.bin = found[-1].parent
+        self.bin = found
         self.port = free_port()
         # The cluster's user must own its directory; the test's tmp_path is private to root.
         self.root = Path(tempfile.mkdtemp(prefix="clevertap-test-pg-"))
