@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Final, Protocol
 
 from bench.common import HOST, HarnessError
-from bench.servers import Pinning, free_port
+from bench.servers import Pinning, child_pids, free_port
 
 # In the WAL-index header at the start of the -shm file, the u32 ``iChange`` (native byte
 # order) counts committed transactions and survives WAL restarts (SQLite's wal.c,
@@ -34,6 +34,10 @@ class Backend(Protocol):
 
     def commits(self) -> int | None:
         """Transactions committed so far (a counter; only deltas mean anything), or None."""
+        ...
+
+    def pids(self) -> list[int]:
+        """The database's own processes (their CPU is the backend's, not noise)."""
         ...
 
     def close(self) -> None: ...
@@ -65,6 +69,9 @@ class SqliteBackend:
         if len(head) < _ICHANGE_OFFSET + _ICHANGE.size:
             return None
         return int(_ICHANGE.unpack_from(head, _ICHANGE_OFFSET)[0])
+
+    def pids(self) -> list[int]:
+        return []  # in the exporter's process
 
     def disk_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.directory.glob("state.db*"))
@@ -132,8 +139,33 @@ class PostgresBackend:
     def state_args(self) -> list[str]:
         return ["--state-url", self.url]
 
+    def query(self, sql: str) -> str:
+        """One psql query's unaligned output (from the harness's CPU)."""
+        p = subprocess.run([str(self.bin / "psql"), "-h", HOST, "-p", str(self.port), "-U",
+                            self.user, "-d", self.database, "-XAtqc", sql],
+                           capture_output=True, text=True, timeout=30, check=False)
+        if p.returncode != 0:
+            raise HarnessError(f"psql failed ({p.returncode}): {p.stderr}")
+        return p.stdout.strip()
+
     def commits(self) -> int | None:
-        return None  # pg_stat_database lags by up to a second: no exact batch sizes here
+        """The next transaction id: every writing transaction takes one, a read-only one (and
+        this query) none, so deltas count the exporter's write transactions, its group commit
+        batches (aborted ones too, which are rare). pg_stat_database's ``xact_commit`` would
+        lag by up to a second and count reads."""
+        if not self.started:
+            return None
+        try:
+            return int(self.query("SELECT pg_snapshot_xmax(pg_current_snapshot())"))
+        except (HarnessError, ValueError, subprocess.TimeoutExpired):
+            return None
+
+    def pids(self) -> list[int]:
+        try:
+            postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, IndexError, ValueError):
+            return []
+        return [postmaster, *child_pids(postmaster)]
 
     def close(self) -> None:
         try:

@@ -75,20 +75,51 @@ class Wrk:
         self.foreign_cpu: list[dict[str, Any]] = []  # noise: others' use of the server CPU
         self.errors: list[dict[str, Any]] = []  # socket errors and timeouts, reported
 
-    def run(self, server: Server, path: str, mode: str, conns: int, seconds: int) -> WrkResult:
-        self.runs += 1
-        env = {**os.environ, "BENCH_MODE": mode, "BENCH_PATH": path,
-               "BENCH_ID_BASE": str(1_000_000_000 + self.runs * 10_000_000),
-               "BENCH_T0": str(self.t0)}
-        cmd = self.pin.load(["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--timeout", "30s",
-                             "-s", str(LUA), f"http://{HOST}:{server.port}{path}"])
-        noise = ForeignCpu(self.pin.server_cpu, server.pid)
-        p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=seconds + 60,
-                           check=False)
+    def run(self, server: Server, path: str, mode: str, conns: int, seconds: int,
+            own_pids: tuple[int, ...] = ()) -> WrkResult:
+        return self.run_split([server], path, mode, conns, seconds, own_pids)[0]
+
+    def run_split(self, servers: list[Server], path: str, mode: str, conns: int, seconds: int,
+                  own_pids: tuple[int, ...] = ()) -> list[WrkResult]:
+        """One wrk per server, all at once, ``conns`` split evenly between them (each its own
+        Export Request Id range); ``own_pids`` (a database's processes) do not count as
+        noise."""
+        each = max(1, conns // len(servers))
+        noise = ForeignCpu(self.pin.server_cpu, [s.pid for s in servers] + list(own_pids))
+        procs = []
+        for server in servers:
+            self.runs += 1
+            env = {**os.environ, "BENCH_MODE": mode, "BENCH_PATH": path,
+                   "BENCH_ID_BASE": str(1_000_000_000 + self.runs * 10_000_000),
+                   "BENCH_T0": str(self.t0)}
+            cmd = self.pin.load(["wrk", "-t1", f"-c{each}", f"-d{seconds}s", "--timeout",
+                                 "30s", "-s", str(LUA), f"http://{HOST}:{server.port}{path}"])
+            procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                          text=True, env=env))
+        outs = []
+        try:
+            for p in procs:
+                out, err = p.communicate(timeout=seconds + 60)
+                outs.append((p.returncode, out, err))
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait(10)
         share = noise.share()
-        if p.returncode != 0:
-            raise HarnessError(f"wrk failed ({p.returncode}): {p.stdout}\n{p.stderr}")
-        res = parse_wrk(p.stdout)
+        results = [self._check(server, path, each, seconds, rc, out, err, share)
+                   for server, (rc, out, err) in zip(servers, outs, strict=True)]
+        if share is not None:
+            self.foreign_cpu.append({"server": "+".join(s.name for s in servers), "path": path,
+                                     "conns": conns, "share": share})
+        time.sleep(0.3)  # let background work settle between runs
+        return results
+
+    def _check(self, server: Server, path: str, conns: int, seconds: int, rc: int, out: str,
+               err: str, share: float | None) -> WrkResult:
+        if rc != 0:
+            raise HarnessError(f"wrk failed ({rc}): {out}\n{err}")
+        res = parse_wrk(out)
         res.foreign_cpu = share
         if res.stalled:  # every latency was at least the run: say so, not 0
             res.p50_ms = res.p99_ms = res.seconds * 1000
@@ -99,16 +130,24 @@ class Wrk:
             raise HarnessError(f"wrk against {server.name}{path}: {bad} non-2xx in "
                                f"{res.requests} requests {res.errors}; server log:\n"
                                f"{server.log_tail()}")
-        where = {"server": server.name, "path": path, "conns": conns}
-        if share is not None:
-            self.foreign_cpu.append({**where, "share": share})
         if sum(res.errors.values()) or res.stalled:
-            self.errors.append({**where, "seconds": seconds, "requests": res.requests,
+            self.errors.append({"server": server.name, "path": path, "conns": conns,
+                                "seconds": seconds, "requests": res.requests,
                                 "errors": res.errors})
             log(f"wrk against {server.name}{path} c={conns}: {res.requests} requests, "
                 f"errors {res.errors}")
-        time.sleep(0.3)  # let background work settle between runs
         return res
+
+
+def combine(results: list[WrkResult]) -> WrkResult:
+    """Simultaneous wrk runs (one per replica) as one: requests added up over the longest
+    run's length, the worse p50 and p99, errors added up."""
+    errors: Counter[str] = Counter()
+    for r in results:
+        errors.update(r.errors)
+    return WrkResult(sum(r.requests for r in results), max(r.seconds for r in results),
+                     max(r.p50_ms for r in results), max(r.p99_ms for r in results),
+                     dict(errors), results[0].foreign_cpu)
 
 
 def post_many(port: int, reqs: Iterable[tuple[str, bytes]], concurrency: int = 32

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 from bench import servers
 from bench.backends import Backend, PostgresBackend, SqliteBackend, commit_delta
 from bench.common import HOST, QUIET_SHARE, HarnessError, Profile, log, med
-from bench.load import Scraper, Wrk, post_many, scrape
+from bench.load import Scraper, Wrk, combine, post_many, scrape
 from bench.probes import PerfCounter
 from bench.servers import Pinning, Server, ServerExited
 from bench.workload import (
@@ -65,9 +65,10 @@ class Run:
                 log(f"stopping {s.name}: {e}")
 
 
-def measure(run: Run, srv: Server, target: Target, conns: int, seconds: int,
+def measure(run: Run, srv: Server | list[Server], target: Target, conns: int, seconds: int,
             backend: Backend | None = None, instructions: bool = False) -> dict[str, Any]:
-    """One wrk run, repeated while others used the server CPU (``Profile.attempts``); with
+    """One wrk run (with several servers, one wrk each at once, the connections split between
+    them, combined), repeated while others used the server CPU (``Profile.attempts``); with
     ``backend``, also the transactions it committed meanwhile (so the group commit's batch
     size), with ``instructions`` the server's instructions per request."""
     best = _measure_once(run, srv, target, conns, seconds, backend, instructions)
@@ -91,12 +92,17 @@ def _noisy(row: dict[str, Any]) -> bool:
     return bool(row["stalled"]) or _noise(row) > QUIET_SHARE
 
 
-def _measure_once(run: Run, srv: Server, target: Target, conns: int, seconds: int,
-                  backend: Backend | None, instructions: bool) -> dict[str, Any]:
+def _measure_once(run: Run, srv: Server | list[Server], target: Target, conns: int,
+                  seconds: int, backend: Backend | None, instructions: bool) -> dict[str, Any]:
+    srvs = [srv] if isinstance(srv, Server) else srv
     before = backend.commits() if backend else None
-    perf = PerfCounter(srv.pid, seconds) if instructions else None
-    r = run.wrk.run(srv, target.path, target.mode, conns, seconds)
+    perf = PerfCounter(srvs[0].pid, seconds) if instructions and len(srvs) == 1 else None
+    each = run.wrk.run_split(srvs, target.path, target.mode, conns, seconds,
+                             tuple(backend.pids()) if backend else ())
+    r = combine(each)
     row: dict[str, Any] = r.row()
+    if len(each) > 1:
+        row["replicas"] = [x.row() for x in each]
     if perf is not None and r.requests:
         row["instructions_per_request"] = perf.result() / r.requests
     commits = commit_delta(before, backend.commits() if backend else None)
@@ -291,18 +297,35 @@ def postgresql(run: Run) -> None:
 
 
 def _postgresql_load(run: Run, backend: PostgresBackend) -> dict[str, Any]:
-    exp = servers.exporter("exporter-postgresql", run.pin, run.work, backend.state_args())
-    try:
-        exp.start()
-    except ServerExited as e:
-        lines = [ln for ln in e.log_tail.splitlines() if ln.strip()]
-        return {"available": False,
-                "reason": "the exporter rejects --state-url: "
-                          + (lines[-1] if lines else "no output")}
-    run.servers.append(exp)
-    out: dict[str, list[dict[str, Any]]] = {str(c): [] for c in run.prof.conns}
-    for _ in range(run.prof.reps):
-        for c in run.prof.conns:
-            out[str(c)].append(measure(run, exp, DURABLE, c, run.prof.duration, backend))
-    exp.stop()
-    return {"available": True, "throughput": out}
+    """One replica at each connection count, then two on the same cluster (distinct ports,
+    the second started only now so that it does not follow the first's writes before), one
+    wrk each at half the connections, at every count of at least 2."""
+    exps = [servers.exporter(f"exporter-postgresql-{i}", run.pin, run.work,
+                             backend.state_args()) for i in (1, 2)]
+    out: dict[str, Any] = {"available": True}
+    for n in (1, 2):
+        try:
+            exps[n - 1].start()
+        except ServerExited as e:
+            lines = [ln for ln in e.log_tail.splitlines() if ln.strip()]
+            if n == 1:
+                return {"available": False,
+                        "reason": "the exporter rejects --state-url: "
+                                  + (lines[-1] if lines else "no output")}
+            out["two_replicas_reason"] = lines[-1] if lines else "no output"
+            break
+        run.servers.append(exps[n - 1])
+        conns = [c for c in run.prof.conns if c >= n]
+        rows: dict[str, list[dict[str, Any]]] = {str(c): [] for c in conns}
+        for _ in range(run.prof.reps):
+            for c in conns:
+                row = measure(run, exps[:n], DURABLE, c, run.prof.duration, backend)
+                rows[str(c)].append(row)
+                log(f"postgresql {n} replica(s) c={c:<3} {row['rps']:9.0f} req/s  "
+                    f"p99 {row['p99_ms']:6.2f} ms"
+                    + (f"  {row['requests_per_commit']:.1f} req/commit"
+                       if "requests_per_commit" in row else ""))
+        out["throughput" if n == 1 else "two_replicas"] = rows
+    for exp in exps:
+        exp.stop()
+    return out

@@ -265,14 +265,52 @@ class Report:
         if not pg["available"]:
             self.add(f"Not available: {pg['reason']}.", "")
             return
+        two = pg.get("two_replicas", {})
         self.add("Same load as the exporter in section 1, state in a throwaway cluster "
-                 "(initdb, fsync on) pinned with the servers.", "",
-                 "| conns | req/s | p99 ms | / SQLite req/s |", "|---|---|---|---|")
+                 "(initdb, fsync on) pinned with the servers. Two replicas: a second exporter "
+                 "on the same cluster (its own port), started after the one-replica runs, and "
+                 "one wrk per replica at the same time with half the connections each; req/s "
+                 "is their sum, p50 and p99 the worse replica's. Both replicas and the "
+                 f"database share the servers' CPU {self.res['meta']['pinning']['servers']}, "
+                 "so the two-replica row measures what sharing the state costs, not scaling "
+                 "out. Requests per commit: requests / write transactions (PostgreSQL's "
+                 "transaction ids taken meanwhile, all replicas). Others' CPU leaves out the "
+                 "exporters and the database's processes.", "",
+                 "| conns | replicas | req/s | p50 ms | p99 ms | requests per commit | "
+                 "/ SQLite req/s | / one replica req/s | others' CPU % |",
+                 "|---|---|---|---|---|---|---|---|---|")
         for c, rows in pg["throughput"].items():
-            self.add(f"| {c} | {fmt_range(values(rows, 'rps'))} | "
-                     f"{fmt_range(values(rows, 'p99_ms'), 2)} | "
-                     f"{med(values(rows, 'rps')) / self.m('exporter', c):.2f} |")
-        self.add("")
+            for n, rs in ((1, rows), (2, two.get(c))):
+                if not rs:
+                    continue
+                rps = med(values(rs, "rps"))
+                self.add(f"| {c} | {n} | {fmt_range(values(rs, 'rps'))} | "
+                         f"{fmt_range(values(rs, 'p50_ms'), 2)} | "
+                         f"{fmt_range(values(rs, 'p99_ms'), 2)} | "
+                         f"{fmt_range(values(rs, 'requests_per_commit'), 1)} | "
+                         f"{rps / self.m('exporter', c):.2f} | "
+                         f"{rps / med(values(rows, 'rps')):.2f} | {noise(rs)} |")
+        if "two_replicas_reason" in pg:
+            self.add("", f"Two replicas not measured: {pg['two_replicas_reason']}.")
+        self.add("", self.commit_cost(pg["throughput"]), "")
+
+    def commit_cost(self, pg: dict[str, list[dict[str, Any]]]) -> str:
+        """What the database's commit costs, at the most connections measured on both."""
+        c = max((k for k in pg if k in self.tp["exporter"]), key=int)
+        rows, sq = pg[c], self.tp["exporter"][c]
+        rps, srps = med(values(rows, "rps")), self.m("exporter", c)
+        text = (f"What the database's commit costs, at {c} connections and one replica: "
+                f"{rps:,.0f} req/s, {rps / srps:.2f}x SQLite's {srps:,.0f}; p99 "
+                f"{med(values(rows, 'p99_ms')):.2f} ms vs {self.m('exporter', c, 'p99_ms'):.2f} "
+                "ms")
+        rpc, srpc = values(rows, "requests_per_commit"), values(sq, "requests_per_commit")
+        if rpc:
+            text += (f"; {rps / med(rpc):,.0f} commits/s of {med(rpc):.1f} requests each, "
+                     f"one every {1000 * med(rpc) / rps:.2f} ms")
+        if srpc:
+            text += (f" (SQLite: {srps / med(srpc):,.0f} commits/s of {med(srpc):.1f} "
+                     f"requests, one every {1000 * med(srpc) / srps:.2f} ms)")
+        return text + "."
 
     def target_list(self) -> list[Target]:
         out = []

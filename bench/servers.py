@@ -169,26 +169,43 @@ def proc_jiffies(pid: int) -> int:
     return int(f[11]) + int(f[12])
 
 
-class ForeignCpu:
-    """Share of the server CPU used by processes other than ``pid`` between start and stop."""
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (a PostgreSQL postmaster's backends)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(stat.parent.name))
+    return out
 
-    def __init__(self, cpu: int | None, pid: int) -> None:
+
+class ForeignCpu:
+    """Share of the server CPU used by processes other than ``pids`` (the servers under test
+    and their database) between start and ``share()``."""
+
+    def __init__(self, cpu: int | None, pids: list[int]) -> None:
         self.cpu = cpu
-        self.pid = pid
+        self.pids = pids
         self.before = self._snapshot()
 
-    def _snapshot(self) -> tuple[int, int, int] | None:
+    def _snapshot(self) -> tuple[int, int, dict[int, int]] | None:
         if self.cpu is None:
             return None
+        own = {}
+        for pid in self.pids:
+            with contextlib.suppress(OSError):  # a database backend may have ended
+                own[pid] = proc_jiffies(pid)
         with contextlib.suppress(OSError):
-            return (*cpu_jiffies(self.cpu), proc_jiffies(self.pid))
+            return (*cpu_jiffies(self.cpu), own)
         return None
 
     def share(self) -> float | None:
         after = self._snapshot()
         if self.before is None or after is None or after[1] == self.before[1]:
             return None
-        other = (after[0] - self.before[0]) - (after[2] - self.before[2])
+        was = self.before[2]
+        ours = sum(j - was[pid] for pid, j in after[2].items() if pid in was)
+        other = (after[0] - self.before[0]) - ours
         return max(0.0, other / (after[1] - self.before[1]))
 
 
