@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.conftest import ROOT, ExporterProcess, free_port, series
-from tests.test_client import cli
-from tests.test_webconfig import Pki, pki, write_config  # noqa: F401 -- pki is a fixture
+from tests.security.test_webconfig import Pki, pki, write_config  # noqa: F401 -- pki is a fixture
+from tests.tools.test_client import cli
 
 EXAMPLES = ROOT / "docs" / "examples"
 Process = Callable[..., ExporterProcess]

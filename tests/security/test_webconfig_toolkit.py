@@ -31,7 +31,7 @@ from exporter.cli.settings import parse_settings
 from exporter.web.app import create_app
 from exporter.web.appkeys import RUNTIME
 from tests.conftest import ROOT, free_port
-from tests.test_webconfig import _issue, _name
+from tests.security.test_webconfig import _issue, _name
 
 DATA = ROOT / "tests" / "data" / "webconfig"
 CA = DATA / "tls-ca-chain.pem"

@@ -4,7 +4,7 @@ The in-process floods drive ``ExportTracker.ingest`` with bodies parsed by ``par
 real SQLite store (concurrent batches, so the group commit shares disk syncs), and measure the
 series count, the model's table sizes, the store size and the process RSS. The suite runs
 FLOOD_EVENTS (default 20,000) events per flood; ``FLOOD_EVENTS=1000000 pytest -s
-tests/test_flood.py`` runs the full million and prints the figures. A smaller flood goes
+tests/web/test_flood.py`` runs the full million and prints the figures. A smaller flood goes
 through HTTP as well.
 """
 

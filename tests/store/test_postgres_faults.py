@@ -23,7 +23,7 @@ import aiohttp
 
 from tests.conftest import ExporterProcess, Samples
 from tests.postgres import Cluster, pg_cluster, pg_url, replica_process
-from tests.test_crash_consistency import (
+from tests.store.test_crash_consistency import (
     LOST,
     Ev,
     Load,
@@ -31,7 +31,7 @@ from tests.test_crash_consistency import (
     expected_main,
     make_events,
 )
-from tests.test_postgres import shared
+from tests.store.test_postgres import shared
 
 # Fixtures used here, imported from tests.postgres.
 __all__ = ["pg_cluster", "pg_url", "replica_process"]
