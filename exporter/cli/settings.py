@@ -19,6 +19,7 @@ from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from exporter.domain.durations import parse_duration
+from exporter.domain.payload import TimeWindow
 from exporter.security.allowlist import IPNetwork, parse_network
 from exporter.security.webconfig import WebConfig, WebConfigError, load_web_config
 from exporter.web.settings import Settings
@@ -299,8 +300,7 @@ def parse_settings(argv: Sequence[str] | None = None,
         bench_noop=args.bench_noop,
         state_init=args.state_init,
         state_skip_corrupt=args.state_skip_corrupt,
-        event_time_max_ahead=args.event_time_max_ahead,
-        event_time_min=args.event_time_min,
+        event_time_window=TimeWindow(args.event_time_max_ahead, args.event_time_min),
         config_file=Path(args.config_file) if args.config_file else None,
         state_url=args.state_url,
     )

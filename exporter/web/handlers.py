@@ -20,7 +20,6 @@ from exporter.domain.payload import (
     PayloadError,
     StatusEvent,
     TestPing,
-    TimeWindow,
     parse_body,
 )
 from exporter.domain.status import compute
@@ -46,8 +45,8 @@ async def webhook(request: web.Request) -> web.Response:
     body = await _read_body(request, settings.read_timeout)
     if isinstance(body, web.Response):
         return body
-    window = TimeWindow(settings.event_time_max_ahead, settings.event_time_min)
-    result = parse_body(body, account, time.time(), settings.timezone, window)
+    result = parse_body(body, account, time.time(), settings.timezone,
+                        settings.event_time_window)
     if isinstance(result, PayloadError):
         if result.time_refused is not None:
             request.app[RUNTIME].instruments.time_refused.labels(result.time_refused).inc()

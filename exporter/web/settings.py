@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from exporter.domain.payload import DEFAULT_WINDOW, TimeWindow
 from exporter.security.allowlist import IPNetwork
 from exporter.security.webconfig import WebConfig
 
@@ -45,10 +46,8 @@ class Settings:
     config_file: Path | None = None
     state_init: bool = False
     state_skip_corrupt: bool = False
-    #: Event times accepted: at most this many seconds after receipt, and not before this
-    #: Unix time (``--event-time-max-ahead``, ``--event-time-min``).
-    event_time_max_ahead: float = 86400.0
-    event_time_min: float = 1420070400.0  # 2015-01-01T00:00:00Z
+    #: Event times accepted (``--event-time-max-ahead``, ``--event-time-min``).
+    event_time_window: TimeWindow = DEFAULT_WINDOW
     #: PostgreSQL state shared by replicas, instead of the SQLite file at ``state_path``.
     state_url: str | None = None
 

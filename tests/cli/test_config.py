@@ -8,6 +8,7 @@ import pytest
 
 from exporter.cli.settings import parse_settings
 from exporter.domain.durations import parse_duration
+from exporter.domain.payload import DEFAULT_WINDOW, TimeWindow
 
 
 @pytest.mark.parametrize(("text", "seconds"), [
@@ -79,3 +80,11 @@ def test_missing_secret_file_is_an_error(capsys: pytest.CaptureFixture[str]) -> 
     with pytest.raises(SystemExit):
         parse_settings([], env={"EXPORTER_AUTH_TOKEN_FILE": "/nonexistent/token"})
     assert "EXPORTER_AUTH_TOKEN_FILE" in capsys.readouterr().err
+
+
+def test_event_time_flags_default_to_the_domains_window() -> None:
+    # The flags' defaults ("1d", "2015-01-01") are text; they must mean the domain's window.
+    assert parse_settings(["--state-path", "x.db"], env={}).event_time_window == DEFAULT_WINDOW
+    custom = parse_settings(["--event-time-max-ahead", "2h", "--event-time-min", "2020-01-01"],
+                            env={}).event_time_window
+    assert custom == TimeWindow(7200.0, 1577836800.0)
