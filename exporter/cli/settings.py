@@ -247,6 +247,18 @@ def _add(group: argparse._ArgumentGroup, flag: Flag, env: Mapping[str, str]) -> 
                            help=f"{flag.help} (env {flag.env}; default: %(default)s)")
 
 
+def secret_file_var(name: str) -> str:
+    """The variable naming a file that holds the secret ``name`` (``EXPORTER_AUTH_TOKEN_FILE``)."""
+    return f"EXPORTER_{name.upper()}_FILE"
+
+
+def secret_from_file(env: Mapping[str, str], name: str) -> str | None:
+    """The secret in the file ``secret_file_var(name)`` names, or None; ``OSError`` says why
+    the file could not be read."""
+    path = env.get(secret_file_var(name))
+    return Path(path).read_text().strip() if path else None
+
+
 def parse_settings(argv: Sequence[str] | None = None,
                    env: Mapping[str, str] | None = None) -> Settings:
     """Parse flags and environment; exits with a usage error for invalid values."""
@@ -254,12 +266,11 @@ def parse_settings(argv: Sequence[str] | None = None,
     parser = build_parser(env)
     args = parser.parse_args(argv)
     for name in _SECRETS:
-        file_var = f"EXPORTER_{name.upper()}_FILE"
-        if getattr(args, name) is None and env.get(file_var):
+        if getattr(args, name) is None:
             try:
-                setattr(args, name, Path(env[file_var]).read_text().strip())
+                setattr(args, name, secret_from_file(env, name))
             except OSError as exc:
-                parser.error(f"cannot read {file_var}: {exc}")
+                parser.error(f"cannot read {secret_file_var(name)}: {exc}")
     _check_state_url(parser, args)
     for broken, message in _conflicts(args):
         if broken:

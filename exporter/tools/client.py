@@ -20,7 +20,7 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Final, TypeAlias
 
-from exporter.cli.settings import duration
+from exporter.cli.settings import duration, secret_file_var, secret_from_file
 
 PROG: Final = "clevertap-export-exporter"
 DEFAULT_URL: Final = "http://127.0.0.1:9877"
@@ -117,16 +117,12 @@ class WebhookClient:
 
 
 def _secret(env: Mapping[str, str], name: str) -> str | None:
-    var = f"EXPORTER_{name}"
-    if env.get(var):
-        return env[var]
-    file_var = f"{var}_FILE"
-    if env.get(file_var):
-        try:
-            return Path(env[file_var]).read_text().strip()
-        except OSError as exc:
-            raise ClientError(f"cannot read {file_var}: {exc}") from exc
-    return None
+    if env.get(f"EXPORTER_{name.upper()}"):
+        return env[f"EXPORTER_{name.upper()}"]
+    try:
+        return secret_from_file(env, name)
+    except OSError as exc:
+        raise ClientError(f"cannot read {secret_file_var(name)}: {exc}") from exc
 
 
 def add_connection_flags(p: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
