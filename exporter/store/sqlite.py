@@ -1,12 +1,13 @@
 """Durable state: an embedded SQLite database written with group commit.
 
-The store knows tables and rows, not exports. Every change queued during one turn of the event
-loop is written at the start of the next turn in one transaction with one sync (WAL,
-``synchronous=FULL``), and only then are its callers woken. So a caller is answered only after
-its change is on disk, and concurrent callers share one disk sync instead of queueing behind one
-another's. The commit runs on the loop thread on purpose: a commit is a fraction of a
-millisecond, while handing each batch to a writer thread and back cost two thread wake-ups and
-GIL hand-offs, which measured several milliseconds of latency on a busy core (bench/PROFILE.md).
+The store knows tables and rows, not exports. Every change queued while no commit is running is
+written at the start of the next loop turn, in one transaction with one sync (WAL,
+``synchronous=FULL``), and only then are its callers woken. The transaction runs on a writer
+thread: SQLite releases the GIL while it syncs, so the event loop goes on reading, applying and
+queueing the next requests meanwhile, and those form the next batch the moment the commit
+returns. One batch is in the thread at a time, so batches commit in the order the model changed;
+after a failed commit every change queued behind it is refused (it was computed from a model
+the disk never received) until the owner has reloaded. bench/PROFILE.md has the measurements.
 
 What the store refuses, rather than lose or mix up state:
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import queue
 import sqlite3
 import threading
 import time
@@ -90,10 +92,12 @@ _WRITES: Final = (
 )
 
 _Pending = list[tuple[Changes, asyncio.Future[None]]]
+#: What the loop hands the writer thread: where to answer, the rows, and whom to answer.
+_Job = tuple[asyncio.AbstractEventLoop, list[Changes], _Pending]
 
 
 class SQLiteStore:
-    """SQLite state file with group commit on the event loop.
+    """SQLite state file with group commit on a writer thread.
 
     After a failed commit the store refuses every change until ``resume()`` is called: those
     changes were computed from in-memory state that the disk never received, so the owner must
@@ -110,6 +114,9 @@ class SQLiteStore:
         self.failures = 0
         self._pending: _Pending = []
         self._flush_scheduled = False
+        #: The batch the writer thread is committing; changes queue in ``_pending`` meanwhile.
+        self._writing: _Pending | None = None
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._rejecting = False
         self._closed = False
         self._lost: str | None = None  # why the file at the path is no longer ours
@@ -125,6 +132,10 @@ class SQLiteStore:
         except BaseException:
             self._lock.close()
             raise
+        # A daemon: a process that exits without close() must not hang on it; an unfinished
+        # transaction is rolled back by SQLite, and nobody was answered for it.
+        self._writer = threading.Thread(target=self._write, name="sqlite-writer", daemon=True)
+        self._writer.start()
 
     def _open(self, traces: list[str], init: bool, skip_corrupt: bool) -> None:
         if not self.path.exists() and traces and not init:
@@ -201,7 +212,9 @@ class SQLiteStore:
         # Only the start-up may create the file: a later connection to a path whose file was
         # deleted must fail, not make an empty database there.
         uri = self.path.resolve().as_uri() + ("?mode=rwc" if create else "?mode=rw")
-        conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=timeout)
+        # Not same-thread: the writer thread commits on the connection the start-up opened.
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=timeout,
+                               check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         # The WAL file otherwise stays at its largest size ever (a flood, a big expiry);
@@ -213,8 +226,12 @@ class SQLiteStore:
         """Commit what is queued and close the database."""
         if self._closed:
             return
-        if self._pending:
-            self._flush()
+        self._jobs.put(None)
+        self._writer.join()  # the batch in the thread, if any, commits first
+        batch, self._pending = self._pending, []
+        if batch:
+            settle((f for _, f in batch), self._refusal() or self._commit_rows(
+                [c for c, _ in batch if c]))
         self._closed = True
         self._conn.close()
         self._lock.close()
@@ -289,8 +306,9 @@ class SQLiteStore:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         self._pending.append((changes, fut))
-        if not self._flush_scheduled:
-            # Runs after every callback already queued: those callers join this batch.
+        if not self._flush_scheduled and self._writing is None:
+            # Runs after every callback already queued: those callers join this batch. While
+            # a commit runs, the batch is handed over when it returns (``_written``).
             self._flush_scheduled = True
             loop.call_soon(self._flush)
         await fut
@@ -299,8 +317,18 @@ class SQLiteStore:
         """Nothing to follow: this process is the file's only writer."""
 
     async def submit(self, work: Work) -> None:
-        """``work`` runs at once (the model is current: no other writer) and joins the batch."""
-        await self.commit(work())
+        """``work`` runs at once (the model is current: no other writer) and joins the batch.
+
+        Nothing to write (a redelivery) is answered as soon as everything before it is durable:
+        at once when no commit is queued or running, else with the last batch.
+        """
+        changes = work()
+        if changes or self._pending or not self.healthy:
+            await self.commit(changes)
+        elif self._writing is not None:
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._writing.append((changes, fut))
+            await fut
 
     def resume(self) -> None:
         """Accept changes again after a failure, once the owner has reloaded its state."""
@@ -310,26 +338,61 @@ class SQLiteStore:
         self._rejecting = False
 
     def _flush(self) -> None:
+        """Hand the queued batch to the writer thread (on the loop, with no commit running)."""
         self._flush_scheduled = False
         batch, self._pending = self._pending, []
-        error: StoreError | None = None
+        error = self._refusal()
+        rows = [c for c, _ in batch if c]
+        if error is not None or not rows:
+            # Refused, or only redeliveries: what they repeat is durable (no commit runs).
+            settle((f for _, f in batch), error)
+            return
+        self._writing = batch
+        self._jobs.put((asyncio.get_running_loop(), rows, batch))
+
+    def _refusal(self) -> StoreError | None:
+        """Why nothing may be written now, or None."""
+        if self._closed:
+            return StoreError("state store is closed")
         if self._rejecting:
-            error = StoreError("state store is recovering from a failed write")
-        elif not self._verify_identity():
+            return StoreError("state store is recovering from a failed write")
+        if self._lost is not None:
             # Counted as a failure so the owner reloads (from the open connection) and its
             # model does not claim what this batch changed.
             self.failures += 1
             self._rejecting = True
-            error = StoreError("state store write refused: the state database file is no "
-                               "longer the one opened (logged when detected)")
-        else:
-            try:
-                self._apply(c for c, _ in batch)
-            except (sqlite3.Error, OSError) as exc:
-                self.failures += 1
-                self._rejecting = True
-                error = StoreError(f"state store write failed: {exc}")
+            return _lost_error()
+        return None
+
+    def _write(self) -> None:
+        """The writer thread: commit each batch handed over and answer on the loop."""
+        while (job := self._jobs.get()) is not None:
+            loop, rows, batch = job
+            error = self._commit_rows(rows)
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(self._written, batch, error)
+
+    def _written(self, batch: _Pending, error: StoreError | None) -> None:
+        """On the loop: answer the committed batch, then hand over what queued meanwhile."""
+        self._writing = None
+        if error is not None:
+            self.failures += 1
+            self._rejecting = True
         settle((f for _, f in batch), error)
+        if self._pending and not self._flush_scheduled:
+            self._flush()
+
+    def _commit_rows(self, rows: list[Changes]) -> StoreError | None:
+        """Write ``rows`` in one transaction; the error, or None once they are synced."""
+        if not rows:
+            return None
+        if not self._verify_identity():
+            return _lost_error()
+        try:
+            self._apply(rows)
+        except (sqlite3.Error, OSError) as exc:
+            return StoreError(f"state store write failed: {exc}")
+        return None
 
     def _verify_identity(self) -> bool:
         """Whether the file at the path is still the database opened; logs once when not."""
@@ -370,3 +433,8 @@ class SQLiteStore:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
+
+
+def _lost_error() -> StoreError:
+    return StoreError("state store write refused: the state database file is no longer the "
+                      "one opened (logged when detected)")
