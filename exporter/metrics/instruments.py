@@ -41,7 +41,7 @@ class Instruments:
             ["outcome"],
             registry=registry,
         )
-        #: Webhook requests being handled now; ``limit_middleware`` keeps it under the limit.
+        #: Webhook requests being handled now; ``admission_middleware`` keeps it under the limit.
         self.active = 0
         Gauge(
             "clevertap_export_webhook_requests_in_progress",

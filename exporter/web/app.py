@@ -43,14 +43,7 @@ from exporter.web.handlers import (
     token,
     webhook,
 )
-from exporter.web.middleware import (
-    auth_middleware,
-    body_limit_middleware,
-    error_middleware,
-    limit_middleware,
-    source_middleware,
-    web_config_middleware,
-)
+from exporter.web.middleware import admission_middleware, error_middleware
 from exporter.web.reload import declare_exports
 from exporter.web.settings import Settings
 
@@ -76,8 +69,7 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> web.Applica
     """
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[error_middleware, web_config_middleware, source_middleware,
-                     limit_middleware, auth_middleware, body_limit_middleware],
+        middlewares=[error_middleware, admission_middleware],
     )
     issuer = None
     if settings.oauth_client_id is not None and settings.oauth_client_secret is not None:
@@ -155,8 +147,7 @@ def server_options(settings: Settings) -> ServerOptions:
 
 def create_metrics_app(source: web.Application) -> web.Application:
     """An app serving ``/metrics`` and health checks of ``source``, for ``--metrics-port``."""
-    app = web.Application(middlewares=[error_middleware, web_config_middleware,
-                                       auth_middleware])
+    app = web.Application(middlewares=[error_middleware, admission_middleware])
     app[RUNTIME] = source[RUNTIME]
     if source[RUNTIME].web_config is not None:
         app.on_response_prepare.append(_configured_headers)

@@ -1,8 +1,9 @@
 """Middlewares: the cross-cutting concerns of every request.
 
-In order, outermost first: error shaping and outcome counting, the web config's rate limit and
-client certificate SANs, the source address allow-list, the limit on webhook requests in
-progress, authentication, and the body size limit. The credential checks themselves live in
+Two, outermost first: ``error_middleware`` (error shaping and outcome counting) and
+``admission_middleware`` (the web config's rate limit and client certificate SANs, the source
+address allow-list, the limit on webhook requests in progress, authentication, and the body
+size limit, in that order). The credential checks themselves live in
 ``auth``, ``oauth``, ``webconfig`` and ``allowlist``.
 """
 
@@ -14,7 +15,7 @@ import logging
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 from aiohttp import web
@@ -29,6 +30,10 @@ from exporter.security.oauth import TOKEN_PATH
 from exporter.security.users import PasswordChecksBusy
 from exporter.web.appkeys import EVENT, OUTCOME, RUNTIME
 from exporter.web.events import WebhookRecord
+
+if TYPE_CHECKING:
+    from exporter.security.allowlist import SourcePolicy
+    from exporter.security.webconfig import WebConfigFile
 
 log = logging.getLogger(__name__)
 
@@ -186,45 +191,73 @@ def _record(request: web.Request, response: web.StreamResponse, outcome: str) ->
 
 
 @web.middleware
-async def source_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse CleverTap-facing requests whose client is outside ``--allow-cidr`` (403)."""
-    policy = request.app[RUNTIME].sources
-    if policy.restricts and _clevertap_facing(request.path):
-        client = policy.client(request.remote, request.headers.getall("X-Forwarded-For", []))
-        if not policy.admits(client):
-            log.info("refused %s from %s (peer %s): outside --allow-cidr", request.path,
-                     client, request.remote)
-            return json_error(403, "forbidden", "requests from this address are not allowed")
+async def admission_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """What must hold before a route runs, in order: the web config's rate limit and client
+    SANs, the source allow-list, the webhook concurrency limit, authentication, and the
+    declared body size.
+
+    One middleware, and each check only when configured, because every middleware is one more
+    coroutine on every request (bench/PROFILE.md).
+    """
+    rt = request.app[RUNTIME]
+    refusal = None
+    if rt.web_config is not None:
+        refusal = _web_config_refusal(request, rt.web_config)
+    if refusal is None and rt.sources.restricts:
+        refusal = _source_refusal(request, rt.sources)
+    if refusal is not None:
+        return refusal
+    if not request.path.startswith("/webhook"):
+        return await _authorized(request, handler)
+    instruments = rt.instruments
+    if instruments.active >= rt.settings.max_concurrent_requests:
+        return _overloaded(request)
+    instruments.active += 1
+    try:
+        return await _authorized(request, handler)
+    finally:
+        instruments.active -= 1
+
+
+async def _authorized(request: web.Request, handler: Handler) -> web.StreamResponse:
+    rt = request.app[RUNTIME]
+    if rt.auth.enabled or rt.web_config is not None:
+        refusal = await _auth_refusal(request)
+        if refusal is not None:
+            return refusal
+    # A declared oversize body is refused before it is read; chunked ones hit client_max_size.
+    limit = rt.settings.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
     return await handler(request)
 
 
-@web.middleware
-async def limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse webhook requests beyond ``--max-concurrent-requests`` rather than queue them.
+def _source_refusal(request: web.Request, policy: SourcePolicy) -> web.Response | None:
+    """The 403 of a CleverTap-facing request whose client is outside ``--allow-cidr``."""
+    if not _clevertap_facing(request.path):
+        return None
+    client = policy.client(request.remote, request.headers.getall("X-Forwarded-For", []))
+    if policy.admits(client):
+        return None
+    log.info("refused %s from %s (peer %s): outside --allow-cidr", request.path,
+             client, request.remote)
+    return json_error(403, "forbidden", "requests from this address are not allowed")
+
+
+def _overloaded(request: web.Request) -> web.Response:
+    """Webhook requests beyond ``--max-concurrent-requests`` are refused rather than queued.
 
     Each request in progress holds a body buffer and a pending commit; a bounded number keeps
     memory bounded and answers the excess at once (503 with Retry-After), which CleverTap
     retries. ``/metrics`` and the health checks are not counted, so they stay reachable.
     """
-    if not request.path.startswith("/webhook"):
-        return await handler(request)
-    instruments = request.app[RUNTIME].instruments
-    if instruments.active >= request.app[RUNTIME].settings.max_concurrent_requests:
-        request[OUTCOME] = "overloaded"
-        response = json_error(503, "overloaded",
-                               "too many webhook requests in progress; retry later")
-        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return response
-    instruments.active += 1
-    try:
-        return await handler(request)
-    finally:
-        instruments.active -= 1
+    request[OUTCOME] = "overloaded"
+    response = json_error(503, "overloaded", "too many webhook requests in progress; retry later")
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
-@web.middleware
-async def web_config_middleware(request: web.Request,
-                                handler: Handler) -> web.StreamResponse:
+def _web_config_refusal(request: web.Request, holder: WebConfigFile) -> web.Response | None:
     """The web config's ``rate_limit`` and ``client_allowed_sans``, on every endpoint.
 
     As in exporter-toolkit the rate limit comes before authentication and counts every request.
@@ -232,10 +265,6 @@ async def web_config_middleware(request: web.Request,
     whose certificate has none of ``client_allowed_sans`` gets a 403 and is closed before any
     request on it is served.
     """
-    rt = request.app[RUNTIME]
-    if rt.web_config is None:
-        return await handler(request)
-    holder = rt.web_config
     config = holder.current()
     limiter = holder.limiter
     if limiter is not None and not limiter.allow():
@@ -252,7 +281,7 @@ async def web_config_middleware(request: web.Request,
                               "web config's client_allowed_sans")
         response.force_close()
         return response
-    return await handler(request)
+    return None
 
 
 def _san_allowed(request: web.Request, allowed: frozenset[str]) -> bool:
@@ -269,8 +298,7 @@ def _san_allowed(request: web.Request, allowed: frozenset[str]) -> bool:
     return False
 
 
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def _auth_refusal(request: web.Request) -> web.Response | None:
     """Webhook credentials on the webhook; the web config's ``basic_auth_users`` everywhere.
 
     ``basic_auth_users`` follow exporter-toolkit: with any configured, every endpoint (metrics,
@@ -280,7 +308,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     client itself, with the client id and secret in that header (RFC 6749 section 2.3.1).
     """
     try:
-        return await _authenticated(request, handler)
+        return await _credentials_refusal(request)
     except PasswordChecksBusy:
         log.info("refused %s from %s: too many password checks in progress", request.path,
                  request.remote)
@@ -290,7 +318,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return response
 
 
-async def _authenticated(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def _credentials_refusal(request: web.Request) -> web.Response | None:
     rt = request.app[RUNTIME]
     users = rt.users
     hashes = rt.web_config.current().basic_auth_users if rt.web_config is not None else {}
@@ -317,13 +345,4 @@ async def _authenticated(request: web.Request, handler: Handler) -> web.StreamRe
                                    "config user required")
             response.headers["WWW-Authenticate"] = BASIC_CHALLENGE
             return response
-    return await handler(request)
-
-
-@web.middleware
-async def body_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse a declared oversize body before reading it (chunked bodies hit client_max_size)."""
-    limit = request.app[RUNTIME].settings.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
-    return await handler(request)
+    return None
