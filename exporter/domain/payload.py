@@ -185,7 +185,8 @@ def _text_fields(doc: dict[str, Any]) -> _Texts | dict[str, str]:
         if value is _MISSING or (value is None and not required):
             if required:
                 problems[name] = "required field is missing" + _near_match(name, doc)
-            values.append(None)
+            else:
+                values.append(None)
             continue
         if type(value) is not str:
             value = _number_to_text(value)
