@@ -7,92 +7,30 @@ exactly like webhook fields, so "Amazon S3" / "Every 4 hours" meet ``amazon_s3``
 
 ``ConfigHolder`` keeps the configuration in force: a reload that fails (unreadable file, invalid
 YAML, an invalid entry) keeps the previous configuration, logs the reason and counts it.
+
+The file's YAML and schema are read in ``declared_schema``, imported only when there is a file.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Final
-
-import yaml
-from pydantic import (
-    AliasChoices,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    model_validator,
-)
+from typing import TYPE_CHECKING, Final
 
 from exporter.domain import normalize
-from exporter.domain.durations import parse_duration
-from exporter.domain.keys import ACCOUNT_PATTERN, DEFAULT_ACCOUNT, SeriesKey
+from exporter.domain.keys import SeriesKey
+
+if TYPE_CHECKING:
+    from exporter.domain.declared_schema import ExportEntry
 
 log = logging.getLogger(__name__)
-
-MAX_NAME_LENGTH: Final = 128
-MAX_EXPORTS: Final = 1000
 
 
 class ConfigError(ValueError):
     """The configuration file cannot be used; the message says where and why."""
-
-
-def _duration(value: Any) -> Any:
-    """Accept ``30m``, ``1h30m``, ``90s`` or plain seconds (number or text)."""
-    if isinstance(value, bool):
-        raise ValueError("must be a duration such as 30m, 2h or 90s")
-    if isinstance(value, int | float):
-        value = str(value)
-    if isinstance(value, str):
-        return parse_duration(value)
-    raise ValueError("must be a duration such as 30m, 2h or 90s")
-
-
-Duration = Annotated[float, BeforeValidator(_duration)]
-Text = Annotated[str, Field(min_length=1, max_length=256)]
-
-
-class Thresholds(BaseModel):
-    """Per-export thresholds; any left out falls back to ``defaults`` and then to the rules'."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    grace: Duration | None = None
-    max_runtime: Duration | None = None
-    min_runtime: Duration | None = None
-
-    @model_validator(mode="after")
-    def _runtimes_ordered(self) -> Thresholds:
-        if (self.min_runtime is not None and self.max_runtime is not None
-                and self.min_runtime >= self.max_runtime):
-            raise ValueError("min_runtime must be shorter than max_runtime")
-        return self
-
-
-class ExportEntry(Thresholds):
-    """One ``exports:`` entry as written in the file."""
-
-    name: Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)] | None = None
-    account: Annotated[str, Field(pattern=f"^{ACCOUNT_PATTERN}$")] = DEFAULT_ACCOUNT
-    partner: Text
-    export_type: Text = Field(validation_alias=AliasChoices("type", "export_type"))
-    frequency: Text
-
-
-class ConfigFile(BaseModel):
-    """The whole file: ``defaults`` (optional) and ``exports``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    defaults: Thresholds = Thresholds()
-    exports: list[ExportEntry] = Field(default_factory=list, max_length=MAX_EXPORTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,18 +81,13 @@ EMPTY: Final = DeclaredConfig()
 
 def parse_config(text: str, source: str = "<config>") -> DeclaredConfig:
     """Validate YAML ``text``; raises ``ConfigError`` naming the entry and field at fault."""
+    # Here, not at the top: PyYAML and pydantic are loaded only when there is a file to read.
+    from exporter.domain import declared_schema
+
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
-    if doc is None:
-        doc = {}
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{source}: the top level must be a mapping with 'exports:'")
-    try:
-        model = ConfigFile.model_validate(doc)
-    except ValidationError as exc:
-        raise ConfigError(f"{source}: {_describe(exc, doc)}") from None
+        model = declared_schema.read(text)
+    except declared_schema.SchemaError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     exports: dict[SeriesKey, DeclaredExport] = {}
     where: dict[SeriesKey, int] = {}
     warnings: list[str] = []
@@ -218,21 +151,6 @@ def load_config(path: str | Path) -> DeclaredConfig:
 
 def _pick(own: float | None, default: float | None) -> float | None:
     return own if own is not None else default
-
-
-def _describe(exc: ValidationError, doc: dict[str, Any]) -> str:
-    problems = []
-    for err in exc.errors(include_url=False, include_input=False):
-        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
-        loc = loc.lstrip(".") or "file"
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling)"
-        elif err["type"] == "missing":
-            msg = "required key is missing"
-        msg = re.sub(r"^Value error, ", "", msg)
-        problems.append(f"{loc}: {msg}")
-    return "; ".join(problems)
 
 
 def _log_warnings(config: DeclaredConfig) -> None:

@@ -7,6 +7,10 @@ Export Request Ids are kept as the exact text of the JSON number: orjson reads i
 64 bits as floats, so such a body is read again with the standard library, whose integers are
 exact. Event times outside ``TimeWindow`` are refused (422): one Completed dated 9999 would
 otherwise be the export's last completion for ever, and no overdue alert could fire again.
+
+The fields are checked by hand (``_TEXT_FIELDS``), not by a pydantic model: this runs for every
+webhook, and a model would cost every server pydantic's import and the model's schema (about
+8 MB of RSS) and every request the building of a model, and of error objects for a refused one.
 """
 
 from __future__ import annotations
@@ -17,10 +21,9 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
-from typing import Annotated, Any, Final
+from typing import Any, Final, cast
 
 import orjson
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from exporter.domain import normalize
 from exporter.domain.timeparse import TimeParseError, parse_event_readings
@@ -33,6 +36,7 @@ MAX_ID_LENGTH: Final = 128
 MAX_TEXT_LENGTH: Final = 256
 _UTF8_BOM: Final = b"\xef\xbb\xbf"
 _ID_FIELD: Final = "Export Request Id"
+_TIME_FIELD: Final = "Date and Time"
 #: Why an event time was refused, as counted by ``clevertap_export_event_time_refused_total``.
 TOO_FAR_AHEAD: Final = "too_far_ahead"
 TOO_EARLY: Final = "too_early"
@@ -51,7 +55,7 @@ class TimeWindow:
 DEFAULT_WINDOW: Final = TimeWindow()
 
 
-def _number_to_text(value: Any) -> Any:
+def _number_to_text(value: object) -> object:
     """Let a JSON number stand where text is expected; leave everything else to validation."""
     if isinstance(value, bool):
         return value
@@ -68,30 +72,24 @@ def _number_to_text(value: Any) -> Any:
     return value
 
 
-Text = Annotated[
-    str,
-    BeforeValidator(_number_to_text),
-    Field(min_length=1, max_length=MAX_TEXT_LENGTH, strict=True),
-]
-ExportId = Annotated[
-    str,
-    BeforeValidator(_number_to_text),
-    Field(min_length=1, max_length=MAX_ID_LENGTH, strict=True),
-]
-
-
-class ExportStatusPayload(BaseModel):
-    """One "Export Status Alerts" body as CleverTap sends it; extra fields are ignored."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    export_request_id: ExportId = Field(alias="Export Request Id")
-    partner: Text = Field(alias="Partner")
-    status: Text = Field(alias="Status")
-    type: Text | None = Field(default=None, alias="Type")
-    frequency: Text | None = Field(default=None, alias="Frequency")
-    # Any type: an unreadable time must not cost the event, it falls back to the receipt time.
-    date_and_time: Any = Field(default=None, alias="Date and Time")
+_MISSING: Final = object()
+_NOT_TEXT: Final = "must be a string or a number"
+_EMPTY: Final = "must not be empty"
+#: The text fields of a body, in the order their problems are reported: (key, required,
+#: longest accepted text, the problem of a longer one). Extra keys are ignored; "Date and
+#: Time" takes any value, as an unreadable time falls back to the receipt time.
+_TEXT_FIELDS: Final = tuple(
+    (name, required, limit, f"must be at most {limit} characters")
+    for name, required, limit in (
+        (_ID_FIELD, True, MAX_ID_LENGTH),
+        ("Partner", True, MAX_TEXT_LENGTH),
+        ("Status", True, MAX_TEXT_LENGTH),
+        ("Type", False, MAX_TEXT_LENGTH),
+        ("Frequency", False, MAX_TEXT_LENGTH),
+    )
+)
+#: export id, partner, status, type and frequency, as the body gives them.
+_Texts = tuple[str, str, str, str | None, str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,18 +169,45 @@ def parse_body(body: bytes, account: str, received: float, zone: tzinfo,
             doc = json.loads(body, parse_float=Decimal)
         except (ValueError, RecursionError) as exc:
             return PayloadError(400, f"request body is not valid JSON: {exc}", {})
-    try:
-        payload = ExportStatusPayload.model_validate(doc)
-    except ValidationError as exc:
-        fields = _field_errors(exc, doc)
-        detail = "; ".join(f"{k}: {v}" for k, v in fields.items())
-        return PayloadError(422, f"invalid export status event: {detail}", fields)
-    return _to_event(payload, account, received, zone, window)
+    texts = _text_fields(doc)
+    if isinstance(texts, dict):
+        detail = "; ".join(f"{k}: {v}" for k, v in texts.items())
+        return PayloadError(422, f"invalid export status event: {detail}", texts)
+    return _to_event(texts, doc.get(_TIME_FIELD), account, received, zone, window)
 
 
-def _to_event(payload: ExportStatusPayload, account: str, received: float, zone: tzinfo,
+def _text_fields(doc: dict[str, Any]) -> _Texts | dict[str, str]:
+    """The values of ``_TEXT_FIELDS``, or the problem of each field that has one."""
+    values: list[str | None] = []
+    problems: dict[str, str] = {}
+    for name, required, limit, too_long in _TEXT_FIELDS:
+        value = doc.get(name, _MISSING)
+        if value is _MISSING or (value is None and not required):
+            if required:
+                problems[name] = "required field is missing" + _near_match(name, doc)
+            else:
+                values.append(None)
+            continue
+        if type(value) is not str:
+            value = _number_to_text(value)
+            if not isinstance(value, str):
+                problems[name] = _NOT_TEXT
+                continue
+        if not value:
+            problems[name] = _EMPTY
+        elif len(value) > limit:
+            problems[name] = too_long
+        else:
+            values.append(value)
+    if problems:
+        return problems
+    # Without problems, each required field holds text.
+    return cast(_Texts, tuple(values))
+
+
+def _to_event(texts: _Texts, raw_time: object, account: str, received: float, zone: tzinfo,
               window: TimeWindow) -> StatusEvent | PayloadError:
-    raw_time = payload.date_and_time
+    export_id, partner, status, export_type, frequency = texts
     if isinstance(raw_time, Decimal):  # a fraction in a body read again for its exact id
         raw_time = float(raw_time)
     problem: str | None = None
@@ -202,11 +227,11 @@ def _to_event(payload: ExportStatusPayload, account: str, received: float, zone:
                 return refusal
     return StatusEvent(
         account=account,
-        export_id=payload.export_request_id,
-        partner=normalize.partner(payload.partner),
-        export_type=normalize.export_type(payload.type),
-        frequency=normalize.frequency(payload.frequency),
-        status=normalize.status(payload.status),
+        export_id=export_id,
+        partner=normalize.partner(partner),
+        export_type=normalize.export_type(export_type),
+        frequency=normalize.frequency(frequency),
+        status=normalize.status(status),
         event_time=event_time,
         received=received,
         time_problem=problem,
@@ -227,9 +252,9 @@ def _outside(event_time: float, raw: object, received: float,
         reason = TOO_EARLY
     else:
         return None
-    message = f"'Date and Time' {str(raw)[:64]!r} {why}"
+    message = f"'{_TIME_FIELD}' {str(raw)[:64]!r} {why}"
     return PayloadError(422, f"invalid export status event: {message}",
-                        {"Date and Time": message}, time_refused=reason)
+                        {_TIME_FIELD: message}, time_refused=reason)
 
 
 def _span(seconds: float) -> str:
@@ -237,25 +262,6 @@ def _span(seconds: float) -> str:
         if seconds >= 2 * size:
             return f"{seconds / size:.0f} {unit}"
     return f"{seconds:.0f} s" if seconds < 7200 else f"{seconds / 3600:.1f} hours"
-
-
-def _field_errors(exc: ValidationError, doc: dict[str, Any]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for err in exc.errors(include_url=False, include_input=False):
-        loc = err["loc"]
-        name = str(loc[0]) if loc else "body"
-        if name in out:
-            continue
-        if err["type"] == "missing":
-            out[name] = "required field is missing" + _near_match(name, doc)
-        elif err["type"] in ("string_too_short", "too_short"):
-            out[name] = "must not be empty"
-        elif err["type"] in ("string_too_long", "too_long"):
-            limit = MAX_ID_LENGTH if name == "Export Request Id" else MAX_TEXT_LENGTH
-            out[name] = f"must be at most {limit} characters"
-        else:
-            out[name] = "must be a string or a number"
-    return out
 
 
 def _near_match(name: str, doc: dict[str, Any]) -> str:

@@ -4,7 +4,8 @@ Names follow Go's ``crypto/tls`` as exporter-toolkit reads them; each is mapped 
 equivalent. Two settings need OpenSSL calls that Python's ``ssl`` module does not expose (see
 ``exporter.security.openssl``): a list of several ``curve_preferences``, and the client auth
 types that ask for a certificate without verifying it. Where those calls are unavailable the
-setting is refused by name rather than approximated.
+setting is refused by name rather than approximated. That module (and ctypes with it) is
+imported only when one of those settings is used.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
-
-from exporter.security import openssl
 
 VERSIONS: Final = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,
                    "TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
@@ -276,6 +275,8 @@ def _set_ciphers(context: ssl.SSLContext, settings: TLSSettings, *, http2: bool)
 def _set_curves(context: ssl.SSLContext, curves: tuple[str, ...]) -> None:
     if not curves:
         return
+    from exporter.security import openssl
+
     groups = [CURVES[c] for c in curves]
     if openssl.set_groups(context, groups):
         return
@@ -288,6 +289,8 @@ def _set_curves(context: ssl.SSLContext, curves: tuple[str, ...]) -> None:
 
 
 def _accept_unverified(context: ssl.SSLContext, name: str, *, require: bool) -> None:
+    from exporter.security import openssl
+
     if not openssl.accept_any_client_certificate(context, require=require):
         raise TLSConfigError(f"tls_server_config.client_auth_type {name}: this Python cannot "
                              "accept a client certificate without verifying it; use "

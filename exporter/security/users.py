@@ -12,8 +12,6 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Final
 
-import bcrypt
-
 from exporter.security.auth import decode_basic
 
 # exporter-toolkit checks unknown users against a fixed bcrypt hash at cost 10 (its own is of
@@ -98,6 +96,8 @@ class BasicAuthUsers:
 
 
 def _verify(hashed: str | None, password: str) -> bool:
+    import bcrypt  # here: only a web config's users need it, and only once someone logs in
+
     secret = password.encode("utf-8", "surrogateescape")
     # bcrypt reads at most 72 bytes; refuse longer rather than accept a truncated match.
     if len(secret) > MAX_PASSWORD_BYTES:

@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-import yaml
-
 from exporter.security.tls import TLSConfigError, TLSSettings, build_context, parse_tls
 
 log = logging.getLogger(__name__)
@@ -75,21 +73,6 @@ class WebConfig:
     files: tuple[Path, ...] = ()  # what the configuration was read from, watched for changes
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """A safe YAML loader that refuses a mapping key given twice, as Go's ``UnmarshalStrict``."""
-
-    def construct_mapping(self, node: yaml.MappingNode,
-                          deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} is given twice", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
 def load_web_config(path: Path) -> WebConfig:
     """Read and validate the file, building the TLS context so a bad key fails at start-up."""
     doc = _read(path)
@@ -122,19 +105,14 @@ def _read(path: Path) -> dict[Any, Any]:
         raise WebConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
         raise WebConfigError(f"{path} is not valid YAML: {exc}") from exc
+    # Here, not at the top: PyYAML is loaded only when there is a web config file to read.
+    from exporter.security import webconfig_yaml
+
     try:
-        raw = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
-    except yaml.YAMLError as exc:
-        raise WebConfigError(f"{path} is not valid YAML: {_yaml_problem(exc)}") from exc
+        raw = webconfig_yaml.load(text)
+    except webconfig_yaml.YAMLProblem as exc:
+        raise WebConfigError(f"{path} is not valid YAML: {exc}") from exc
     return _mapping(raw or {}, "the file")
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    """What and where, without PyYAML's quote of the line, which may hold a key or a hash."""
-    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
-        mark = exc.problem_mark
-        return f"{exc.problem} (line {mark.line + 1}, column {mark.column + 1})"
-    return type(exc).__name__
 
 
 def _section(doc: Mapping[Any, Any], name: str, keys: frozenset[str] | None) -> dict[Any, Any]:

@@ -26,9 +26,7 @@ from exporter.domain.status import compute
 from exporter.store import StoreError
 from exporter.web.appkeys import EVENT, OUTCOME, RUNTIME
 from exporter.web.middleware import json_error
-from exporter.web.openapi import openapi_document
 from exporter.web.reload import reload_config
-from exporter.web.statuspage import DEFAULT_REFRESH_SECONDS, render
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +139,8 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def openapi(request: web.Request) -> web.Response:
     """The OpenAPI 3 description of the routes, for clients and API fuzzers."""
+    from exporter.web.openapi import openapi_document  # loaded when first asked for
+
     return web.json_response(openapi_document(request.app[RUNTIME].settings))
 
 
@@ -164,6 +164,8 @@ async def readyz(request: web.Request) -> web.Response:
 async def status_page(request: web.Request) -> web.Response:
     """The human view: every export's state and the last webhooks. ``?refresh=0`` stops the
     page from reloading itself."""
+    from exporter.web.statuspage import DEFAULT_REFRESH_SECONDS, render  # loaded when first asked
+
     rt = request.app[RUNTIME]
     try:
         refresh = int(request.query.get("refresh", DEFAULT_REFRESH_SECONDS))

@@ -90,3 +90,48 @@ def test_bom_and_numeric_partner_accepted() -> None:
     ev = parse(body)
     assert isinstance(ev, StatusEvent)
     assert ev.partner == "123"
+
+
+def test_every_failing_field_is_reported_once_in_field_order() -> None:
+    err = parse({"Frequency": "", "Type": True, "Status": None, "Partner": "x" * 257,
+                 "export request id": 1})
+    assert isinstance(err, PayloadError)
+    assert err.fields == {
+        "Export Request Id":
+            "required field is missing (found 'export request id', did you mean "
+            "'Export Request Id'?)",
+        "Partner": "must be at most 256 characters",
+        "Status": "must be a string or a number",
+        "Type": "must be a string or a number",
+        "Frequency": "must not be empty",
+    }
+    assert err.message == "invalid export status event: " + "; ".join(
+        f"{k}: {v}" for k, v in err.fields.items())
+
+
+@pytest.mark.parametrize(("literal", "problem"), [
+    ("1" * 128, None),
+    ("1" * 129, "must be at most 128 characters"),
+    ('"' + "x" * 129 + '"', "must be at most 128 characters"),
+    ("12.0", None),
+    ("[1]", "must be a string or a number"),
+    ("{}", "must be a string or a number"),
+    ("false", "must be a string or a number"),
+])
+def test_export_id_limits_and_kinds(literal: str, problem: str | None) -> None:
+    result = parse(('{"Export Request Id": ' + literal
+                    + ', "Partner": "S3", "Status": "Initiated"}').encode())
+    if problem is None:
+        assert isinstance(result, StatusEvent)
+        assert result.export_id == literal.removesuffix(".0")
+    else:
+        assert isinstance(result, PayloadError)
+        assert result.fields == {"Export Request Id": problem}
+
+
+def test_numbers_stand_for_text_and_optional_fields_may_be_null() -> None:
+    ev = parse(b'{"Export Request Id": 1.5, "Partner": 2.0, "Status": "Initiated", '
+               b'"Type": null, "Frequency": null}')
+    assert isinstance(ev, StatusEvent)
+    assert (ev.export_id, ev.partner, ev.export_type, ev.frequency) == \
+        ("1.5", "2", "unknown", "unknown")
