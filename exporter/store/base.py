@@ -67,6 +67,44 @@ class Changes:
                     or self.label_values or self.gauges)
 
 
+def combine(batch: Iterable[Changes]) -> Changes:
+    """One change set with the effect of applying ``batch`` in order: a row written or deleted
+    again later keeps only its last state, so a commit writes each row once (the gauges, the
+    series and a run's Initiated and Completed recur within a batch).
+
+    Deliveries are written with INSERT OR IGNORE, so the first write after a key's last
+    deletion is the one that stands; the combined set deletes before it inserts. The expiry
+    (``deliveries_received_before``) deletes by time, so where it falls matters: it is left
+    out, for the store to apply change by change.
+    """
+    series: dict[tuple[str, str, str, str], SeriesRow] = {}
+    runs: dict[tuple[str, str], RunRow | None] = {}
+    deliveries: dict[tuple[str, str, str, float], DeliveryRow | None] = {}
+    dropped: dict[tuple[str, str, str, float], None] = {}
+    labels: dict[tuple[str, str], None] = {}
+    gauges: dict[str, float] = {}
+    for c in batch:
+        labels.update(dict.fromkeys(c.label_values))
+        series.update((row[:4], row) for row in c.series)
+        runs.update((row[:2], row) for row in c.runs)
+        runs.update(dict.fromkeys(c.deleted_runs))
+        for row in c.deliveries:
+            if deliveries.get(row[:4]) is None:
+                deliveries[row[:4]] = row
+        deliveries.update(dict.fromkeys(c.deleted_deliveries))
+        dropped.update(dict.fromkeys(c.deleted_deliveries))
+        gauges.update(c.gauges)
+    return Changes(
+        series=list(series.values()),
+        runs=[row for row in runs.values() if row is not None],
+        deleted_runs=[key for key, row in runs.items() if row is None],
+        deliveries=[row for row in deliveries.values() if row is not None],
+        deleted_deliveries=list(dropped),
+        label_values=list(labels),
+        gauges=list(gauges.items()),
+    )
+
+
 #: Called by the store when the model is current: changes the model and returns what to write.
 Work = Callable[[], Changes]
 

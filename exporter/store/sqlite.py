@@ -30,7 +30,6 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
@@ -43,6 +42,7 @@ from exporter.store.base import (
     Snapshot,
     StoreError,
     Work,
+    combine,
     settle,
 )
 
@@ -79,15 +79,16 @@ CREATE TABLE IF NOT EXISTS label_values (
 CREATE TABLE IF NOT EXISTS gauges (key TEXT PRIMARY KEY, value REAL NOT NULL) WITHOUT ROWID;
 """
 
-#: One statement per kind of change, in the order they are applied.
+#: One statement per kind of change, in the order a combined change set (``combine``, which
+#: leaves no key both written and deleted but deletes before it inserts) is applied.
 _WRITES: Final = (
     ("label_values", "INSERT OR IGNORE INTO label_values VALUES (?, ?)"),
     ("series", "INSERT OR REPLACE INTO series VALUES (?,?,?,?,?)"),
     ("runs", "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?)"),
     ("deleted_runs", "DELETE FROM runs WHERE account = ? AND export_id = ?"),
-    ("deliveries", "INSERT OR IGNORE INTO deliveries VALUES (?,?,?,?,?)"),
     ("deleted_deliveries", "DELETE FROM deliveries WHERE account = ? AND export_id = ? "
      "AND status = ? AND event_time = ?"),
+    ("deliveries", "INSERT OR IGNORE INTO deliveries VALUES (?,?,?,?,?)"),
     ("gauges", "INSERT OR REPLACE INTO gauges VALUES (?, ?)"),
 )
 
@@ -416,18 +417,22 @@ class SQLiteStore:
                 log.error("%s", self._lost)
         return False
 
-    def _apply(self, changes: Iterable[Changes]) -> None:
+    def _apply(self, batch: list[Changes]) -> None:
         conn = self._conn
+        # An expiry deletes by time, so its place in the batch matters: a batch with one (at
+        # most one every EXPIRE_EVERY_SECONDS) is written change by change.
+        expiring = any(c.deliveries_received_before is not None for c in batch)
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for c in changes:
+            for group in ([c] for c in batch) if expiring else [batch]:
+                changes = combine(group)
                 for attr, sql in _WRITES:
-                    rows = getattr(c, attr)
+                    rows = getattr(changes, attr)
                     if rows:
                         conn.executemany(sql, rows)
-                if c.deliveries_received_before is not None:
-                    conn.execute("DELETE FROM deliveries WHERE received < ?",
-                                 (c.deliveries_received_before,))
+                cut = group[-1].deliveries_received_before
+                if cut is not None:
+                    conn.execute("DELETE FROM deliveries WHERE received < ?", (cut,))
             conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
