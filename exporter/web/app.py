@@ -20,7 +20,8 @@ from prometheus_client import (
 
 from exporter.domain.declared import ConfigHolder
 from exporter.domain.tracker import ExportTracker, TrackerSettings
-from exporter.metrics.collector import SeriesExposition, TrackerCollector
+from exporter.metrics.collector import TrackerCollector
+from exporter.metrics.exposition import SeriesExposition
 from exporter.metrics.instruments import Instruments
 from exporter.security import oauth
 from exporter.security.allowlist import SourcePolicy

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from exporter.domain.declared import ConfigHolder
 from exporter.domain.payload import StatusEvent
 from exporter.domain.tracker import ExportTracker
-from exporter.metrics.collector import SeriesExposition
+from exporter.metrics.exposition import SeriesExposition
 from exporter.metrics.instruments import Instruments
 from exporter.security.allowlist import SourcePolicy
 from exporter.security.auth import WebhookAuth

@@ -23,6 +23,7 @@ from exporter.domain.payload import (
     parse_body,
 )
 from exporter.domain.status import compute
+from exporter.metrics.exposition import NO_SERIES
 from exporter.store import StoreError
 from exporter.web.appkeys import EVENT, OUTCOME, RUNTIME
 from exporter.web.middleware import json_error
@@ -124,17 +125,18 @@ async def noop(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus exposition; OpenMetrics when the scraper asks for it."""
+    """Prometheus exposition; OpenMetrics when the scraper asks for it, gzip when it accepts it."""
     rt = request.app[RUNTIME]
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
     openmetrics = content_type.startswith("application/openmetrics-text")
-    # The cached per-series text first; the small registry ends OpenMetrics with "# EOF".
-    series = rt.exposition.render(openmetrics) if rt.exposition is not None else b""
-    body = series + encoder(rt.registry)
-    response = web.Response(body=body, headers={"Content-Type": content_type})
-    if "gzip" in request.headers.get("Accept-Encoding", ""):
-        response.enable_compression(web.ContentCoding.gzip)
-    return response
+    # The cached per-series part first; the small registry ends OpenMetrics with "# EOF".
+    series = rt.exposition.snapshot(openmetrics) if rt.exposition is not None else NO_SERIES
+    tail = encoder(rt.registry)
+    if "gzip" not in request.headers.get("Accept-Encoding", ""):
+        return web.Response(body=series.text(tail), headers={"Content-Type": content_type})
+    # Compressed from cached fragments here, not by aiohttp: only what changed is deflated.
+    return web.Response(body=series.gzip(tail), headers={
+        "Content-Type": content_type, "Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
 
 
 async def openapi(request: web.Request) -> web.Response:

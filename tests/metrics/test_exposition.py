@@ -1,12 +1,22 @@
-"""The hand-rendered series exposition: valid for Prometheus's own tools, and always current."""
+"""The hand-rendered series exposition: valid for Prometheus's own tools, always current, and
+its incrementally built gzip body the same text as a fresh render."""
 
 from __future__ import annotations
 
+import gzip
+import random
 import subprocess
 import time
+import zlib
+from pathlib import Path
 
+import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_parse
 
+from exporter.domain.payload import StatusEvent
+from exporter.domain.tracker import ExportTracker, TrackerSettings
+from exporter.metrics.exposition import CHUNK_SERIES, SeriesExposition
+from exporter.store.sqlite import SQLiteStore
 from tests.conftest import Exporter, event, parse_metrics, require_binary, series
 
 OPENMETRICS = {"Accept": "application/openmetrics-text; version=1.0.0"}
@@ -55,3 +65,66 @@ async def test_scrape_reflects_every_change(exporter: Exporter) -> None:
     again = await exporter.client.get("/metrics")
     a, b = parse_metrics(await first.text()), parse_metrics(await again.text())
     assert a["clevertap_export_in_flight"] == b["clevertap_export_in_flight"]
+
+
+async def test_gzip_body_is_one_member_of_the_plain_text(exporter: Exporter) -> None:
+    await populate(exporter)
+    plain = await exporter.client.get("/metrics", headers={"Accept-Encoding": "identity"})
+    assert "Content-Encoding" not in plain.headers
+    packed = await exporter.client.get("/metrics", headers={"Accept-Encoding": "gzip"},
+                                       auto_decompress=False)
+    assert packed.headers["Content-Encoding"] == "gzip"
+    assert packed.headers["Vary"] == "Accept-Encoding"
+    # One gzip member that ends exactly at the body's end: strict decoders accept it.
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    text = d.decompress(await packed.read())
+    assert (d.eof, d.unused_data) == (True, b"")
+    # Process metrics (CPU, memory) move between the two scrapes; every export sample is equal.
+    a, b = parse_metrics(await plain.text()), parse_metrics(text.decode())
+    exports = {name for name in a if name.startswith("clevertap_export_")}
+    assert exports and {n: a[n] for n in exports} == {n: b[n] for n in exports}
+
+
+def _status_event(rng: random.Random, accounts: int, export_id: int, now: float) -> StatusEvent:
+    return StatusEvent(account=f"acct{rng.randrange(accounts)}", export_id=str(export_id),
+                       partner=rng.choice(["amazon_s3", "gcs"]), export_type="events",
+                       frequency=rng.choice(["4h", "24h"]),
+                       status=rng.choice(["Initiated", "Completed", "Failed"]),
+                       event_time=now - rng.randrange(7200), received=now)
+
+
+def _assert_fresh(tracker: ExportTracker, exposition: SeriesExposition) -> None:
+    for openmetrics in (False, True):
+        snap = exposition.snapshot(openmetrics)
+        fresh = SeriesExposition(tracker).snapshot(openmetrics).text(b"# EOF\n")
+        assert snap.text(b"# EOF\n") == fresh
+        assert gzip.decompress(snap.gzip(b"# EOF\n")) == fresh
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_incremental_chunks_equal_a_fresh_render(tmp_path: Path, seed: int) -> None:
+    # Series spread over several chunks, changed at random between scrapes; then a reload that
+    # loses most of them (chunks shift): the cached body must always equal a fresh render.
+    rng, now = random.Random(seed), time.time()
+    settings = TrackerSettings(max_label_values=1000, max_series=1000)
+    store = SQLiteStore(tmp_path / "state.db")
+    small = SQLiteStore(tmp_path / "small.db")
+    try:
+        tracker = ExportTracker(store, settings)
+        exposition = SeriesExposition(tracker)
+        accounts = CHUNK_SERIES
+        for i in range(12 * CHUNK_SERIES):
+            await tracker.ingest(_status_event(rng, accounts, i, now))
+            if rng.random() < 0.05:
+                _assert_fresh(tracker, exposition)
+        assert len(tracker.series) > 2 * CHUNK_SERIES
+        _assert_fresh(tracker, exposition)
+        other = ExportTracker(small, settings)
+        for i in range(20):
+            await other.ingest(_status_event(rng, accounts, i, now))
+        tracker.restore(small.load())
+        assert len(tracker.series) < CHUNK_SERIES
+        _assert_fresh(tracker, exposition)
+    finally:
+        store.close()
+        small.close()
