@@ -26,6 +26,7 @@ from exporter.web.app import create_app
 from exporter.web.appkeys import RUNTIME
 from exporter.web.settings import Settings
 from tests.deps import install_line, package_of
+from tests.pki import Pki, make_pki
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "tests" / "data" / "samples"
@@ -229,3 +230,9 @@ def exporter_process(tmp_path: Path) -> Iterator[Callable[..., ExporterProcess]]
     yield make
     for p in made:
         p.stop()
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A test CA with server and client certificates (``tests/pki.py``), made once per run."""
+    return make_pki(tmp_path_factory.mktemp("pki"))

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from tests.conftest import ROOT
-from tests.security.test_webconfig import Pki, hashed, pki, write_config  # noqa: F401 -- pki is a fixture
+from tests.pki import Pki, hashed, write_config
 
 DEPENDENCIES = ["bcrypt", "ctypes", "pydantic", "yaml"]
 PAGES = ["exporter.web.openapi", "exporter.web.statuspage"]
@@ -63,7 +63,7 @@ def test_the_default_server_imports_only_what_it_uses(tmp_path: Path) -> None:
 
 
 def test_a_config_file_and_a_web_config_bring_their_dependencies(tmp_path: Path,
-                                                                 pki: Pki) -> None:  # noqa: F811
+                                                                 pki: Pki) -> None:
     exports = tmp_path / "exports.yml"
     exports.write_text("exports:\n  - partner: Amazon S3\n    type: Events\n    frequency: 4h\n")
     # Two curves need the OpenSSL call that ctypes makes; the users need bcrypt at the first

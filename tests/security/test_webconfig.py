@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime
-import ipaddress
 import json
 import os
 import ssl
@@ -14,17 +12,12 @@ import sys
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import bcrypt
 import pytest
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from exporter.cli.settings import parse_settings
 from exporter.security.users import BCRYPT_WAITING, BCRYPT_WORKERS, DUMMY_HASH, BasicAuthUsers
@@ -32,66 +25,10 @@ from exporter.security.webconfig import WebConfigError, load_web_config
 from exporter.web.app import create_app, create_metrics_app
 from exporter.web.appkeys import RUNTIME
 from tests.conftest import ROOT, ClientFactory, Exporter, event, free_port
+from tests.pki import Pki, hashed, write_config
 
 Start = Callable[..., Awaitable[Exporter]]
 PASSWORD = "correct horse"
-
-
-# --- certificates -----------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Pki:
-    """A test CA with a server certificate for 127.0.0.1/localhost and a client certificate."""
-
-    ca: Path
-    server_cert: Path
-    server_key: Path
-    client_cert: Path
-    client_key: Path
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-Key = ec.EllipticCurvePrivateKey
-
-
-def _issue(directory: Path, stem: str, subject: str, issuer: tuple[x509.Name, Key] | None,
-           *, ca: bool = False, server: bool = False) -> tuple[Path, Path, Key]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    issuer_name, issuer_key = issuer or (_name(subject), key)
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (x509.CertificateBuilder().subject_name(_name(subject)).issuer_name(issuer_name)
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(minutes=5))
-               .not_valid_after(now + datetime.timedelta(days=1))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if server:
-        builder = builder.add_extension(x509.SubjectAlternativeName([
-            x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False).add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-    elif not ca:
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-    cert = builder.sign(issuer_key, hashes.SHA256())
-    cert_path, key_path = directory / f"{stem}.crt", directory / f"{stem}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path, key
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    d = tmp_path_factory.mktemp("pki")
-    ca_cert, _, ca_key = _issue(d, "ca", "test CA", None, ca=True)
-    issuer = (_name("test CA"), ca_key)
-    server_cert, server_key, _ = _issue(d, "server", "localhost", issuer, server=True)
-    client_cert, client_key, _ = _issue(d, "client", "prometheus", issuer)
-    return Pki(ca_cert, server_cert, server_key, client_cert, client_key)
 
 
 def client_context(pki: Pki, *, with_cert: bool = False) -> ssl.SSLContext:
@@ -101,20 +38,8 @@ def client_context(pki: Pki, *, with_cert: bool = False) -> ssl.SSLContext:
     return context
 
 
-def hashed(password: str, *, prefix: str = "$2b$") -> str:
-    """A bcrypt hash at the lowest cost (fast tests), optionally in htpasswd's ``$2y$`` form."""
-    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode().replace(
-        "$2b$", prefix, 1)
-
-
 def basic(user: str, password: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
-
-
-def write_config(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "web-config.yml"
-    path.write_text(text)
-    return path
 
 
 # --- a real HTTPS server on loopback ------------------------------------------------------------

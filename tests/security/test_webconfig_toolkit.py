@@ -31,7 +31,7 @@ from exporter.cli.settings import parse_settings
 from exporter.web.app import create_app
 from exporter.web.appkeys import RUNTIME
 from tests.conftest import ROOT, free_port
-from tests.security.test_webconfig import _issue, _name
+from tests.pki import issue, name
 
 DATA = ROOT / "tests" / "data" / "webconfig"
 CA = DATA / "tls-ca-chain.pem"
@@ -304,16 +304,16 @@ async def test_users(serve: Serve) -> None:
 
 async def test_a_renewed_certificate_needs_no_restart(serve: Serve, tmp_path: Path,
                                                       caplog: pytest.LogCaptureFixture) -> None:
-    ca_cert, _, ca_key = _issue(tmp_path, "ca", "reload CA", None, ca=True)
-    issuer = (_name("reload CA"), ca_key)
-    _issue(tmp_path, "server", "localhost", issuer, server=True)
+    ca_cert, _, ca_key = issue(tmp_path, "ca", "reload CA", None, ca=True)
+    issuer = (name("reload CA"), ca_key)
+    issue(tmp_path, "server", "localhost", issuer, server=True)
     config = tmp_path / "web-config.yml"
     good = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
     config.write_text(good)
     port = await serve(config)
     first = await get(port, client(ca=ca_cert))
     # A renewal writes a new certificate and key over the old files.
-    _issue(tmp_path, "server", "localhost", issuer, server=True)
+    issue(tmp_path, "server", "localhost", issuer, server=True)
     second = await get(port, client(ca=ca_cert))
     assert first.status == second.status == 200
     assert first.peer_serial != second.peer_serial
@@ -336,9 +336,9 @@ async def test_a_renewed_certificate_needs_no_restart(serve: Serve, tmp_path: Pa
 def test_the_process_picks_up_a_renewed_certificate(tmp_path: Path) -> None:
     """The same through ``python -m exporter``, whose event loop (uvloop when installed)
     wraps each connection itself."""
-    ca_cert, _, ca_key = _issue(tmp_path, "ca", "reload CA", None, ca=True)
-    issuer = (_name("reload CA"), ca_key)
-    _issue(tmp_path, "server", "localhost", issuer, server=True)
+    ca_cert, _, ca_key = issue(tmp_path, "ca", "reload CA", None, ca=True)
+    issuer = (name("reload CA"), ca_key)
+    issue(tmp_path, "server", "localhost", issuer, server=True)
     config = tmp_path / "web-config.yml"
     config.write_text("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n")
     port = free_port()
@@ -364,7 +364,7 @@ def test_the_process_picks_up_a_renewed_certificate(tmp_path: Path) -> None:
             except OSError:
                 assert proc.poll() is None and time.monotonic() < deadline
                 time.sleep(0.1)
-        _issue(tmp_path, "server", "localhost", issuer, server=True)
+        issue(tmp_path, "server", "localhost", issuer, server=True)
         renewed = x509.load_pem_x509_certificate((tmp_path / "server.crt").read_bytes())
         assert before != renewed.serial_number == serial()
     finally:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.conftest import ROOT, ExporterProcess, free_port, series
-from tests.security.test_webconfig import Pki, pki, write_config  # noqa: F401 -- pki is a fixture
+from tests.pki import Pki, write_config
 from tests.tools.test_client import cli
 
 EXAMPLES = ROOT / "docs" / "examples"
@@ -42,7 +42,7 @@ def test_send_404_names_the_path_it_tried(exporter_process: Process) -> None:
     assert f"POST {exp.url}/hooks/webhook is not an endpoint of the exporter" in run.stderr
 
 
-def test_send_to_https_with_cacert_or_insecure(pki: Pki, tmp_path: Path) -> None:  # noqa: F811
+def test_send_to_https_with_cacert_or_insecure(pki: Pki, tmp_path: Path) -> None:
     config = write_config(tmp_path, f"tls_server_config:\n  cert_file: {pki.server_cert}\n"
                                     f"  key_file: {pki.server_key}\n")
     port = free_port()
