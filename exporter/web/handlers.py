@@ -132,11 +132,12 @@ async def metrics(request: web.Request) -> web.Response:
     # The cached per-series part first; the small registry ends OpenMetrics with "# EOF".
     series = rt.exposition.snapshot(openmetrics) if rt.exposition is not None else NO_SERIES
     tail = encoder(rt.registry)
+    headers = {"Content-Type": content_type, "Vary": "Accept-Encoding"}
     if "gzip" not in request.headers.get("Accept-Encoding", ""):
-        return web.Response(body=series.text(tail), headers={"Content-Type": content_type})
+        return web.Response(body=series.text(tail), headers=headers)
     # Compressed from cached fragments here, not by aiohttp: only what changed is deflated.
-    return web.Response(body=series.gzip(tail), headers={
-        "Content-Type": content_type, "Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
+    headers["Content-Encoding"] = "gzip"
+    return web.Response(body=series.gzip(tail), headers=headers)
 
 
 async def openapi(request: web.Request) -> web.Response:
