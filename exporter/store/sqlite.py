@@ -221,6 +221,8 @@ class SQLiteStore:
         # The WAL file otherwise stays at its largest size ever (a flood, a big expiry);
         # this truncates it back after each checkpoint.
         conn.execute(f"PRAGMA journal_size_limit={_WAL_SIZE_LIMIT}")
+        # wal_autocheckpoint stays at 1000 pages: a commit in a hundred also checkpoints, which
+        # beat a checkpointer thread (the WAL then never restarts under load; bench/commit.py).
         return conn
 
     def close(self) -> None:
