@@ -111,12 +111,9 @@ def _http_error(exc: web.HTTPException, rt: Runtime) -> web.Response:
 
 def _count_webhook(request: web.Request, rt: Runtime, response: web.StreamResponse,
                    started: float) -> None:
-    instruments = rt.instruments
     outcome = request.get(OUTCOME) or _outcome_of(response.status)
     if outcome is not None:
-        child = instruments.request_outcomes.get(outcome)
-        (child or instruments.requests.labels(outcome)).inc()
-        instruments.latency.observe(time.perf_counter() - started)
+        rt.instruments.count_webhook(outcome, time.perf_counter() - started)
     _record(request, rt, response, outcome or "error")
 
 
