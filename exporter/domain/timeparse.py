@@ -82,7 +82,7 @@ def _from_epoch(seconds: float) -> float:
 
 
 def _from_dmy(m: re.Match[str], zone: tzinfo) -> Readings:
-    day, month, year, hour, minute = (int(g) for g in m.group(1, 2, 3, 4, 5))
+    day, month, year, hour, minute = map(int, m.group(1, 2, 3, 4, 5))
     second = int(m.group(6) or 0)
     meridiem = m.group(7)
     if meridiem:
