@@ -216,7 +216,7 @@ def _to_event(texts: _Texts, raw_time: object, account: str, received: float, zo
     other: float | None = None
     if raw_time is None or raw_time == "":
         event_time, problem = received, TIME_MISSING
-    elif not isinstance(raw_time, str | int | float):
+    elif not isinstance(raw_time, (str, int, float)):  # cheaper than a union built per call
         event_time, problem = received, TIME_UNPARSEABLE
     else:
         try:
