@@ -45,7 +45,13 @@ class Instruments:
         #: Webhooks by outcome, counted here and exposed at scrape time (``_Family``): a
         #: prometheus-client child takes a lock on every ``inc``.
         self.outcomes: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
-        registry.register(_Family(self._requests))
+        registry.register(_Family(lambda: _counter(
+            "clevertap_export_webhook_requests",
+            "Webhook requests by outcome: accepted, duplicate (redelivery), test (CleverTap's "
+            "ping), invalid, unauthorized, forbidden (source outside --allow-cidr), too_large, "
+            "unavailable (state store failed), timeout (body not received in time), "
+            "overloaded (too many in progress), aborted (client disconnected mid-body).",
+            "outcome", self.outcomes)))
         #: Webhook requests being handled now; ``middleware`` keeps it under the limit.
         self.active = 0
         Gauge(
@@ -71,14 +77,14 @@ class Instruments:
             ["reason"],
             registry=registry,
         )
-        self.unknown_values = Counter(
+        #: Accepted events with an unknown value, by label: counted like ``outcomes``.
+        self.unknown_values: dict[str, int] = dict.fromkeys(KNOWN, 0)
+        registry.register(_Family(lambda: _counter(
             "clevertap_export_unknown_values",
             "Accepted events whose partner, export_type or frequency is not a value CleverTap "
             "is known to send (a typo, or a new value): by label. An unknown frequency is "
             "never overdue.",
-            ["label"],
-            registry=registry,
-        )
+            "label", self.unknown_values)))
         self.malformed_requests = Counter(
             "clevertap_export_http_malformed_requests",
             "Requests refused (400) by the HTTP parser before reaching an endpoint, by reason: "
@@ -93,8 +99,6 @@ class Instruments:
             self.malformed_requests.labels(reason)
         for reason in TIME_REFUSALS:
             self.time_refused.labels(reason)
-        for label in KNOWN:
-            self.unknown_values.labels(label)
         #: Non-cumulative webhook counts per bucket of ``LATENCY_BUCKETS`` (the last for +Inf)
         #: and their sum: the latency histogram, exposed at scrape time like ``outcomes``.
         self.latency_counts = [0] * len(LATENCY_BUCKETS)
@@ -112,19 +116,6 @@ class Instruments:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
         self.latency_counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
         self.latency_sum += seconds
-
-    def _requests(self) -> Metric:
-        family = CounterMetricFamily(
-            "clevertap_export_webhook_requests",
-            "Webhook requests by outcome: accepted, duplicate (redelivery), test (CleverTap's "
-            "ping), invalid, unauthorized, forbidden (source outside --allow-cidr), too_large, "
-            "unavailable (state store failed), timeout (body not received in time), "
-            "overloaded (too many in progress), aborted (client disconnected mid-body).",
-            labels=["outcome"],
-        )
-        for outcome, n in list(self.outcomes.items()):  # a copy: the loop may add an outcome
-            family.add_metric([outcome], n)
-        return family
 
     def _latency(self) -> Metric:
         counts = list(self.latency_counts)  # one copy, so the buckets agree with each other
@@ -145,3 +136,9 @@ class _Family(Collector):
     def collect(self) -> Iterable[Metric]:
         yield self._build()
 
+
+def _counter(name: str, documentation: str, label: str, counts: dict[str, int]) -> Metric:
+    family = CounterMetricFamily(name, documentation, labels=[label])
+    for value, n in list(counts.items()):  # a copy: the loop may add a value meanwhile
+        family.add_metric([value], n)
+    return family

@@ -84,9 +84,9 @@ def _note(rt: Runtime, event: StatusEvent, outcome: str) -> None:
                     event.account, event.export_id, event.time_problem)
     unknown = event.unknown_labels
     if unknown and outcome == "accepted":
-        counter = rt.instruments.unknown_values
+        counts = rt.instruments.unknown_values
         for label in unknown:
-            counter.labels(label).inc()
+            counts[label] += 1
         log.info("account %s export %s: accepted with unknown %s", event.account,
                  event.export_id, ", ".join(f"{lb} {getattr(event, lb)!r}" for lb in unknown))
 
