@@ -168,7 +168,7 @@ class ProtocolLogger(logging.Logger):
             sys.exc_info()[1] if exc_info is True else None)
         if isinstance(exc, RequestPayloadError):
             # aiohttp draining the rest of a body already refused (and counted) by
-            # ``error_middleware``: nothing more to say.
+            # ``middleware``: nothing more to say.
             self.log(logging.DEBUG, "closed the connection of an undecodable body")
             return True
         if not isinstance(exc, HttpProcessingError):
