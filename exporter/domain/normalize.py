@@ -146,8 +146,10 @@ def is_known(label: str, value: str) -> bool:
     return value in KNOWN.get(label, (value,))
 
 
+@lru_cache(maxsize=1024)
 def unknown_labels(partner: str, export_type: str, frequency: str) -> tuple[str, ...]:
-    """The labels among these normalized values that are not known values."""
+    """The labels among these normalized values that are not known values (memoized: asked
+    for every webhook, of the same few combinations)."""
     return tuple(label for label, value in (("partner", partner), ("export_type", export_type),
                                             ("frequency", frequency))
                  if not is_known(label, value))

@@ -6,16 +6,21 @@ HTTP layer itself does: webhook outcomes, latency, requests in progress, token r
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import bisect
+import itertools
+import math
+from collections.abc import Callable, Iterable
 from typing import Final
 
 from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    Histogram,
     disable_created_metrics,
 )
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from exporter import __version__
 from exporter.domain.normalize import KNOWN
@@ -23,6 +28,11 @@ from exporter.domain.payload import TIME_REFUSALS
 
 OUTCOMES: Final = ("accepted", "duplicate", "test", "invalid", "unauthorized", "forbidden",
                    "too_large", "unavailable", "timeout", "overloaded", "aborted")
+
+#: Upper bounds (seconds) of the webhook latency histogram.
+LATENCY_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
+                          math.inf)
+_LE: Final = tuple(floatToGoString(b) for b in LATENCY_BUCKETS)  # type: ignore[no-untyped-call]
 
 # `_created` samples double the series count and no rule or dashboard here uses them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -32,24 +42,23 @@ class Instruments:
     """The exporter's own request metrics, in an application-owned registry."""
 
     def __init__(self, registry: CollectorRegistry, token_outcomes: Iterable[str]) -> None:
-        self.requests = Counter(
+        #: Webhooks by outcome, counted here and exposed at scrape time (``_Family``): a
+        #: prometheus-client child takes a lock on every ``inc``.
+        self.outcomes: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
+        registry.register(_Family(lambda: _counter(
             "clevertap_export_webhook_requests",
             "Webhook requests by outcome: accepted, duplicate (redelivery), test (CleverTap's "
             "ping), invalid, unauthorized, forbidden (source outside --allow-cidr), too_large, "
             "unavailable (state store failed), timeout (body not received in time), "
             "overloaded (too many in progress), aborted (client disconnected mid-body).",
-            ["outcome"],
-            registry=registry,
-        )
-        #: Webhook requests being handled now; ``admission_middleware`` keeps it under the limit.
+            "outcome", self.outcomes)))
+        #: Webhook requests being handled now; ``middleware`` keeps it under the limit.
         self.active = 0
         Gauge(
             "clevertap_export_webhook_requests_in_progress",
             "Webhook requests being received or handled right now.",
             registry=registry,
         ).set_function(lambda: self.active)
-        # Children resolved once: labels() per request showed in the webhook profile.
-        self.request_outcomes = {outcome: self.requests.labels(outcome) for outcome in OUTCOMES}
         self.token_requests = Counter(
             "clevertap_export_oauth_token_requests",
             "OAuth token endpoint requests by outcome: granted, or the refusal's RFC 6749 "
@@ -68,14 +77,14 @@ class Instruments:
             ["reason"],
             registry=registry,
         )
-        self.unknown_values = Counter(
+        #: Accepted events with an unknown value, by label: counted like ``outcomes``.
+        self.unknown_values: dict[str, int] = dict.fromkeys(KNOWN, 0)
+        registry.register(_Family(lambda: _counter(
             "clevertap_export_unknown_values",
             "Accepted events whose partner, export_type or frequency is not a value CleverTap "
             "is known to send (a typo, or a new value): by label. An unknown frequency is "
             "never overdue.",
-            ["label"],
-            registry=registry,
-        )
+            "label", self.unknown_values)))
         self.malformed_requests = Counter(
             "clevertap_export_http_malformed_requests",
             "Requests refused (400) by the HTTP parser before reaching an endpoint, by reason: "
@@ -90,17 +99,46 @@ class Instruments:
             self.malformed_requests.labels(reason)
         for reason in TIME_REFUSALS:
             self.time_refused.labels(reason)
-        for label in KNOWN:
-            self.unknown_values.labels(label)
-        self.latency = Histogram(
-            "clevertap_export_webhook_request_duration_seconds",
-            "Seconds from receiving a webhook to answering it, including the durable commit.",
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
-            registry=registry,
-        )
+        #: Non-cumulative webhook counts per bucket of ``LATENCY_BUCKETS`` (the last for +Inf)
+        #: and their sum: the latency histogram, exposed at scrape time like ``outcomes``.
+        self.latency_counts = [0] * len(LATENCY_BUCKETS)
+        self.latency_sum = 0.0
+        registry.register(_Family(self._latency))
         Gauge(
             "clevertap_export_exporter_build_info",
             "Always 1; the exporter's version as a label.",
             ["version"],
             registry=registry,
         ).labels(__version__).set(1)
+
+    def count_webhook(self, outcome: str, seconds: float) -> None:
+        """One webhook answered with ``outcome`` after ``seconds``."""
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        self.latency_counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.latency_sum += seconds
+
+    def _latency(self) -> Metric:
+        counts = list(self.latency_counts)  # one copy, so the buckets agree with each other
+        return HistogramMetricFamily(
+            "clevertap_export_webhook_request_duration_seconds",
+            "Seconds from receiving a webhook to answering it, including the durable commit.",
+            buckets=list(zip(_LE, itertools.accumulate(counts), strict=True)),
+            sum_value=self.latency_sum,
+        )
+
+
+class _Family(Collector):
+    """One metric family built at scrape time from numbers the loop keeps."""
+
+    def __init__(self, build: Callable[[], Metric]) -> None:
+        self._build = build
+
+    def collect(self) -> Iterable[Metric]:
+        yield self._build()
+
+
+def _counter(name: str, documentation: str, label: str, counts: dict[str, int]) -> Metric:
+    family = CounterMetricFamily(name, documentation, labels=[label])
+    for value, n in list(counts.items()):  # a copy: the loop may add a value meanwhile
+        family.add_metric([value], n)
+    return family

@@ -83,16 +83,23 @@ def combine(batch: Iterable[Changes]) -> Changes:
     dropped: dict[tuple[str, str, str, float], None] = {}
     labels: dict[tuple[str, str], None] = {}
     gauges: dict[str, float] = {}
+    # Plain loops, and the lists most changes leave empty skipped: this runs for every change.
     for c in batch:
-        labels.update(dict.fromkeys(c.label_values))
-        series.update((row[:4], row) for row in c.series)
-        runs.update((row[:2], row) for row in c.runs)
-        runs.update(dict.fromkeys(c.deleted_runs))
-        for row in c.deliveries:
-            if deliveries.get(row[:4]) is None:
-                deliveries[row[:4]] = row
-        deliveries.update(dict.fromkeys(c.deleted_deliveries))
-        dropped.update(dict.fromkeys(c.deleted_deliveries))
+        if c.label_values:
+            labels.update(dict.fromkeys(c.label_values))
+        for row in c.series:
+            series[row[:4]] = row
+        for run in c.runs:
+            runs[run[:2]] = run
+        if c.deleted_runs:
+            runs.update(dict.fromkeys(c.deleted_runs))
+        for delivery in c.deliveries:
+            key = delivery[:4]
+            if deliveries.get(key) is None:
+                deliveries[key] = delivery
+        if c.deleted_deliveries:
+            deliveries.update(dict.fromkeys(c.deleted_deliveries))
+            dropped.update(dict.fromkeys(c.deleted_deliveries))
         gauges.update(c.gauges)
     return Changes(
         series=list(series.values()),

@@ -44,7 +44,7 @@ from exporter.web.handlers import (
     token,
     webhook,
 )
-from exporter.web.middleware import admission_middleware, error_middleware
+from exporter.web.middleware import middleware
 from exporter.web.reload import declare_exports
 from exporter.web.settings import Settings
 
@@ -70,7 +70,7 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> web.Applica
     """
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[error_middleware, admission_middleware],
+        middlewares=[middleware],
     )
     issuer = None
     if settings.oauth_client_id is not None and settings.oauth_client_secret is not None:
@@ -148,7 +148,7 @@ def server_options(settings: Settings) -> ServerOptions:
 
 def create_metrics_app(source: web.Application) -> web.Application:
     """An app serving ``/metrics`` and health checks of ``source``, for ``--metrics-port``."""
-    app = web.Application(middlewares=[error_middleware, admission_middleware])
+    app = web.Application(middlewares=[middleware])
     app[RUNTIME] = source[RUNTIME]
     if source[RUNTIME].web_config is not None:
         app.on_response_prepare.append(_configured_headers)

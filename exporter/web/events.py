@@ -8,17 +8,17 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
 from datetime import tzinfo
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from exporter.domain.timefmt import iso_time
 
 MAX_EVENTS: Final = 100
 
 
-@dataclass(frozen=True, slots=True)
-class WebhookRecord:
+class WebhookRecord(NamedTuple):
+    """One webhook as the status page shows it; a named tuple, as ``StatusEvent`` is."""
+
     received: float
     account: str
     outcome: str  # accepted, duplicate, test, invalid, unauthorized, too_large, unavailable
@@ -32,7 +32,7 @@ class WebhookRecord:
     message: str | None = None
 
     def to_json(self, zone: tzinfo) -> dict[str, Any]:
-        out = asdict(self)
+        out = self._asdict()
         out["received_time"] = iso_time(self.received, zone)
         out["event_time_iso"] = iso_time(self.event_time, zone)
         return out

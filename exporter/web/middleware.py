@@ -1,10 +1,9 @@
 """Middlewares: the cross-cutting concerns of every request.
 
-Two, outermost first: ``error_middleware`` (error shaping and outcome counting) and
-``admission_middleware`` (the web config's rate limit and client certificate SANs, the source
-address allow-list, the limit on webhook requests in progress, authentication, and the body
-size limit, in that order). The credential checks themselves live in
-``auth``, ``oauth``, ``webconfig`` and ``allowlist``.
+One, ``middleware``: error shaping and outcome counting around admission (the web config's
+rate limit and client certificate SANs, the source address allow-list, the limit on webhook
+requests in progress, authentication, and the body size limit, in that order). The credential
+checks themselves live in ``auth``, ``oauth``, ``webconfig`` and ``allowlist``.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from exporter.metrics.instruments import Instruments
 from exporter.security.auth import BASIC_CHALLENGE
 from exporter.security.oauth import TOKEN_PATH
 from exporter.security.users import PasswordChecksBusy
-from exporter.web.appkeys import EVENT, OUTCOME, RUNTIME
+from exporter.web.appkeys import EVENT, OUTCOME, RUNTIME, Runtime
 from exporter.web.events import WebhookRecord
 
 if TYPE_CHECKING:
@@ -60,41 +59,68 @@ def _clevertap_facing(path: str) -> bool:
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Shape every error as JSON, never leak a 500 for client input, count webhook outcomes."""
+async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Shape every error as JSON, never leak a 500 for client input, admit the request
+    (``_refusal``, ``_authorized``), count webhook outcomes.
+
+    One middleware, because every middleware is one more coroutine (and one more frame to
+    resume on each wake-up) on every request (bench/PROFILE.md).
+    """
     started = time.perf_counter()
+    rt = request.app[RUNTIME]
+    path = request.path
+    webhook = path.startswith("/webhook")
+    response: web.StreamResponse
     try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        if exc.status == 413:
-            limit = request.app[RUNTIME].settings.max_body_bytes
-            response = json_error(413, "too_large",
-                                   f"request body exceeds the limit of {limit} bytes")
-        elif exc.status < 400:
-            raise
+        refusal = _refusal(request, rt, webhook)
+        if refusal is not None:
+            response = refusal
         else:
-            response = json_error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
-            response.headers.update({k: v for k, v in exc.headers.items()
-                                     if k in ("Allow", "WWW-Authenticate")})
+            if webhook:
+                rt.instruments.active += 1
+            try:
+                response = await _authorized(request, handler, rt)
+            finally:
+                if webhook:
+                    rt.instruments.active -= 1
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = _http_error(exc, rt)
     except RequestPayloadError:
         response = _undecodable(request)
     except Exception:
-        log.exception("unexpected error handling %s %s", request.method, request.path)
+        log.exception("unexpected error handling %s %s", request.method, path)
         response = json_error(500, "error", "internal error; see the exporter's log")
-    instruments = request.app[RUNTIME].instruments
-    if request.path.startswith("/webhook"):
-        outcome = request.get(OUTCOME) or _outcome_of(response.status)
-        if outcome is not None:
-            child = instruments.request_outcomes.get(outcome)
-            (child or instruments.requests.labels(outcome)).inc()
-            instruments.latency.observe(time.perf_counter() - started)
-        _record(request, response, outcome or "error")
-    elif request.path == TOKEN_PATH:
-        outcome = request.get(OUTCOME) or {403: "forbidden", 413: "too_large"}.get(
-            response.status)
-        if outcome is not None:
-            instruments.token_requests.labels(outcome).inc()
+    if webhook:
+        _count_webhook(request, rt, response, started)
+    elif path == TOKEN_PATH:
+        _count_token(request, rt, response)
     return response
+
+
+def _http_error(exc: web.HTTPException, rt: Runtime) -> web.Response:
+    if exc.status == 413:
+        limit = rt.settings.max_body_bytes
+        return json_error(413, "too_large", f"request body exceeds the limit of {limit} bytes")
+    response = json_error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+    response.headers.update({k: v for k, v in exc.headers.items()
+                             if k in ("Allow", "WWW-Authenticate")})
+    return response
+
+
+def _count_webhook(request: web.Request, rt: Runtime, response: web.StreamResponse,
+                   started: float) -> None:
+    outcome = request.get(OUTCOME) or _outcome_of(response.status)
+    if outcome is not None:
+        rt.instruments.count_webhook(outcome, time.perf_counter() - started)
+    _record(request, rt, response, outcome or "error")
+
+
+def _count_token(request: web.Request, rt: Runtime, response: web.StreamResponse) -> None:
+    outcome = request.get(OUTCOME) or {403: "forbidden", 413: "too_large"}.get(response.status)
+    if outcome is not None:
+        rt.instruments.token_requests.labels(outcome).inc()
 
 
 def _undecodable(request: web.Request) -> web.Response:
@@ -142,7 +168,7 @@ class ProtocolLogger(logging.Logger):
             sys.exc_info()[1] if exc_info is True else None)
         if isinstance(exc, RequestPayloadError):
             # aiohttp draining the rest of a body already refused (and counted) by
-            # ``error_middleware``: nothing more to say.
+            # ``middleware``: nothing more to say.
             self.log(logging.DEBUG, "closed the connection of an undecodable body")
             return True
         if not isinstance(exc, HttpProcessingError):
@@ -167,7 +193,8 @@ class RedactedAccessLogger(AbstractAccessLogger):
                          response.body_length, time, request.headers.get("User-Agent", "-"))
 
 
-def _record(request: web.Request, response: web.StreamResponse, outcome: str) -> None:
+def _record(request: web.Request, rt: Runtime, response: web.StreamResponse,
+            outcome: str) -> None:
     """Add the webhook to the log of the last ones shown on the status page."""
     event = request.get(EVENT)
     message = None
@@ -175,61 +202,59 @@ def _record(request: web.Request, response: web.StreamResponse, outcome: str) ->
         with contextlib.suppress(orjson.JSONDecodeError, TypeError, AttributeError):
             message = str(orjson.loads(response.body).get("error"))  # type: ignore[arg-type]
     if event is not None:
+        # Positional, in field order: keyword arguments cost twice as much, once per webhook.
         record = WebhookRecord(
-            received=event.received, account=event.account, outcome=outcome,
-            http_status=response.status, export_id=event.export_id, partner=event.partner,
-            export_type=event.export_type, frequency=event.frequency, status=event.status,
-            event_time=event.event_time,
-            message=f"'Date and Time' {event.time_problem}" if event.time_problem else None,
+            event.received, event.account, outcome, response.status, event.export_id,
+            event.partner, event.export_type, event.frequency, event.status, event.event_time,
+            f"'Date and Time' {event.time_problem}" if event.time_problem else None,
         )
     else:
         record = WebhookRecord(
             received=time.time(), account=request.match_info.get("account", DEFAULT_ACCOUNT),
             outcome=outcome, http_status=response.status, message=message,
         )
-    request.app[RUNTIME].events.add(record)
+    rt.events.add(record)
 
 
-@web.middleware
-async def admission_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """What must hold before a route runs, in order: the web config's rate limit and client
-    SANs, the source allow-list, the webhook concurrency limit, authentication, and the
-    declared body size.
-
-    One middleware, and each check only when configured, because every middleware is one more
-    coroutine on every request (bench/PROFILE.md).
-    """
-    rt = request.app[RUNTIME]
+def _refusal(request: web.Request, rt: Runtime, webhook: bool) -> web.Response | None:
+    """The checks before authentication, each only when configured: the web config's rate
+    limit and client SANs, the source allow-list, the webhook concurrency limit."""
     refusal = None
     if rt.web_config is not None:
         refusal = _web_config_refusal(request, rt.web_config)
     if refusal is None and rt.sources.restricts:
         refusal = _source_refusal(request, rt.sources)
+    if (refusal is None and webhook
+            and rt.instruments.active >= rt.settings.max_concurrent_requests):
+        refusal = _overloaded(request)
+    return refusal
+
+
+def _authorized(request: web.Request, handler: Handler,
+                rt: Runtime) -> Awaitable[web.StreamResponse]:
+    """The route's response once authentication (when configured) and the declared body size
+    admit the request. Not a coroutine: without authentication it is the route's own
+    awaitable, so no frame of its own is resumed on each wake-up."""
+    if rt.auth.enabled or rt.web_config is not None:
+        return _authenticated(request, handler, rt)
+    _check_size(request, rt)
+    return handler(request)
+
+
+async def _authenticated(request: web.Request, handler: Handler,
+                         rt: Runtime) -> web.StreamResponse:
+    refusal = await _auth_refusal(request)
     if refusal is not None:
         return refusal
-    if not request.path.startswith("/webhook"):
-        return await _authorized(request, handler)
-    instruments = rt.instruments
-    if instruments.active >= rt.settings.max_concurrent_requests:
-        return _overloaded(request)
-    instruments.active += 1
-    try:
-        return await _authorized(request, handler)
-    finally:
-        instruments.active -= 1
+    _check_size(request, rt)
+    return await handler(request)
 
 
-async def _authorized(request: web.Request, handler: Handler) -> web.StreamResponse:
-    rt = request.app[RUNTIME]
-    if rt.auth.enabled or rt.web_config is not None:
-        refusal = await _auth_refusal(request)
-        if refusal is not None:
-            return refusal
+def _check_size(request: web.Request, rt: Runtime) -> None:
     # A declared oversize body is refused before it is read; chunked ones hit client_max_size.
     limit = rt.settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
-    return await handler(request)
 
 
 def _source_refusal(request: web.Request, policy: SourcePolicy) -> web.Response | None:

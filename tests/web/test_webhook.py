@@ -312,3 +312,20 @@ async def test_health_and_readiness(exporter: Exporter) -> None:
     assert resp.status == 200
     resp = await exporter.client.get("/readyz")
     assert (resp.status, (await resp.json())["status"]) == (200, "ready")
+
+
+async def test_request_outcomes_and_latency_histogram(exporter: Exporter) -> None:
+    sample = (SAMPLES / "initiated-recurring-s3.json").read_bytes()
+    for body in (sample, sample, b"not json"):
+        await exporter.post(body)
+    m = await exporter.metrics()
+    requests = m["clevertap_export_webhook_requests_total"]
+    assert requests[labels(outcome="accepted")] == 1
+    assert requests[labels(outcome="duplicate")] == 1
+    assert requests[labels(outcome="invalid")] == 1
+    assert requests[labels(outcome="aborted")] == 0  # every outcome from zero
+    buckets = m["clevertap_export_webhook_request_duration_seconds_bucket"]
+    counts = [buckets[labels(le=le)] for le in ("0.0005", "0.01", "1.0", "5.0", "+Inf")]
+    assert counts == sorted(counts) and counts[-1] == 3  # cumulative, +Inf holds them all
+    assert m["clevertap_export_webhook_request_duration_seconds_count"][()] == 3
+    assert 0 < m["clevertap_export_webhook_request_duration_seconds_sum"][()] < 60
