@@ -42,14 +42,11 @@ async def webhook(request: web.Request) -> web.Response:
                            f"account in the URL must match {ACCOUNT_PATTERN}")
     rt = request.app[RUNTIME]
     settings = rt.settings
-    if request.content.is_eof():
-        # The whole body came with the headers, as CleverTap's small ones do: no timer needed.
-        body = await request.read()
-    else:
-        read = await _read_body(request, settings.read_timeout)
-        if isinstance(read, web.Response):
-            return read
-        body = read
+    # A body that came whole with the headers, as CleverTap's small ones do, needs no timer.
+    body = (await request.read() if request.content.is_eof()
+            else await _read_body(request, settings.read_timeout))
+    if isinstance(body, web.Response):
+        return body
     result = parse_body(body, account, time.time(), settings.timezone,
                         settings.event_time_window)
     if isinstance(result, PayloadError):
