@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -122,38 +123,44 @@ class SQLiteStore:
         self._closed = False
         self._lost: str | None = None  # why the file at the path is no longer ours
         self._lost_lock = threading.Lock()
-        traces = statefile.traces(self.path)  # before the lock file is created
+        #: The writer thread's connection, also used by a readiness check that finds the
+        #: write-ahead log lost (``_rescue``).
+        self._conn_lock = threading.Lock()
+        traces = statefile.traces(self.path)
+        if not self.path.exists() and traces and not init:
+            raise StoreError(
+                f"state database {self.path} is missing but {', '.join(traces)} beside it "
+                "show(s) that one existed: restore it, or start with --state-init to begin "
+                "with an empty state")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._lock = statefile.acquire_lock(Path(f"{self.path}.lock"), self.path)
+            self._lock = statefile.acquire_lock(self.path)  # creates the file, empty
         except OSError as exc:
             raise StoreError(f"cannot open state database {self.path}: {exc}") from exc
         try:
-            self._open(traces, init, skip_corrupt)
+            self._open(skip_corrupt, init)
         except BaseException:
-            self._lock.close()
+            os.close(self._lock)
             raise
         # A daemon: a process that exits without close() must not hang on it; an unfinished
         # transaction is rolled back by SQLite, and nobody was answered for it.
         self._writer = threading.Thread(target=self._write, name="sqlite-writer", daemon=True)
         self._writer.start()
 
-    def _open(self, traces: list[str], init: bool, skip_corrupt: bool) -> None:
-        if not self.path.exists() and traces and not init:
-            raise StoreError(
-                f"state database {self.path} is missing but {', '.join(traces)} beside it "
-                "show(s) that one existed: restore it, or start with --state-init to begin "
-                "with an empty state")
+    def _open(self, skip_corrupt: bool, init: bool) -> None:
         conn: sqlite3.Connection | None = None
         try:
-            if self.path.exists():
-                self._check_schema(init)  # before anything is written to the file
+            self._check_schema(init)  # before anything is written to the file
             self._conn = conn = self._connect(create=True)
             self._identity = statefile.identity(self.path)
             conn.executescript(_SCHEMA)
             conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                          (str(SCHEMA_VERSION),))
             self._check_rows(skip_corrupt)
+            # A write now, so the write-ahead log has its header from here on (wal_problem).
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('opened', ?)",
+                         (repr(time.time()),))
+            self._wal_identity = statefile.identity(statefile.wal_path(self.path))
         except BaseException as exc:
             if conn is not None:
                 conn.close()
@@ -237,7 +244,7 @@ class SQLiteStore:
                 [c for c, _ in batch if c]))
         self._closed = True
         self._conn.close()
-        self._lock.close()
+        os.close(self._lock)
 
     @property
     def healthy(self) -> bool:
@@ -392,10 +399,12 @@ class SQLiteStore:
         if not self._verify_identity():
             return _lost_error()
         try:
-            self._apply(rows)
+            with self._conn_lock:
+                self._apply(rows)
         except (sqlite3.Error, OSError) as exc:
             return StoreError(f"state store write failed: {exc}")
-        return None
+        # Again after the commit: a file or log removed while it ran took the commit with it.
+        return None if self._verify_identity() else _lost_error()
 
     def _verify_identity(self) -> bool:
         """Whether the file at the path is still the database opened; logs once when not."""
@@ -408,9 +417,12 @@ class SQLiteStore:
         except OSError as exc:
             problem = f"cannot be checked ({exc})"
         else:
-            if now == self._identity:
+            wal = statefile.wal_problem(self.path, self._wal_identity)
+            if now == self._identity and wal is None:
                 return True
-            problem = "was replaced by another file"
+            problem = "was replaced by another file" if wal is None else wal
+            if wal is not None and now == self._identity:
+                problem += self._rescue()
         with self._lost_lock:
             if self._lost is None:
                 self._lost = (f"the state database {self.path} {problem} while the exporter "
@@ -418,6 +430,20 @@ class SQLiteStore:
                               "restart)")
                 log.error("%s", self._lost)
         return False
+
+    def _rescue(self) -> str:
+        """Copy what this connection committed to a lost write-ahead log into the database
+        file, which is intact, so that acknowledged changes survive the restart; says how it
+        went. The open connection still reads the log's frames (a deleted log's inode, or the
+        log replaced), where a new connection would not."""
+        try:
+            with self._conn_lock:
+                busy, _, _ = self._conn.execute("PRAGMA wal_checkpoint(FULL)").fetchone()
+        except sqlite3.Error as exc:
+            return f" (its committed changes could not be copied into the database: {exc})"
+        if busy:
+            return " (a reader kept its committed changes from being copied into the database)"
+        return " (its committed changes were copied into the database file)"
 
     def _apply(self, batch: list[Changes]) -> None:
         conn = self._conn

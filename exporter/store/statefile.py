@@ -11,7 +11,7 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Final
+from typing import Final
 
 import orjson
 
@@ -36,9 +36,39 @@ _COLUMNS: Final[dict[str, tuple[tuple[str, ...], tuple[tuple[str, str], ...]]]] 
 _NUMERIC_KEYS: Final = frozenset({("deliveries", "event_time")})
 
 
+#: The first four bytes of a write-ahead log SQLite wrote (either byte order of checksums).
+_WAL_MAGIC: Final = (bytes.fromhex("377f0682"), bytes.fromhex("377f0683"))
+
+
 def identity(path: Path) -> tuple[int, int]:
     st = path.stat()
     return st.st_dev, st.st_ino
+
+
+def wal_path(db: Path) -> Path:
+    return Path(f"{db}-wal")
+
+
+def wal_problem(db: Path, opened: tuple[int, int]) -> str | None:
+    """What is wrong with the write-ahead log of ``db`` that was ``opened``, or None.
+
+    SQLite keeps writing to a log deleted under it (the unlinked inode) and ignores, after a
+    crash, a log whose header was cut off: either way a commit it reports is not on disk. The
+    store writes once at start-up, so the log always has its header while the store runs.
+    """
+    wal = wal_path(db)
+    try:
+        if identity(wal) != opened:
+            return f"has had its write-ahead log {wal.name} replaced by another file"
+        with open(wal, "rb") as fh:
+            head = fh.read(4)
+    except FileNotFoundError:
+        return f"has had its write-ahead log {wal.name} deleted"
+    except OSError as exc:
+        return f"has a write-ahead log {wal.name} that cannot be checked ({exc})"
+    if head not in _WAL_MAGIC:
+        return f"has had its write-ahead log {wal.name} truncated or overwritten"
+    return None
 
 
 def traces(path: Path) -> list[str]:
@@ -49,29 +79,41 @@ def tables(conn: sqlite3.Connection) -> set[str]:
     return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
-def acquire_lock(lock_path: Path, db: Path) -> IO[str]:
-    """Hold an exclusive OS lock on ``lock_path`` (released when the process ends), with this
-    process's pid in it; refuses when another process holds it."""
-    fh = open(lock_path, "a+")  # held for the process's lifetime
+def acquire_lock(db: Path) -> int:
+    """Hold an exclusive OS lock on the database file itself (created empty if missing) for the
+    process's lifetime, and note this process's pid in ``<db>.lock``; refuses when another
+    process holds it.
+
+    The lock is on the file, not on a path beside it, so a second exporter reaching the same
+    file through a symlink or a hard link, or after ``<db>.lock`` was deleted, is refused too.
+    It is an ``flock``, which SQLite's own byte-range locks do not see. The descriptor must stay
+    open until the database is closed: closing any descriptor of the file would drop SQLite's
+    POSIX locks of this process.
+    """
+    fd = os.open(db, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    note = Path(f"{db}.lock")
     try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        fh.seek(0)
-        pid = fh.read().strip()
-        fh.close()
+        os.close(fd)
+        try:
+            pid = note.read_text().strip()
+        except OSError:
+            pid = ""
         holder = f"process {pid}" if pid.isdigit() else "another process"
         raise StoreError(
-            f"state database {db} is in use by {holder}, which holds the lock {lock_path}: "
-            "two exporters must not share one state file (stop the other one, or give this "
-            "one its own --state-path)") from None
+            f"state database {db} is in use by {holder}, which holds its lock: two exporters "
+            "must not share one state file, whatever path reaches it (stop the other one, or "
+            "give this one its own --state-path)") from None
     except OSError:
-        fh.close()
+        os.close(fd)
         raise
-    fh.seek(0)
-    fh.truncate()
-    fh.write(f"{os.getpid()}\n")
-    fh.flush()
-    return fh
+    try:
+        note.write_text(f"{os.getpid()}\n")
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
 
 
 def key_columns(table: str) -> tuple[str, ...]:
