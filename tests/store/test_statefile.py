@@ -75,7 +75,7 @@ def test_no_acknowledged_event_is_lost_when_the_log_is_deleted_and_the_process_k
     acked = [i for i in range(1, 21) if accepted(i)]
     Path(f"{proc.state}-wal").unlink()
     acked += [i for i in range(21, 61) if accepted(i)]
-    assert proc.proc is not None
+    assert proc.proc is not None and proc.state is not None
     os.kill(proc.proc.pid, signal.SIGKILL)
     proc.proc.wait()
     store = SQLiteStore(proc.state)
