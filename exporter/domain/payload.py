@@ -36,6 +36,7 @@ MAX_ID_LENGTH: Final = 128
 MAX_TEXT_LENGTH: Final = 256
 _UTF8_BOM: Final = b"\xef\xbb\xbf"
 _ID_FIELD: Final = "Export Request Id"
+_NUL: Final = "contains a NUL character (\\u0000), which PostgreSQL cannot store in text"
 _TIME_FIELD: Final = "Date and Time"
 #: Why an event time was refused, as counted by ``clevertap_export_event_time_refused_total``.
 TOO_FAR_AHEAD: Final = "too_far_ahead"
@@ -199,6 +200,8 @@ def _text_fields(doc: dict[str, Any]) -> _Texts | dict[str, str]:
             problems[name] = _EMPTY
         elif len(value) > limit:
             problems[name] = too_long
+        elif "\x00" in value:  # PostgreSQL's text cannot hold it: refused before any batch
+            problems[name] = _NUL
         else:
             values.append(value)
     if problems:

@@ -228,3 +228,18 @@ def test_state_url_flag_and_file(tmp_path: Path, capsys: pytest.CaptureFixture[s
     with pytest.raises(SystemExit):
         parse_settings(["--state-url", "mysql://x"], env={})
     assert "postgresql://USER" in capsys.readouterr().err
+
+
+async def test_a_nul_in_a_text_field_is_refused_and_poisons_no_batch(
+        start_replica: Start) -> None:
+    """PostgreSQL's text cannot hold U+0000: such an event is a 422 naming the field, before it
+    reaches a batch, so the webhooks committed with it are unaffected (issue 23, item 2)."""
+    replica = await start_replica()
+    bad = {**event(1, "Initiated"), "Export Request Id": "x\u0000"}
+    answers = await asyncio.gather(*(
+        replica.post(bad if i % 3 == 0 else event(100 + i, "Initiated")) for i in range(30)))
+    refused = [a for i, a in enumerate(answers) if i % 3 == 0]
+    assert all(status == 422 and "Export Request Id" in body["error"]
+               and "NUL" in body["error"] for status, body in refused)
+    assert all(a == (200, {"status": "accepted"}) for i, a in enumerate(answers) if i % 3)
+    assert (await replica.client.get("/readyz")).status == 200
