@@ -53,10 +53,23 @@ RECONNECT_SECONDS: Final = 0.5
 #: Longer than CleverTap waits for an answer (3 s): past it nobody is served by waiting.
 COMMAND_TIMEOUT: Final = 5.0
 
-#: Every session: named in pg_stat_activity, and a replica frozen inside a transaction (holding
-#: the write lock) is cut off by the server rather than stalling every other replica.
+#: How long a write waits for the write lock before it answers 503: well under the 3 s CleverTap
+#: waits, so a replica frozen while holding it (SIGSTOP, a long GC) costs a retry, not a timeout.
+LOCK_WAIT_SECONDS: Final = 1.5
+#: How often the follower proves that a write commits (privileges revoked, the server's disk
+#: full): ``/readyz`` says not ready until one does.
+PROBE_EVERY_SECONDS: Final = 5.0
+
+#: Every session: named in pg_stat_activity; a replica frozen inside a transaction (holding the
+#: write lock) is cut off by the server after 2 s; a write waits at most LOCK_WAIT_SECONDS for
+#: the lock; and a commit returns only once it is on disk, whatever the server's default
+#: (``synchronous_commit = off`` there would lose acknowledged events in a crash).
 _SESSION: Final = {"application_name": "clevertap-export-exporter",
-                   "idle_in_transaction_session_timeout": str(int(COMMAND_TIMEOUT * 1000))}
+                   "idle_in_transaction_session_timeout": "2000",
+                   "lock_timeout": str(int(LOCK_WAIT_SECONDS * 1000)),
+                   "synchronous_commit": "on"}
+_PROBE: Final = ("INSERT INTO meta (key, value) VALUES ('write_probe', $1) "
+                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
 #: The rows after ``$1``, preceded by a row of seq -1 when pruning removed some of them.
 _CATCH_UP: Final = """
 SELECT seq, data FROM log WHERE seq > $1
@@ -110,6 +123,7 @@ class PostgresStore:
         self._size = 0
         self._size_at = 0.0
         self._prune_at = 0.0
+        self._probe_at = 0.0
 
     @classmethod
     async def open(cls, url: str) -> PostgresStore:
@@ -199,6 +213,11 @@ class PostgresStore:
             error: StoreError | None = None
             try:
                 await self._write(batch)
+            except asyncpg.LockNotAvailableError:
+                # Taken before any work ran: the model is unchanged, nothing to reload.
+                settle((fut for _, fut in batch), StoreError(
+                    f"another replica held the write lock for {LOCK_WAIT_SECONDS:g} s"))
+                continue
             except _DB_ERRORS as exc:
                 error = StoreError(f"state database write failed: {exc}")
             except StoreError as exc:
@@ -250,6 +269,7 @@ class PostgresStore:
                 await self._catch_up()
                 if not self._live:
                     log.info("state database %s: connected and caught up", describe(self.url))
+                await self._probe()
                 self._live = True
                 await self._measure()
                 with contextlib.suppress(TimeoutError):
@@ -323,6 +343,14 @@ class PostgresStore:
 
     def _on_lost(self, conn: Any) -> None:
         self._news.set()
+
+    async def _probe(self) -> None:
+        """A small committed write every PROBE_EVERY_SECONDS; raises what refused it."""
+        if self._live and time.monotonic() < self._probe_at:
+            return
+        assert self._listener is not None
+        await self._listener.execute(_PROBE, repr(time.time()))
+        self._probe_at = time.monotonic() + PROBE_EVERY_SECONDS
 
     async def _measure(self) -> None:
         if time.monotonic() < self._size_at:

@@ -13,6 +13,7 @@ import pytest
 
 from exporter.cli.settings import parse_settings
 from exporter.store import StoreError, open_store
+from exporter.store.postgres import LOCK_WRITE, PROBE_EVERY_SECONDS, PostgresStore
 from exporter.store.postgres_schema import SCHEMA_VERSION
 from exporter.web.app import create_app
 from tests.conftest import ClientFactory, Exporter, Samples, event, series
@@ -243,3 +244,83 @@ async def test_a_nul_in_a_text_field_is_refused_and_poisons_no_batch(
                and "NUL" in body["error"] for status, body in refused)
     assert all(a == (200, {"status": "accepted"}) for i, a in enumerate(answers) if i % 3)
     assert (await replica.client.get("/readyz")).status == 200
+
+
+def _store(replica: Exporter) -> PostgresStore:
+    store = replica.tracker.store
+    assert isinstance(store, PostgresStore)
+    return store
+
+
+async def test_commits_are_synchronous_whatever_the_server_default(
+        start_replica: Start, pg_url: str) -> None:
+    """With ``synchronous_commit = off`` on the server, an acknowledged event could be lost in
+    a crash: every session of the exporter sets it back on (issue 23, item 7)."""
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await conn.execute(f"ALTER DATABASE {pg_url.rsplit('/', 1)[1]} "
+                           "SET synchronous_commit = off")
+        check = await asyncpg.connect(pg_url)
+        assert await check.fetchval("SHOW synchronous_commit") == "off"
+        await check.close()
+    finally:
+        await conn.close()
+    replica = await start_replica()
+    async with _store(replica)._pool.acquire() as pooled:
+        assert await pooled.fetchval("SHOW synchronous_commit") == "on"
+    assert (await replica.post(event(1, "Initiated")))[0] == 200
+
+
+async def test_a_held_write_lock_is_answered_within_clevertaps_wait(
+        start_replica: Start, pg_url: str) -> None:
+    """A replica frozen while it holds the write lock delays the others by at most
+    LOCK_WAIT_SECONDS: they answer 503 (CleverTap retries) rather than time out (item 5)."""
+    replica = await start_replica()
+    holder = await asyncpg.connect(pg_url)
+    try:
+        tx = holder.transaction()
+        await tx.start()
+        await holder.execute("SELECT pg_advisory_xact_lock($1)", LOCK_WRITE)
+        began = time.monotonic()
+        status, _ = await replica.post(event(1, "Initiated"))
+        waited = time.monotonic() - began
+        assert status == 503 and waited < 3.0, (status, waited)
+        await tx.rollback()
+    finally:
+        await holder.close()
+    assert (await replica.post(event(1, "Initiated"))) == (200, {"status": "accepted"})
+    assert (await replica.client.get("/readyz")).status == 200
+
+
+async def test_readyz_is_a_write_probe(start_replica: Start, pg_url: str) -> None:
+    """With its write privileges revoked, a replica answers every webhook 503: /readyz says so
+    within a probe interval, and ready again once they are back (item 4)."""
+    first = await start_replica()  # the schema, owned by the cluster's superuser
+    assert (await first.post(event(1, "Initiated")))[0] == 200
+    role = f"w{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(pg_url)
+    try:
+        await admin.execute(f"CREATE ROLE {role} LOGIN")
+        await admin.execute(f"GRANT CREATE, USAGE ON SCHEMA public TO {role}")
+        await admin.execute(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}")
+        await admin.execute(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}")
+        replica = await start_replica("--state-url", pg_url.replace("//exporter@", f"//{role}@"))
+        assert (await replica.client.get("/readyz")).status == 200
+        await admin.execute(f"REVOKE INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public "
+                            f"FROM {role}")
+        assert await _readyz_becomes(replica, 503)  # by the probe alone, with no webhook
+        assert (await replica.post(event(2, "Initiated")))[0] == 503
+        await admin.execute(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}")
+        assert await _readyz_becomes(replica, 200)
+        assert (await replica.post(event(2, "Initiated")))[0] == 200
+    finally:
+        await admin.close()
+
+
+async def _readyz_becomes(replica: Exporter, status: int) -> bool:
+    deadline = time.monotonic() + PROBE_EVERY_SECONDS + 5
+    while time.monotonic() < deadline:
+        if (await replica.client.get("/readyz")).status == status:
+            return True
+        await asyncio.sleep(0.2)
+    return False
