@@ -44,10 +44,9 @@ async def migrate(conn: Conn) -> None:
     """Bring the schema to ``SCHEMA_VERSION`` under an advisory lock; refuse a newer one."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK_MIGRATE)
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        found = await conn.fetchval("SELECT value FROM meta WHERE key = 'schema_version'")
-        version = int(found or 0)
+        version = await _version(conn)
+        if version == 0:
+            await conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         if version > SCHEMA_VERSION:
             raise StoreError(f"state database schema version {version} is newer than this "
                              f"exporter's ({SCHEMA_VERSION}): run a newer exporter")
@@ -56,3 +55,22 @@ async def migrate(conn: Conn) -> None:
         await conn.execute(
             "INSERT INTO meta (key, value) VALUES ('schema_version', $1) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value", str(SCHEMA_VERSION))
+
+
+async def _version(conn: Conn) -> int:
+    """The schema version of this exporter's tables, 0 in an empty schema; refuses another
+    application's database rather than add tables beside its own."""
+    tables = {r["tablename"] for r in await conn.fetch(
+        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+    if not tables:
+        return 0
+    found = None
+    if "meta" in tables and {"key", "value"} <= {r["attname"] for r in await conn.fetch(
+            "SELECT attname FROM pg_attribute WHERE attrelid = 'meta'::regclass")}:
+        found = await conn.fetchval("SELECT value FROM meta WHERE key = 'schema_version'")
+    if found is None or not str(found).isdigit():
+        raise StoreError(
+            "the state database is not a clevertap-export-exporter database (it has the "
+            f"tables {', '.join(sorted(tables)[:10])} and no schema_version); refusing to add "
+            "tables to another application's database: give the exporter a database of its own")
+    return int(found)

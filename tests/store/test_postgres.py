@@ -207,6 +207,29 @@ async def test_newer_schema_is_refused(pg_url: str, tmp_path: Path) -> None:
         f"({SCHEMA_VERSION}): run a newer exporter"), failed.value
 
 
+@pytest.mark.parametrize("foreign", [
+    "CREATE TABLE users (id INT)",
+    "CREATE TABLE meta (k TEXT, v TEXT); CREATE TABLE users (id INT)",
+])
+async def test_another_applications_database_is_refused_untouched(
+        pg_url: str, tmp_path: Path, foreign: str) -> None:
+    """--state-url at another application's database must not add seven tables to it
+    (issue 23, item 12), as SQLite refuses a foreign file."""
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await conn.execute(foreign)
+        before = {r[0] for r in await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+        with pytest.raises(StoreError, match="not a clevertap-export-exporter database"):
+            async with open_store(tmp_path / "unused.db", pg_url):
+                pass
+        after = {r[0] for r in await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    finally:
+        await conn.close()
+    assert after == before
+
+
 async def test_unreachable_database_fails_start(pg_cluster: Cluster, tmp_path: Path) -> None:
     url = pg_cluster.url("no_such_database")
     with pytest.raises(StoreError, match=r"cannot open the state database .*no_such_database: "
