@@ -89,7 +89,11 @@ def read(text: str) -> ConfigFile:
     except yaml.YAMLError as exc:
         raise SchemaError(f"not valid YAML: {exc}") from None
     if doc is None:
-        doc = {}
+        # Most likely caught mid-write (or truncated): refused, so a reload keeps the last good
+        # configuration rather than forgetting every declared export. ``exports: []`` is the
+        # way to declare none.
+        raise SchemaError("the file is empty (or only comments); write 'exports: []' to "
+                          "declare no exports")
     if not isinstance(doc, dict):
         raise SchemaError("the top level must be a mapping with 'exports:'")
     try:

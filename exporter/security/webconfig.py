@@ -266,6 +266,14 @@ class WebConfigFile:
             log.error("--web.config.file %s changed whether TLS is on; that needs a restart, "
                       "keeping the previous configuration", self.path)
             return
+        if self._config.basic_auth_users and not config.basic_auth_users:
+            # A file being rewritten in place (truncated first) reads for a moment as one
+            # without users: taking it would serve every endpoint without credentials.
+            self._failed = stamp
+            log.error("--web.config.file %s changed to one without basic_auth_users; turning "
+                      "authentication off needs a restart, keeping the previous "
+                      "configuration", self.path)
+            return
         if config.rate_limit != self._config.rate_limit:
             self.limiter = RateLimiter(config.rate_limit) if config.rate_limit else None
         self._config, self._stamp, self._failed = config, _stamp(config.files), None

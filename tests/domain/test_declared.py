@@ -65,8 +65,12 @@ def test_complete_example_is_normalized_like_webhooks() -> None:
     assert first.interval == 4 * 3600 and third.interval is None
 
 
-def test_empty_file_declares_nothing() -> None:
-    assert parse_config("").exports == {}
+def test_an_empty_file_is_refused_and_exports_list_declares_nothing() -> None:
+    """An empty file is most likely one caught mid-write: refused, so a reload keeps the last
+    good configuration (issue 23, item 10); ``exports: []`` declares none."""
+    for text in ("", "# nothing yet\n"):
+        with pytest.raises(ConfigError, match="the file is empty"):
+            parse_config(text)
     assert parse_config("exports: []\n").exports == {}
 
 
@@ -267,3 +271,15 @@ def test_sighup_reloads_and_declared_time_survives_restart(
     exp.start()
     again = exp.metrics()["clevertap_export_declared_timestamp_seconds"]
     assert again[series()] == first[series()]
+
+
+def test_a_reload_of_a_truncated_file_keeps_the_last_good_configuration(tmp_path: Path) -> None:
+    path = tmp_path / "exports.yml"
+    path.write_text("exports:\n  - partner: Amazon S3\n    type: Events\n    frequency: 4h\n")
+    holder = ConfigHolder(path)
+    assert len(holder.load_initial().exports) == 1
+    path.write_text("")  # a writer caught between truncating and writing
+    ok, message = holder.reload()
+    assert not ok and "the file is empty" in message
+    assert len(holder.config.exports) == 1 and not holder.last_reload_successful
+    assert holder.reloads == {"success": 0, "failure": 1}

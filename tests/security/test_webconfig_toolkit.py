@@ -333,6 +333,25 @@ async def test_a_renewed_certificate_needs_no_restart(serve: Serve, tmp_path: Pa
     assert "keeping the previous configuration" in caplog.text
 
 
+async def test_a_file_truncated_in_place_never_serves_without_credentials(
+        serve: Serve, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A web config rewritten in place (``exec 3>web.yml`` truncates it first) reads for a
+    moment as empty: the previous users stay in force (issue 23, item 9)."""
+    config = tmp_path / "web-config.yml"
+    shutil.copy(DATA / "web_config_users_noTLS.good.yml", config)
+    port = await serve(config)
+    assert (await get(port, None)).status == 401
+    caplog.set_level(logging.ERROR)
+    with open(config, "r+") as fh:  # truncated, then written part of the way
+        fh.truncate(0)
+        fh.write("# being rewritten\n")
+    assert (await get(port, None)).status == 401
+    assert (await get(port, None, headers=basic("dave"))).status == 200
+    assert "without basic_auth_users" in caplog.text
+    shutil.copy(DATA / "web_config_users_noTLS.good.yml", config)  # the rewrite completes
+    assert (await get(port, None, headers=basic("dave"))).status == 200
+
+
 def test_the_process_picks_up_a_renewed_certificate(tmp_path: Path) -> None:
     """The same through ``python -m exporter``, whose event loop (uvloop when installed)
     wraps each connection itself."""
