@@ -34,8 +34,9 @@ class BasicAuthUsers:
 
     The cache key is an HMAC of user, configured hash and password under a per-process random
     key, so the cache never holds a password or a fast hash of one that outlives the process,
-    and a changed hash is checked afresh. Wrong passwords are cached too (bounded), so retrying
-    one does not cost a bcrypt each time; identical checks in progress share one bcrypt.
+    and a changed hash is checked afresh. Wrong passwords are cached too, apart from the right
+    ones and bounded, so retrying one does not cost a bcrypt each time and no number of guesses
+    evicts a verified user; identical checks in progress share one bcrypt.
 
     bcrypt is slow on purpose, so a flood of guesses must not make it a denial of service: at
     most ``BCRYPT_WORKERS`` checks run at once, on their own threads (not the default executor
@@ -46,7 +47,10 @@ class BasicAuthUsers:
 
     def __init__(self) -> None:
         self._cache_key = secrets.token_bytes(32)
-        self._verdicts: OrderedDict[bytes, bool] = OrderedDict()
+        # Admitted and refused credentials in caches of their own: guesses (any number of
+        # unknown users and wrong passwords) evict only other guesses, never a verified user.
+        self._verdicts: dict[bool, OrderedDict[bytes, bool]] = {True: OrderedDict(),
+                                                                False: OrderedDict()}
         self._pending: dict[bytes, asyncio.Future[bool]] = {}
         self.in_progress = 0
         self._executor = ThreadPoolExecutor(max_workers=BCRYPT_WORKERS,
@@ -64,9 +68,10 @@ class BasicAuthUsers:
         hashed = hashes.get(user)
         key = hmac.new(self._cache_key, json.dumps([user, hashed, password]).encode(),
                        hashlib.sha256).digest()
-        verdict = self._verdicts.get(key)
-        if verdict is not None:
-            return verdict
+        if key in self._verdicts[True]:
+            return True
+        if key in self._verdicts[False]:
+            return False
         pending = self._pending.get(key)
         if pending is None:
             pending = self._start(key, hashed, password)
@@ -84,9 +89,10 @@ class BasicAuthUsers:
             self.in_progress -= 1
             del self._pending[key]
             if not f.cancelled() and f.exception() is None:
-                self._verdicts[key] = f.result()
-                if len(self._verdicts) > CACHE_SIZE:
-                    self._verdicts.popitem(last=False)
+                cache = self._verdicts[f.result()]
+                cache[key] = f.result()
+                if len(cache) > CACHE_SIZE:
+                    cache.popitem(last=False)
 
         future.add_done_callback(done)
         return future

@@ -20,7 +20,13 @@ import pytest
 from aiohttp import web
 
 from exporter.cli.settings import parse_settings
-from exporter.security.users import BCRYPT_WAITING, BCRYPT_WORKERS, DUMMY_HASH, BasicAuthUsers
+from exporter.security.users import (
+    BCRYPT_WAITING,
+    BCRYPT_WORKERS,
+    CACHE_SIZE,
+    DUMMY_HASH,
+    BasicAuthUsers,
+)
 from exporter.security.webconfig import WebConfigError, load_web_config
 from exporter.web.app import create_app, create_metrics_app
 from exporter.web.appkeys import RUNTIME
@@ -224,6 +230,22 @@ async def test_bcrypt_verdicts_are_cached(start_exporter: Start, tmp_path: Path,
     # A password past bcrypt's 72-byte limit is refused, not truncated into a match.
     long = PASSWORD + "x" * 80
     assert (await exp.client.get("/healthz", headers=basic("prom", long))).status == 401
+
+
+async def test_guesses_do_not_evict_a_verified_user(start_exporter: Start, tmp_path: Path,
+                                                    bcrypt_calls: list[bytes]) -> None:
+    """More distinct wrong guesses than the cache holds leave a verified scraper's verdict in
+    place: it is served with no new bcrypt, so a guessing flood cannot make it wait behind the
+    guesses' bcrypt checks (issue 23, item 8)."""
+    config = write_config(tmp_path, f"basic_auth_users:\n  prom: {hashed(PASSWORD)}\n")
+    exp = await start_exporter("--web.config.file", str(config))
+    assert (await exp.client.get("/healthz", headers=basic("prom", PASSWORD))).status == 200
+    guesses = CACHE_SIZE + 20
+    for i in range(guesses):
+        assert (await exp.client.get("/healthz", headers=basic(f"u{i}", "x"))).status == 401
+    assert len(bcrypt_calls) == 1 + guesses
+    assert (await exp.client.get("/healthz", headers=basic("prom", PASSWORD))).status == 200
+    assert len(bcrypt_calls) == 1 + guesses  # still cached
 
 
 # --- bad files are refused at start-up ----------------------------------------------------------
