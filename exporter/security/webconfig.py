@@ -18,6 +18,7 @@ import logging
 import math
 import re
 import ssl
+import stat
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -43,6 +44,8 @@ HEADERS: Final[Mapping[str, tuple[str, ...]]] = {
     "Strict-Transport-Security": (), "X-Content-Type-Options": ("nosniff",),
     "X-Frame-Options": ("deny", "sameorigin"), "X-XSS-Protection": (),
     "Content-Security-Policy": ()}
+#: Far beyond any real web config (a few users and TLS paths); larger is refused unread.
+MAX_FILE_BYTES: Final = 1024 * 1024
 _BCRYPT_HASH: Final = re.compile(r"\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}")
 _GO_DURATION_PART: Final = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
 _GO_UNITS: Final = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3, "s": 1.0,
@@ -100,6 +103,14 @@ def load_web_config(path: Path) -> WebConfig:
 
 def _read(path: Path) -> dict[Any, Any]:
     try:
+        # Looked at before it is opened: it is read on the event loop, where a FIFO would
+        # block every request and a huge file stall them.
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise WebConfigError(f"{path} is not a regular file")
+        if st.st_size > MAX_FILE_BYTES:
+            raise WebConfigError(f"{path} is {st.st_size} bytes; a web config file is at most "
+                                 f"{MAX_FILE_BYTES}")
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise WebConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import os
 import re
 import shutil
 import socket
@@ -350,6 +351,26 @@ async def test_a_file_truncated_in_place_never_serves_without_credentials(
     assert "without basic_auth_users" in caplog.text
     shutil.copy(DATA / "web_config_users_noTLS.good.yml", config)  # the rewrite completes
     assert (await get(port, None, headers=basic("dave"))).status == 200
+
+
+@pytest.mark.parametrize("replacement", ["fifo", "huge"])
+async def test_a_fifo_or_huge_file_is_refused_unread(
+        serve: Serve, tmp_path: Path, caplog: pytest.LogCaptureFixture, replacement: str) -> None:
+    """A web config replaced by a FIFO or a 20 MB file is refused from its stat, so no request
+    waits on reading it (issue 23, item 13)."""
+    config = tmp_path / "web-config.yml"
+    shutil.copy(DATA / "web_config_users_noTLS.good.yml", config)
+    port = await serve(config)
+    config.unlink()
+    if replacement == "fifo":
+        os.mkfifo(config)
+    else:
+        config.write_bytes(b"#" * (20 * 1024 * 1024))
+    caplog.set_level(logging.ERROR)
+    began = time.monotonic()
+    assert (await get(port, None, headers=basic("dave"))).status == 200
+    assert time.monotonic() - began < 1.0
+    assert ("is not a regular file" if replacement == "fifo" else "at most") in caplog.text
 
 
 def test_the_process_picks_up_a_renewed_certificate(tmp_path: Path) -> None:
