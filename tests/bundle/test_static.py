@@ -13,7 +13,7 @@ import yaml
 from bundle.__main__ import render
 from bundle.config import RUNBOOK_URL, SELECTOR
 from tests.bundle.conftest import run_tool
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 ALERTS = ROOT / "prometheus" / "alerts.yml"
 RULES = ROOT / "prometheus" / "rules.yml"

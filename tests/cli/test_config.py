@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.cli.settings import parse_settings
+from exporter.cli.flags import parse_settings
 from exporter.domain.durations import parse_duration
 from exporter.domain.payload import DEFAULT_WINDOW, TimeWindow
 
@@ -27,12 +27,12 @@ def test_bad_durations(text: str) -> None:
 
 def test_defaults() -> None:
     s = parse_settings([], env={})
-    assert (s.host, s.port, s.metrics_port) == ("0.0.0.0", 9877, None)
-    assert s.state_path == Path("data/state.db")
-    assert str(s.timezone) == "UTC"
-    assert s.in_flight_timeout == 48 * 3600
-    assert (s.max_label_values, s.max_body_bytes) == (32, 65536)
-    assert s.webhook_open and not s.access_log
+    assert (s.listen.host, s.listen.port, s.listen.metrics_port) == ("0.0.0.0", 9877, None)
+    assert s.state.path == Path("data/state.db")
+    assert str(s.events.timezone) == "UTC"
+    assert s.limits.in_flight_timeout == 48 * 3600
+    assert (s.limits.max_label_values, s.limits.max_body_bytes) == (32, 65536)
+    assert s.webhook_open and not s.logging.access_log and not s.bench_noop
 
 
 def test_environment_and_flag_precedence(tmp_path: Path) -> None:
@@ -40,9 +40,10 @@ def test_environment_and_flag_precedence(tmp_path: Path) -> None:
            "EXPORTER_IN_FLIGHT_TIMEOUT": "90m", "EXPORTER_AUTH_TOKEN": "from-env",
            "EXPORTER_ACCESS_LOG": "true"}
     s = parse_settings([], env=env)
-    assert (s.port, str(s.timezone), s.in_flight_timeout) == (9100, "Asia/Kolkata", 5400.0)
-    assert s.auth_token == "from-env" and s.access_log
-    assert parse_settings(["--port", "9200"], env=env).port == 9200
+    assert (s.listen.port, str(s.events.timezone), s.limits.in_flight_timeout) == (
+        9100, "Asia/Kolkata", 5400.0)
+    assert s.auth.auth_token == "from-env" and s.logging.access_log
+    assert parse_settings(["--port", "9200"], env=env).listen.port == 9200
 
 
 def test_secret_files(tmp_path: Path) -> None:
@@ -53,7 +54,7 @@ def test_secret_files(tmp_path: Path) -> None:
     s = parse_settings(["--basic-auth-user", "ct"], env={
         "EXPORTER_AUTH_TOKEN_FILE": str(token),
         "EXPORTER_BASIC_AUTH_PASSWORD_FILE": str(password)})
-    assert (s.auth_token, s.basic_auth_password) == ("file-secret", "pw")
+    assert (s.auth.auth_token, s.auth.basic_auth_password) == ("file-secret", "pw")
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -84,7 +85,7 @@ def test_missing_secret_file_is_an_error(capsys: pytest.CaptureFixture[str]) -> 
 
 def test_event_time_flags_default_to_the_domains_window() -> None:
     # The flags' defaults ("1d", "2015-01-01") are text; they must mean the domain's window.
-    assert parse_settings(["--state-path", "x.db"], env={}).event_time_window == DEFAULT_WINDOW
+    assert parse_settings(["--state-path", "x.db"], env={}).events.window == DEFAULT_WINDOW
     custom = parse_settings(["--event-time-max-ahead", "2h", "--event-time-min", "2020-01-01"],
-                            env={}).event_time_window
+                            env={}).events.window
     assert custom == TimeWindow(7200.0, 1577836800.0)

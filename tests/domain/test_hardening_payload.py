@@ -14,7 +14,7 @@ import pytest
 from exporter.domain.payload import PayloadError, StatusEvent, parse_body
 from exporter.domain.timeparse import parse_event_readings, parse_event_time
 from exporter.tools import main as tools_main
-from tests.conftest import Exporter, event, labels, series
+from tests.helpers import Exporter, event, labels, series
 
 Start = Callable[..., Awaitable[Exporter]]
 UTC = ZoneInfo("UTC")

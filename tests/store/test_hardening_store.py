@@ -14,7 +14,7 @@ import pytest
 from exporter.store import StoreError
 from exporter.store.base import Changes, RunRow, SeriesRow
 from exporter.store.sqlite import SQLiteStore
-from tests.conftest import Exporter, ExporterProcess, event
+from tests.helpers import Exporter, ExporterProcess, event
 
 Start = Callable[..., Awaitable[Exporter]]
 Process = Callable[..., ExporterProcess]

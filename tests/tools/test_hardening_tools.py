@@ -12,7 +12,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import ROOT, ExporterProcess, free_port, series
+from tests.helpers import ROOT, ExporterProcess, free_port, series
 from tests.pki import Pki, write_config
 from tests.tools.test_client import cli
 

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from exporter.web.app import create_app, create_metrics_app
 from exporter.web.openapi import openapi_document
-from tests.conftest import ROOT, make_settings
+from tests.helpers import ROOT, make_settings
 
 
 def _routes(app: web.Application) -> set[tuple[str, str]]:
@@ -32,7 +32,7 @@ def _documented(doc: dict[str, object]) -> set[tuple[str, str]]:
 ], ids=["default", "oauth-and-noop", "metrics-port"])
 def test_openapi_describes_every_route(tmp_path: Path, flags: tuple[str, ...]) -> None:
     settings = make_settings(tmp_path / "state.db", *flags)
-    separate = settings.metrics_port is not None
+    separate = settings.listen.metrics_port is not None
     app = create_app(settings, serve_metrics=not separate)
     served = _routes(app) | (_routes(create_metrics_app(app)) if separate else set())
     assert _documented(openapi_document(settings)) == served

@@ -9,7 +9,7 @@ import time
 import urllib.request
 from collections.abc import Awaitable, Callable
 
-from tests.conftest import Exporter, ExporterProcess, event, labels
+from tests.helpers import Exporter, ExporterProcess, event, labels
 
 Start = Callable[..., Awaitable[Exporter]]
 Process = Callable[..., ExporterProcess]
