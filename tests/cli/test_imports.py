@@ -1,5 +1,5 @@
 """A server configured for none of them imports none of pydantic, PyYAML, bcrypt, ctypes, the
-OpenAPI document or the status page (issue 13: a lighter process); each comes in with the
+OpenAPI document or the status page (a lighter process); each comes in with the
 configuration or the first request that needs it. Checked in a fresh interpreter, since this
 one has imported everything the other tests use."""
 

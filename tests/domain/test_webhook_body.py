@@ -1,5 +1,5 @@
-"""What a webhook body may say (issue 12, items 3, 4, 10, 11): event times in a window, exact
-ids, unknown values counted and marked, near-miss field names, and the DST fall-back hour."""
+"""What a webhook body may say: event times in a window, exact ids, unknown values counted and
+marked, near-miss field names, and the DST fall-back hour."""
 
 from __future__ import annotations
 

@@ -1,14 +1,58 @@
-"""Flags, environment variables, secret files and their validation."""
+"""The flag table (``exporter/cli/flags.py``): each flag fills one ``Settings`` field, and flags,
+environment variables, secret files and their validation."""
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-from exporter.cli.flags import parse_settings
+from exporter.cli.flags import RECORDS, all_flags, build_parser, parse_settings
 from exporter.domain.durations import parse_duration
 from exporter.domain.payload import DEFAULT_WINDOW, TimeWindow
+from exporter.web.settings import Settings
+from tests.helpers import ROOT
+
+
+def test_every_flag_fills_one_field_and_every_field_has_one_flag() -> None:
+    # What makes a new flag cost its row and its field, nothing else: parse_settings builds
+    # every record from the rows, so a row without a field, or a field without a row, fails.
+    filled = [flag.fills for flag in all_flags()]
+    assert len(filled) == len(set(filled)), "two flags fill one field"
+    assert set(filled) == {f"{name}.{field.name}" for name, record in RECORDS.items()
+                           for field in fields(record)}
+    # Settings is its records, and the one switch no row defines (the hidden --bench-noop).
+    assert {field.name for field in fields(Settings)} - RECORDS.keys() == {"bench_noop"}
+    assert set(RECORDS) == {"listen", "auth", "state", "events", "limits", "logging"}
+
+
+def test_every_flag_reaches_its_field() -> None:
+    # Each field holds what its own flag says: a value unlike its default arrives there.
+    argv = ["--port", "9100", "--metrics-port", "9101", "--auth-token", "t", "--auth-header",
+            "X-T", "--basic-auth-user", "u", "--basic-auth-password", "p", "--oauth-client-id",
+            "c", "--oauth-client-secret", "s", "--oauth-token-ttl", "2m", "--oauth-signing-key",
+            "k", "--allow-cidr", "10.0.0.0/8", "--trusted-proxy", "10.0.0.1", "--state-path",
+            "x.db", "--state-init", "--state-skip-corrupt", "--in-flight-timeout", "1h",
+            "--retention", "2h", "--timezone", "Asia/Kolkata", "--event-time-max-ahead", "3h",
+            "--event-time-min", "2020-01-01", "--config.file", "e.yml", "--max-label-values", "5",
+            "--max-series", "6", "--max-remembered-deliveries", "7", "--max-runs", "8",
+            "--max-body-bytes", "9", "--read-timeout", "4s", "--idle-timeout", "5s",
+            "--max-concurrent-requests", "10", "--log-level", "debug", "--log-format", "json",
+            "--access-log", "--host", "127.0.0.1"]
+    s = parse_settings(argv, env={})
+    d = parse_settings([], env={})
+    changed = {f"{name}.{field.name}" for name in RECORDS for field in fields(RECORDS[name])
+               if getattr(getattr(s, name), field.name) != getattr(getattr(d, name), field.name)}
+    # --web.config.file and --state-url have their own tests (they read a file, a database).
+    assert changed == {flag.fills for flag in all_flags()} - {"listen.web_config", "state.url"}
+    assert (s.limits.max_runs, s.auth.oauth_token_ttl, s.logging.level) == (8, 120, "DEBUG")
+
+
+def test_bench_noop_works_but_is_left_out_of_help_and_docs() -> None:
+    assert parse_settings(["--bench-noop"], env={}).bench_noop
+    assert "--bench-noop" not in build_parser({}).format_help()
+    assert "--bench-noop" not in (ROOT / "docs" / "configuration.md").read_text()
 
 
 @pytest.mark.parametrize(("text", "seconds"), [

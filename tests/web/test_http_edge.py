@@ -1,5 +1,5 @@
-"""The HTTP edge (issue 12, items 7, 8, 9): undecodable bodies are counted 400s, the series cap
-is visible, and a malformed request is one log line, with query strings kept out of the log."""
+"""The HTTP edge: undecodable bodies are counted 400s, the series cap is visible, and a malformed
+request is one log line, with query strings kept out of the log."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The state file's safety (issue 12, items 1, 2, 5, 6): a deleted or replaced file, a second
-process, a foreign or newer or damaged database, and readiness that means "would be stored"."""
+"""The state file's safety: a deleted or replaced file, a second process, a foreign or newer or
+damaged database, and readiness that means "would be stored"."""
 
 from __future__ import annotations
 
