@@ -30,7 +30,6 @@ lint: $(STAMP)
 ## Regenerate the checked-in files: the bundle and the reference pages in docs/.
 docs: $(STAMP)
 	$(BIN)/python -m bundle
-	$(BIN)/python -m docs
 
 ## The whole gate: Debian packages, lint, every test.
 test: deps lint

@@ -46,8 +46,9 @@ from zoneinfo import ZoneInfo
 from bench import probes
 from bench.common import med
 from bench.workload import event
+from exporter.cli.flags import parse_settings
 from exporter.domain.payload import StatusEvent, parse_body
-from exporter.domain.tracker import ExportTracker, TrackerSettings
+from exporter.domain.tracker import ExportTracker
 from exporter.store.base import Changes
 from exporter.store.sqlite import SQLiteStore
 
@@ -196,7 +197,7 @@ async def drive(path: Path, variant: Variant, seconds: float, conns: int,
     sample = Sample()
     store = TimedStore(path, variant, sample)
     try:
-        tracker = ExportTracker(store, TrackerSettings())
+        tracker = ExportTracker(store, parse_settings([], env={}).limits)  # the shipped limits
         next_event = _events(int(time.time()) - 7200)
         sent = 0
         start = time.perf_counter()

@@ -13,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Final
 
 from bench.common import HOST, REPO, HarnessError, log
 
@@ -40,7 +40,7 @@ class Pinning:
         cpus = sorted(os.sched_getaffinity(0))
         if len(cpus) < 2:
             log("fewer than 2 CPUs: not pinning")
-            return cls(None, None)
+            return UNPINNED
         os.sched_setaffinity(0, {cpus[1]})  # the harness's own client and scraper too
         return cls(cpus[0], cpus[1])
 
@@ -49,6 +49,10 @@ class Pinning:
 
     def load(self, cmd: list[str]) -> list[str]:
         return _pinned(self.load_cpu, cmd)
+
+
+#: No pinning: what a machine with one CPU gets, and the harness's own tests.
+UNPINNED: Final = Pinning(None, None)
 
 
 def _pinned(cpu: int | None, cmd: list[str]) -> list[str]:

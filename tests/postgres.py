@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from bench.backends import SERVERS, server_bin
-from tests.conftest import ExporterProcess, free_port
+from tests.helpers import ExporterProcess, free_port
 
 INSTALL = "apt-get install -y postgresql"
 USER = "exporter"

@@ -1,4 +1,6 @@
-"""The README is a map: every page in docs/ is reachable from it, and no link points nowhere."""
+"""The docs say what the code does: the README reaches every page, no link points nowhere, the
+HTTP page quotes the account pattern the code checks, and the runbook keeps what CleverTap
+documents apart from what is assumed. (The commands they show: ``test_doc_commands.py``.)"""
 
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from exporter.domain.keys import ACCOUNT_PATTERN
+from tests.helpers import ROOT
 
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
@@ -25,3 +28,18 @@ def test_every_docs_page_is_linked_from_the_readme() -> None:
     linked = {(ROOT / t).resolve() for t in LINK.findall((ROOT / "README.md").read_text())}
     unlinked = [p.name for p in PAGES[1:] if p.resolve() not in linked and p.name != "README.md"]
     assert not unlinked, f"docs pages not reachable from the README: {unlinked}"
+
+
+def test_http_api_quotes_the_account_pattern_the_webhook_checks() -> None:
+    assert f"`{ACCOUNT_PATTERN}`" in (ROOT / "docs" / "http-api.md").read_text()
+
+
+def test_runbook_separates_documented_behaviour_from_assumptions() -> None:
+    text = (ROOT / "docs" / "runbook.md").read_text()
+    assert "Documented by CleverTap" in text and "Assumed" in text
+    documented = text.split("Documented by CleverTap", 1)[1].split("Assumed", 1)[0]
+    for fact in ("Amazon S3", "Google Cloud", "Initiated", "Completed", "3 seconds"):
+        assert fact in documented
+    # No retry is promised that CleverTap does not document.
+    for promise in ("within minutes", "CleverTap retries 5xx", "retries the 503"):
+        assert promise not in text

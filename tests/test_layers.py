@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
@@ -32,7 +32,7 @@ def test_a_wrong_way_import_breaks_the_contract(tmp_path: Path) -> None:
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
     store = tmp_path / "exporter" / "store" / "sqlite.py"
     # The store reaching up into the command line: the kind of import the contract forbids.
-    store.write_text(store.read_text() + "\nfrom exporter.cli import settings  # noqa\n")
+    store.write_text(store.read_text() + "\nfrom exporter.cli import flags  # noqa\n")
     run = lint(tmp_path)
     assert run.returncode != 0
     assert "exporter.store is not allowed to import exporter.cli" in run.stdout, run.stdout

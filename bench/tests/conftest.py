@@ -9,9 +9,7 @@ import pytest
 
 from bench import servers
 from bench.backends import SqliteBackend
-from bench.servers import Pinning, Server
-
-UNPINNED = Pinning(None, None)
+from bench.servers import UNPINNED, Server
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 from bench import phases
 from bench.backends import PostgresBackend, commit_delta
 from bench.common import HOST, SMOKE
-from bench.tests.conftest import UNPINNED
+from bench.servers import UNPINNED
 
 pytestmark = pytest.mark.postgres
 

@@ -17,8 +17,7 @@ from bench.backends import SqliteBackend, commit_delta
 from bench.common import HOST, SMOKE, HarnessError
 from bench.load import Wrk, post_many, scrape
 from bench.phases import CEILING, DURABLE, Run, measure
-from bench.servers import Server, ServerExited
-from bench.tests.conftest import UNPINNED
+from bench.servers import UNPINNED, Server, ServerExited
 from bench.workload import count_samples, event, in_flight_total, series_wave
 
 pytestmark = pytest.mark.process

@@ -12,14 +12,14 @@ from collections.abc import Callable, Sequence
 from aiohttp import web
 
 from exporter import __version__
-from exporter.cli.settings import parse_settings
+from exporter.cli.flags import parse_settings
 from exporter.domain.declared import ConfigError
 from exporter.store import StoreError
 from exporter.web.app import create_app, create_metrics_app, server_options
 from exporter.web.appkeys import RUNTIME
 from exporter.web.middleware import ProtocolLogger, RedactedAccessLogger
 from exporter.web.reload import reload_config
-from exporter.web.settings import Settings
+from exporter.web.settings import LogSettings, Settings
 
 log = logging.getLogger("exporter")
 
@@ -39,15 +39,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
-def setup_logging(settings: Settings) -> None:
+def setup_logging(settings: LogSettings) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    if settings.log_format == "json":
+    if settings.format == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(settings.log_level)
+    root.setLevel(settings.level)
     # aiohttp's access logger writes at INFO: keep it quiet unless asked for.
     logging.getLogger("aiohttp.access").setLevel(
         logging.INFO if settings.access_log else logging.WARNING
@@ -56,9 +56,10 @@ def setup_logging(settings: Settings) -> None:
 
 async def serve(settings: Settings) -> None:
     """Serve until SIGTERM or SIGINT, then close the store cleanly."""
-    separate = settings.metrics_port is not None
+    listen = settings.listen
+    separate = listen.metrics_port is not None
     app = create_app(settings, serve_metrics=not separate)
-    access = logging.getLogger("aiohttp.access") if settings.access_log else None
+    access = logging.getLogger("aiohttp.access") if settings.logging.access_log else None
     options = server_options(settings)
     rt = app[RUNTIME]
     protocol_log = ProtocolLogger(rt.instruments)
@@ -69,12 +70,13 @@ async def serve(settings: Settings) -> None:
                              **options)
 
     runners = [runner_of(app)]
-    if settings.metrics_port is not None:
+    if listen.metrics_port is not None:
         runners.append(runner_of(create_metrics_app(app)))
-    ports = [settings.port, settings.metrics_port]
+    ports = [listen.port, listen.metrics_port]
     # The web config's TLS applies to every listener, as exporter-toolkit does; each connection
     # gets the context of the file as it is then, so a renewed certificate needs no restart.
-    ssl_context = rt.web_config.server_context() if rt.web_config is not None else None
+    ssl_context = (rt.web_config_file.server_context() if rt.web_config_file is not None
+                   else None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -90,10 +92,10 @@ async def serve(settings: Settings) -> None:
     try:
         for runner, port in zip(runners, ports, strict=False):
             await runner.setup()
-            await web.TCPSite(runner, settings.host, port, ssl_context=ssl_context).start()
+            await web.TCPSite(runner, listen.host, port, ssl_context=ssl_context).start()
         log.info("clevertap-export-exporter %s listening on %s://%s:%s%s", __version__,
-                 "https" if ssl_context else "http", settings.host, settings.port,
-                 f" (metrics on port {settings.metrics_port})" if separate else "")
+                 "https" if ssl_context else "http", listen.host, listen.port,
+                 f" (metrics on port {listen.metrics_port})" if separate else "")
         await stop.wait()
         log.info("shutting down")
     finally:
@@ -112,7 +114,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 def run(args: Sequence[str]) -> int:
     """Serve with the settings ``args`` and the environment give; the process's exit code."""
     settings = parse_settings(args)
-    setup_logging(settings)
+    setup_logging(settings.logging)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(serve(settings))

@@ -19,12 +19,12 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Final
 
 from exporter.domain import normalize
 from exporter.domain.keys import DeliveryKey, RunKey, SeriesKey
 from exporter.domain.labelcap import LabelCap
+from exporter.domain.limits import Limits
 from exporter.domain.model import Run, Series
 from exporter.domain.payload import StatusEvent
 from exporter.domain.state import DECLARED_PREFIX, KEY_SEP, ExportState
@@ -48,32 +48,18 @@ ACCEPTED: Final = "accepted"
 DUPLICATE: Final = "duplicate"
 
 
-@dataclass(frozen=True, slots=True)
-class TrackerSettings:
-    max_label_values: int = 32
-    in_flight_timeout: float = 48 * 3600.0
-    #: How long deliveries are remembered for redelivery detection, and idle runs are kept.
-    retention: float = 7 * 24 * 3600.0
-    #: Count limits that hold whatever the rate of new ids: the oldest entries go first.
-    max_deliveries: int = 100_000
-    max_runs: int = 50_000
-    #: Distinct (account, partner, export_type, frequency) series before new ones fold into
-    #: ``OTHER_SERIES``; the per-label cap alone would allow its fourth power.
-    max_series: int = 1000
-
-
 class ExportTracker(ExportState):
     """Applies status events to the export model and keeps the store in step with it."""
 
     def __init__(
         self,
         store: Store,
-        settings: TrackerSettings,
+        limits: Limits,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(LabelCap(settings.max_label_values, settings.max_series))
+        super().__init__(LabelCap(limits.max_label_values, limits.max_series))
         self.store = store
-        self.settings = settings
+        self.limits = limits
         self.clock = clock
         # Process counters: they start at zero with the process, like any exporter's own.
         self.time_problems: dict[str, int] = {}
@@ -235,13 +221,13 @@ class ExportTracker(ExportState):
         await self._submit(work)
         if abandoned:
             log.warning("abandoned %d in-flight export(s) older than %.0f s",
-                        abandoned, self.settings.in_flight_timeout)
+                        abandoned, self.limits.in_flight_timeout)
         self._log_forgotten()
         return abandoned
 
     def _expire_now(self, now: float) -> tuple[Changes, int]:
         changes = Changes()
-        deadline = now - self.settings.in_flight_timeout
+        deadline = now - self.limits.in_flight_timeout
         touched: set[SeriesKey] = set()
         abandoned = 0
         for rkey, run in list(self.in_flight.items()):
@@ -252,7 +238,7 @@ class ExportTracker(ExportState):
                 run.updated = now
                 changes.runs.append(_run_row(rkey, run))
                 abandoned += 1
-        horizon = now - self.settings.retention
+        horizon = now - self.limits.retention
         for rkey, run in list(self.runs.items()):
             if run.started is None and run.updated < horizon:
                 del self.runs[rkey]
@@ -267,7 +253,7 @@ class ExportTracker(ExportState):
 
     def _limit_deliveries(self, changes: Changes) -> None:
         """Forget the oldest deliveries beyond ``max_deliveries`` (the dict is in age order)."""
-        limit = self.settings.max_deliveries
+        limit = self.limits.max_remembered_deliveries
         excess = len(self.deliveries) - limit
         if excess <= 0:
             return
@@ -280,7 +266,7 @@ class ExportTracker(ExportState):
     def _limit_runs(self, changes: Changes, touched: set[SeriesKey], keep: RunKey) -> None:
         """Forget the least recently updated idle runs beyond ``max_runs``; when in-flight runs
         alone exceed it, give up the oldest of them too (counted as abandoned)."""
-        limit = self.settings.max_runs
+        limit = self.limits.max_runs
         excess = len(self.runs) - limit
         if excess <= 0:
             return

@@ -121,7 +121,7 @@ _HEADERS: Final = {
 
 
 @dataclass(frozen=True, slots=True)
-class Snapshot:
+class SeriesBody:
     """The series part of one scrape's body, at one model version."""
 
     pieces: Sequence[bytes]  # the text, in order
@@ -142,7 +142,7 @@ class Snapshot:
 
 
 #: The body of a process without a model (state not loaded): only the tail.
-NO_SERIES: Final = Snapshot((), (), 0, 0)
+NO_SERIES: Final = SeriesBody((), (), 0, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,9 +165,9 @@ class SeriesExposition:
         self.model = model
         self._lines: dict[SeriesKey, tuple[Series, int, _Lines]] = {}
         self._chunks: list[_Chunk] = []
-        self._snapshots: dict[bool, tuple[int, Snapshot]] = {}
+        self._snapshots: dict[bool, tuple[int, SeriesBody]] = {}
 
-    def snapshot(self, openmetrics: bool = False) -> Snapshot:
+    def snapshot(self, openmetrics: bool = False) -> SeriesBody:
         """Every series' families, as Prometheus text or OpenMetrics (without ``# EOF``)."""
         version = self.model.version
         cached = self._snapshots.get(openmetrics)
@@ -189,7 +189,7 @@ class SeriesExposition:
         crc = 0
         for piece in pieces:
             crc = zlib.crc32(piece, crc)
-        snap = Snapshot(pieces, fragments, crc, sum(map(len, pieces)))
+        snap = SeriesBody(pieces, fragments, crc, sum(map(len, pieces)))
         self._snapshots[openmetrics] = (version, snap)
         return snap
 

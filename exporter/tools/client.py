@@ -20,7 +20,7 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Final, TypeAlias
 
-from exporter.cli.settings import duration, secret_file_var, secret_from_file
+from exporter.cli.flags import duration, secret_file_var, secret_from_file
 
 PROG: Final = "clevertap-export-exporter"
 DEFAULT_URL: Final = "http://127.0.0.1:9877"
@@ -116,13 +116,13 @@ class WebhookClient:
             self._conn = None
 
 
-def _secret(env: Mapping[str, str], name: str) -> str | None:
-    if env.get(f"EXPORTER_{name.upper()}"):
-        return env[f"EXPORTER_{name.upper()}"]
+def _secret(env: Mapping[str, str], var: str) -> str | None:
+    if env.get(var):
+        return env[var]
     try:
-        return secret_from_file(env, name)
+        return secret_from_file(env, var)
     except OSError as exc:
-        raise ClientError(f"cannot read {secret_file_var(name)}: {exc}") from exc
+        raise ClientError(f"cannot read {secret_file_var(var)}: {exc}") from exc
 
 
 def add_connection_flags(p: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
@@ -154,8 +154,8 @@ def add_connection_flags(p: argparse.ArgumentParser, env: Mapping[str, str]) -> 
 
 
 def connect(args: argparse.Namespace, env: Mapping[str, str]) -> WebhookClient:
-    token = args.auth_token or _secret(env, "AUTH_TOKEN")
-    password = args.basic_auth_password or _secret(env, "BASIC_AUTH_PASSWORD")
+    token = args.auth_token or _secret(env, "EXPORTER_AUTH_TOKEN")
+    password = args.basic_auth_password or _secret(env, "EXPORTER_BASIC_AUTH_PASSWORD")
     headers: dict[str, str] = {}
     if token:
         if args.auth_header:

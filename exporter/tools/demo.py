@@ -15,7 +15,7 @@ from typing import Any, Final, TextIO
 
 import yaml
 
-from exporter.cli.settings import duration, timezone
+from exporter.cli.flags import duration, timezone
 from exporter.domain import normalize
 from exporter.tools.client import (
     PROG,

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final, TextIO
 
-from exporter.cli.settings import timezone
+from exporter.cli.flags import timezone
 from exporter.tools.client import (
     PROG,
     RAW,

@@ -19,7 +19,7 @@ from prometheus_client import (
 )
 
 from exporter.domain.declared import ConfigHolder
-from exporter.domain.tracker import ExportTracker, TrackerSettings
+from exporter.domain.tracker import ExportTracker
 from exporter.metrics.collector import TrackerCollector
 from exporter.metrics.exposition import SeriesExposition
 from exporter.metrics.instruments import Instruments
@@ -69,30 +69,31 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> web.Applica
     ``create_metrics_app`` on another port.
     """
     app = web.Application(
-        client_max_size=settings.max_body_bytes,
+        client_max_size=settings.limits.max_body_bytes,
         middlewares=[middleware],
     )
+    auth = settings.auth
     issuer = None
-    if settings.oauth_client_id is not None and settings.oauth_client_secret is not None:
-        issuer = TokenIssuer(settings.oauth_client_id, settings.oauth_client_secret,
-                             settings.oauth_token_ttl, settings.oauth_signing_key)
+    if auth.oauth_client_id is not None and auth.oauth_client_secret is not None:
+        issuer = TokenIssuer(auth.oauth_client_id, auth.oauth_client_secret,
+                             auth.oauth_token_ttl, auth.oauth_signing_key)
         app.router.add_post(TOKEN_PATH, token)
-    config = ConfigHolder(settings.config_file)
+    config = ConfigHolder(settings.events.config_file)
     config.load_initial()  # raises ConfigError: an invalid file at start-up is fatal
     registry = CollectorRegistry(auto_describe=False)
     rt = app[RUNTIME] = Runtime(
         settings=settings,
         registry=registry,
         instruments=Instruments(registry, oauth.OUTCOMES),
-        auth=WebhookAuth(settings.auth_token, settings.auth_header,
-                         settings.basic_auth_user, settings.basic_auth_password,
+        auth=WebhookAuth(auth.auth_token, auth.auth_header,
+                         auth.basic_auth_user, auth.basic_auth_password,
                          issuer.problem if issuer is not None else None),
-        sources=SourcePolicy(settings.allow_cidrs, settings.trusted_proxies),
+        sources=SourcePolicy(auth.allow_cidrs, auth.trusted_proxies),
         config=config,
         token_endpoint=TokenEndpoint(issuer) if issuer is not None else None,
     )
-    if settings.web_config is not None:
-        _add_web_config(app, rt, WebConfigFile(settings.web_config))
+    if settings.listen.web_config is not None:
+        _add_web_config(app, rt, WebConfigFile(settings.listen.web_config))
     app.cleanup_ctx.append(_state_context)
     app.router.add_post("/webhook", webhook)
     app.router.add_post("/webhook/{account}", webhook)
@@ -106,7 +107,7 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> web.Applica
 
 def _add_web_config(app: web.Application, rt: Runtime, config_file: WebConfigFile) -> None:
     """The web config file, re-read when it changes; its users and response headers."""
-    rt.web_config = config_file
+    rt.web_config_file = config_file
     users = rt.users = BasicAuthUsers()
 
     async def close_users(_: web.Application) -> None:
@@ -118,9 +119,9 @@ def _add_web_config(app: web.Application, rt: Runtime, config_file: WebConfigFil
 
 async def _configured_headers(request: web.Request, response: web.StreamResponse) -> None:
     """``http_server_config.headers`` on every response, errors included, as exporter-toolkit."""
-    web_config = request.app[RUNTIME].web_config
-    if web_config is not None:
-        response.headers.update(web_config.current().headers)
+    config_file = request.app[RUNTIME].web_config_file
+    if config_file is not None:
+        response.headers.update(config_file.current().headers)
 
 
 class ServerOptions(TypedDict):
@@ -138,7 +139,7 @@ def server_options(settings: Settings) -> ServerOptions:
     request's headers are complete, so it doubles as the header (slowloris) timeout.
     """
     return {
-        "keepalive_timeout": settings.idle_timeout,
+        "keepalive_timeout": settings.limits.idle_timeout,
         "lingering_time": LINGER_SECONDS,
         "max_headers": MAX_HEADERS,
         "max_line_size": MAX_HEADER_LINE_BYTES,
@@ -150,7 +151,7 @@ def create_metrics_app(source: web.Application) -> web.Application:
     """An app serving ``/metrics`` and health checks of ``source``, for ``--metrics-port``."""
     app = web.Application(middlewares=[middleware])
     app[RUNTIME] = source[RUNTIME]
-    if source[RUNTIME].web_config is not None:
+    if source[RUNTIME].web_config_file is not None:
         app.on_response_prepare.append(_configured_headers)
     _add_observability_routes(app)
     return app
@@ -168,26 +169,16 @@ def _add_observability_routes(app: web.Application) -> None:
 
 async def _state_context(app: web.Application) -> AsyncIterator[None]:
     rt = app[RUNTIME]
-    settings = rt.settings
-    async with open_store(settings.state_path, settings.state_url, init=settings.state_init,
-                          skip_corrupt=settings.state_skip_corrupt) as store:
-        tracker = ExportTracker(
-            store,
-            TrackerSettings(
-                max_label_values=settings.max_label_values,
-                in_flight_timeout=settings.in_flight_timeout,
-                retention=settings.retention,
-                max_deliveries=settings.max_remembered_deliveries,
-                max_runs=settings.max_runs,
-                max_series=settings.max_series,
-            ),
-        )
+    settings, state = rt.settings, rt.settings.state
+    async with open_store(state.path, state.url, init=state.init,
+                          skip_corrupt=state.skip_corrupt) as store:
+        tracker = ExportTracker(store, settings.limits)
         await declare_exports(rt, tracker)
         rt.registry.register(TrackerCollector(tracker, rt.config))
         ProcessCollector(registry=rt.registry)
         rt.exposition = SeriesExposition(tracker)
         rt.tracker = tracker
-        where = settings.state_path if settings.state_url is None else describe(settings.state_url)
+        where = state.path if state.url is None else describe(state.url)
         log.info("state loaded from %s: %d series, %d in flight, %d remembered deliveries",
                  where, len(tracker.series), len(tracker.in_flight), len(tracker.deliveries))
         if settings.webhook_open:

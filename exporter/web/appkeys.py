@@ -40,7 +40,7 @@ class Runtime:
     #: Present when ``--oauth-client-id`` serves the token endpoint.
     token_endpoint: TokenEndpoint | None = None
     #: Present with ``--web.config.file``: the file (re-read when it changes) and its users.
-    web_config: WebConfigFile | None = None
+    web_config_file: WebConfigFile | None = None
     users: BasicAuthUsers | None = None
     #: Present once the state store is open (the application's cleanup context).
     tracker: ExportTracker | None = None

@@ -44,11 +44,11 @@ async def webhook(request: web.Request) -> web.Response:
     settings = rt.settings
     # A body that came whole with the headers, as CleverTap's small ones do, needs no timer.
     body = (await request.read() if request.content.is_eof()
-            else await _read_body(request, settings.read_timeout))
+            else await _read_body(request, settings.limits.read_timeout))
     if isinstance(body, web.Response):
         return body
-    result = parse_body(body, account, time.time(), settings.timezone,
-                        settings.event_time_window)
+    result = parse_body(body, account, time.time(), settings.events.timezone,
+                        settings.events.window)
     if isinstance(result, PayloadError):
         if result.time_refused is not None:
             rt.instruments.time_refused.labels(result.time_refused).inc()
@@ -189,7 +189,7 @@ async def status_page(request: web.Request) -> web.Response:
         note = f"The last configuration reload failed; the previous one is in force: " \
                f"{holder.last_error}"
     body = render(statuses=statuses, events=rt.events.newest_first(), now=now,
-                  zone=rt.settings.timezone, version=__version__, refresh=refresh,
+                  zone=rt.settings.events.timezone, version=__version__, refresh=refresh,
                   config_note=note)
     return web.Response(text=body, content_type="text/html", charset="utf-8",
                         headers={"Cache-Control": "no-store"})
@@ -202,7 +202,7 @@ async def api_exports(request: web.Request) -> web.Response:
     if tracker is None:
         return json_error(503, "unavailable", "state store is not ready")
     holder = rt.config
-    zone = rt.settings.timezone
+    zone = rt.settings.events.timezone
     now = time.time()
     statuses = compute(tracker, holder.config, now)
     return _json({
@@ -221,7 +221,7 @@ async def api_exports(request: web.Request) -> web.Response:
 async def api_events(request: web.Request) -> web.Response:
     """The last webhooks received (at most 100), newest first, with their outcome."""
     rt = request.app[RUNTIME]
-    zone = rt.settings.timezone
+    zone = rt.settings.events.timezone
     return _json({"events": [e.to_json(zone) for e in rt.events.newest_first()]})
 
 

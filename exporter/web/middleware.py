@@ -101,7 +101,7 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
 
 def _http_error(exc: web.HTTPException, rt: Runtime) -> web.Response:
     if exc.status == 413:
-        limit = rt.settings.max_body_bytes
+        limit = rt.settings.limits.max_body_bytes
         return json_error(413, "too_large", f"request body exceeds the limit of {limit} bytes")
     response = json_error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
     response.headers.update({k: v for k, v in exc.headers.items()
@@ -220,12 +220,12 @@ def _refusal(request: web.Request, rt: Runtime, webhook: bool) -> web.Response |
     """The checks before authentication, each only when configured: the web config's rate
     limit and client SANs, the source allow-list, the webhook concurrency limit."""
     refusal = None
-    if rt.web_config is not None:
-        refusal = _web_config_refusal(request, rt.web_config)
+    if rt.web_config_file is not None:
+        refusal = _web_config_refusal(request, rt.web_config_file)
     if refusal is None and rt.sources.restricts:
         refusal = _source_refusal(request, rt.sources)
     if (refusal is None and webhook
-            and rt.instruments.active >= rt.settings.max_concurrent_requests):
+            and rt.instruments.active >= rt.settings.limits.max_concurrent_requests):
         refusal = _overloaded(request)
     return refusal
 
@@ -235,7 +235,7 @@ def _authorized(request: web.Request, handler: Handler,
     """The route's response once authentication (when configured) and the declared body size
     admit the request. Not a coroutine: without authentication it is the route's own
     awaitable, so no frame of its own is resumed on each wake-up."""
-    if rt.auth.enabled or rt.web_config is not None:
+    if rt.auth.enabled or rt.web_config_file is not None:
         return _authenticated(request, handler, rt)
     _check_size(request, rt)
     return handler(request)
@@ -252,7 +252,7 @@ async def _authenticated(request: web.Request, handler: Handler,
 
 def _check_size(request: web.Request, rt: Runtime) -> None:
     # A declared oversize body is refused before it is read; chunked ones hit client_max_size.
-    limit = rt.settings.max_body_bytes
+    limit = rt.settings.limits.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
 
@@ -346,7 +346,8 @@ async def _auth_refusal(request: web.Request) -> web.Response | None:
 async def _credentials_refusal(request: web.Request) -> web.Response | None:
     rt = request.app[RUNTIME]
     users = rt.users
-    hashes = rt.web_config.current().basic_auth_users if rt.web_config is not None else {}
+    hashes = (rt.web_config_file.current().basic_auth_users if rt.web_config_file is not None
+              else {})
     if not hashes:
         users = None
     if request.path.startswith("/webhook"):

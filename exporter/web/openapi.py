@@ -14,7 +14,7 @@ from exporter import __version__
 from exporter.domain.keys import ACCOUNT_PATTERN
 from exporter.domain.payload import MAX_ID_LENGTH, MAX_TEXT_LENGTH
 from exporter.security.oauth import TOKEN_PATH
-from exporter.web.settings import Settings
+from exporter.web.settings import AuthSettings, Settings
 
 JSON: Final = "application/json"
 # The documented pattern starts with a non-dot: "." and ".." are path segments that clients
@@ -49,31 +49,31 @@ def _error(description: str, **kw: Any) -> dict[str, Any]:
     return out
 
 
-def _security(settings: Settings) -> tuple[dict[str, Any], list[dict[str, list[str]]]]:
+def _security(auth: AuthSettings) -> tuple[dict[str, Any], list[dict[str, list[str]]]]:
     schemes: dict[str, Any] = {}
-    if settings.auth_token is not None:
+    if auth.auth_token is not None:
         schemes["bearerToken"] = {"type": "http", "scheme": "bearer"}
-        if settings.auth_header is not None:
+        if auth.auth_header is not None:
             schemes["headerToken"] = {"type": "apiKey", "in": "header",
-                                      "name": settings.auth_header}
-    if settings.basic_auth_user is not None:
+                                      "name": auth.auth_header}
+    if auth.basic_auth_user is not None:
         schemes["basic"] = {"type": "http", "scheme": "basic"}
-    if settings.oauth_client_id is not None:
+    if auth.oauth_client_id is not None:
         schemes["oauth2"] = {"type": "oauth2", "flows": {"clientCredentials": {
             "tokenUrl": TOKEN_PATH, "scopes": {}}}}
     return schemes, [{name: []} for name in schemes]
 
 
 def _webhook_operation(settings: Settings, with_account: bool) -> dict[str, Any]:
-    schemes, security = _security(settings)
+    schemes, security = _security(settings.auth)
     responses: dict[str, Any] = {
         "200": _reply("Stored (`accepted`), a redelivery already stored (`duplicate`), or "
                       "CleverTap's test ping (`test`).", ["accepted", "duplicate", "test"]),
         "400": _error("The body is empty, not JSON, not a JSON object, or does not decode "
                       "as its Content-Encoding; or the account in the path is invalid."),
         "408": _error("The body was not received within the read timeout "
-                      f"({settings.read_timeout:g} s)."),
-        "413": _error(f"The body exceeds {settings.max_body_bytes} bytes."),
+                      f"({settings.limits.read_timeout:g} s)."),
+        "413": _error(f"The body exceeds {settings.limits.max_body_bytes} bytes."),
         "422": _error("A field is missing or invalid, or 'Date and Time' is outside the "
                       "accepted window (--event-time-max-ahead, --event-time-min); `fields` "
                       "names each one."),
@@ -85,7 +85,7 @@ def _webhook_operation(settings: Settings, with_account: bool) -> dict[str, Any]
     }
     if schemes:
         responses["401"] = _error("Missing or wrong webhook credentials.")
-    if settings.allow_cidrs:
+    if settings.auth.allow_cidrs:
         responses["403"] = _error("The source address is outside --allow-cidr.")
     op: dict[str, Any] = {
         "summary": "Receive one CleverTap export status event"
@@ -119,7 +119,7 @@ def _json_get(summary: str, required: list[str], *,
 def _optional_paths(settings: Settings) -> dict[str, Any]:
     """Routes that exist only with some settings: the token endpoint and the benchmark no-op."""
     paths: dict[str, Any] = {}
-    if settings.oauth_client_id is not None:
+    if settings.auth.oauth_client_id is not None:
         oauth_error = {"description": "", "content": {JSON: {"schema": {
             "type": "object", "required": ["error"],
             "properties": {"error": {"type": "string"},
@@ -144,7 +144,7 @@ def _optional_paths(settings: Settings) -> dict[str, Any]:
                      "unsupported_grant_type."),
                     ("401", "invalid_client: unknown client or wrong secret."))},
                 "403": _error("The source address is outside --allow-cidr."),
-                "413": _error(f"The body exceeds {settings.max_body_bytes} bytes."),
+                "413": _error(f"The body exceeds {settings.limits.max_body_bytes} bytes."),
             },
         }}
     if settings.bench_noop:
@@ -159,7 +159,7 @@ def _optional_paths(settings: Settings) -> dict[str, Any]:
 def openapi_document(settings: Settings) -> dict[str, Any]:
     """The OpenAPI 3.0 document for an exporter configured by ``settings``: every route it
     serves (each GET also answers HEAD, as aiohttp does)."""
-    schemes, _ = _security(settings)
+    schemes, _ = _security(settings.auth)
     return {
         "openapi": "3.0.3",
         "info": {

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT, require_binary
+from tests.helpers import ROOT, require_binary
 
 
 def run_tool(name: str, *args: str | Path, cwd: Path = ROOT,

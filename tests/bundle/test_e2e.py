@@ -43,7 +43,7 @@ from tests.bundle.conftest import (
     substitute,
     wait_until,
 )
-from tests.conftest import SAMPLES, free_port
+from tests.helpers import SAMPLES, free_port
 
 ACCOUNT = "acme"
 # The declared export that never reports (labels as the exporter normalizes them).

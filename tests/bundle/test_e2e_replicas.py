@@ -37,7 +37,7 @@ from tests.bundle.conftest import (
     start_prometheus,
     wait_until,
 )
-from tests.conftest import free_port
+from tests.helpers import free_port
 
 # Held back from replica B at first: each clears a condition B alone would still show.
 LATE_STUCK = ("amazon_s3", "profiles", "4h")

@@ -13,7 +13,7 @@ import yaml
 from bundle.__main__ import render
 from bundle.config import RUNBOOK_URL, SELECTOR
 from tests.bundle.conftest import run_tool
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 ALERTS = ROOT / "prometheus" / "alerts.yml"
 RULES = ROOT / "prometheus" / "rules.yml"
@@ -70,7 +70,7 @@ def test_every_rule_file_is_loaded_by_prometheus() -> None:
 
 
 def test_declared_export_alerts_are_generated() -> None:
-    """The alerts of the declared-exports feature (issue 5) are part of alerts.yml."""
+    """The alerts of declared exports are part of alerts.yml."""
     rules = {r["alert"]: r for r in _alert_rules()}
     assert rules["ClevertapExportTooFast"]["labels"] == {"severity": "warning"}
     assert "clevertap_export_min_runtime_seconds" in rules["ClevertapExportTooFast"]["expr"]

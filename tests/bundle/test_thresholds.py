@@ -13,9 +13,9 @@ from exporter.domain.declared import DeclaredConfig
 from exporter.domain.payload import StatusEvent
 from exporter.domain.status import compute
 from exporter.domain.thresholds import THRESHOLDS
-from exporter.domain.tracker import ExportTracker, TrackerSettings
+from exporter.domain.tracker import ExportTracker
 from exporter.store.sqlite import SQLiteStore
-from tests.conftest import ROOT
+from tests.helpers import ROOT, limits
 
 H = 3600.0
 GENERATED = ("prometheus/rules.yml", "prometheus/alerts.yml",
@@ -30,7 +30,7 @@ def state_of(tmp_path: Path, seconds: float) -> str:
 async def state_of_export_completed_ago(tmp_path: Path, seconds: float) -> str:
     """The status page's state of a 4-hourly export whose last run completed ``seconds`` ago."""
     store = SQLiteStore(tmp_path / "state.db")
-    tracker = ExportTracker(store, TrackerSettings())
+    tracker = ExportTracker(store, limits())
     now = time.time()
     for kind, t in (("initiated", now - seconds - 600), ("completed", now - seconds)):
         await tracker.ingest(StatusEvent(

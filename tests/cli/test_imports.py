@@ -1,5 +1,5 @@
 """A server configured for none of them imports none of pydantic, PyYAML, bcrypt, ctypes, the
-OpenAPI document or the status page (issue 13: a lighter process); each comes in with the
+OpenAPI document or the status page (a lighter process); each comes in with the
 configuration or the first request that needs it. Checked in a fresh interpreter, since this
 one has imported everything the other tests use."""
 
@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 from tests.pki import Pki, hashed, write_config
 
 DEPENDENCIES = ["bcrypt", "ctypes", "pydantic", "yaml"]
@@ -25,7 +25,7 @@ import asyncio, json, sys
 from aiohttp import BasicAuth
 from aiohttp.test_utils import TestClient, TestServer
 import exporter.cli.serve
-from exporter.cli.settings import parse_settings
+from exporter.cli.flags import parse_settings
 from exporter.web.app import create_app
 
 WATCHED = json.loads(sys.argv[1])

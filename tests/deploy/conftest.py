@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from tests.bundle.conftest import run_tool, servers
-from tests.conftest import ROOT, require_binary
+from tests.helpers import ROOT, require_binary
 
 __all__ = ["servers"]  # the bundle's fixture, for the exporter processes started here
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.bundle.conftest import Server, http, run_tool
-from tests.conftest import ROOT, free_port
 from tests.deploy.conftest import IMAGE_UID, ImageVenv, as_user, dockerfile, give, venv_tool
+from tests.helpers import ROOT, free_port
 
 #: The instructions of the runtime (last) stage.
 RUNTIME = dockerfile()[-1]

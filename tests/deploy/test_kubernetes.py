@@ -17,8 +17,8 @@ from bundle.__main__ import main as bundle_main
 from bundle.__main__ import render as bundle_render
 from bundle.kubernetes import COMPONENT, job_name
 from tests.bundle.conftest import run_tool
-from tests.conftest import ROOT
 from tests.deploy.conftest import SECRET, VARIANTS, Objects, find, one
+from tests.helpers import ROOT
 
 Render = Callable[[str], Objects]
 

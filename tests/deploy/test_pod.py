@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 from tests.bundle.conftest import Server, http, wait_until
-from tests.conftest import Samples, free_port, parse_metrics
 from tests.deploy.conftest import SECRET, Objects, find, one
+from tests.helpers import Samples, free_port, parse_metrics
 from tests.postgres import pg_cluster, pg_url
 
 __all__ = ["pg_cluster", "pg_url"]  # fixtures used here, imported from tests.postgres

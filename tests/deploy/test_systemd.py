@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.bundle.conftest import Server, http, run_tool, wait_until
-from tests.conftest import ROOT, free_port, parse_metrics, require_binary
 from tests.deploy.conftest import DYNAMIC_UID, ImageVenv, as_user, give
+from tests.helpers import ROOT, free_port, parse_metrics, require_binary
 
 UNIT = ROOT / "deploy" / "systemd" / "clevertap-export-exporter.service"
 ENV_FILE = ROOT / "deploy" / "systemd" / "exporter.env"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from exporter.domain.declared import ConfigError, ConfigHolder, load_config, parse_config
-from tests.conftest import ROOT, Exporter, ExporterProcess, event, labels, series
+from tests.helpers import ROOT, Exporter, ExporterProcess, event, labels, series
 
 COMPLETE = """
 defaults:

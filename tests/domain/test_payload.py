@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from exporter.domain.payload import PayloadError, StatusEvent, TestPing, parse_body
-from tests.conftest import SAMPLES
+from tests.helpers import SAMPLES
 
 UTC = ZoneInfo("UTC")
 NOW = 1_800_000_000.0

@@ -86,7 +86,7 @@ def test_parse_body_never_raises_and_names_its_reason(case: tuple[str, bytes]) -
         for value in (result.partner, result.export_type, result.frequency, result.status):
             assert normalize.LABEL_VALUE_RE.fullmatch(value)
         assert result.export_id and 0 <= result.event_time <= MAX_EPOCH
-        # Inside the default window of event times (issue 12 item 3).
+        # Inside the default window of event times.
         assert 1420070400.0 <= result.event_time <= 1_700_000_000.0 + 86400
     else:
         assert isinstance(result, TestPing)
@@ -94,7 +94,7 @@ def test_parse_body_never_raises_and_names_its_reason(case: tuple[str, bytes]) -
 
 @given(doc=valid_payloads())
 def test_valid_payloads_are_events(doc: dict[str, object]) -> None:
-    # Any event time: the window is tested on its own (tests/domain/test_hardening_payload.py).
+    # Any event time: the window is tested on its own (tests/domain/test_webhook_body.py).
     result = parse_body(json.dumps(doc).encode(), "acct", 1_700_000_000.0, UTC, ANY_TIME)
     assert isinstance(result, StatusEvent), result
     assert result.export_id == str(doc["Export Request Id"])

@@ -16,9 +16,9 @@ from exporter.domain.declared import parse_config
 from exporter.domain.status import compute
 from exporter.domain.thresholds import THRESHOLDS
 from exporter.domain.timefmt import ago, human_duration
-from exporter.domain.tracker import ExportTracker, TrackerSettings
+from exporter.domain.tracker import ExportTracker
 from exporter.store.sqlite import SQLiteStore
-from tests.conftest import Exporter, ExporterProcess, event, free_port
+from tests.helpers import Exporter, ExporterProcess, event, free_port, limits
 
 StartExporter = Callable[..., Awaitable[Exporter]]
 
@@ -34,7 +34,7 @@ H = 3600.0
 @pytest.fixture
 async def tracker(tmp_path: Path) -> AsyncIterator[ExportTracker]:
     store = SQLiteStore(tmp_path / "s.db")
-    yield ExportTracker(store, TrackerSettings())
+    yield ExportTracker(store, limits())
     store.close()
 
 

@@ -10,8 +10,9 @@ import pytest
 
 from exporter.domain.labelcap import OTHER_SERIES
 from exporter.domain.payload import StatusEvent
-from exporter.domain.tracker import ACCEPTED, DUPLICATE, ExportTracker, TrackerSettings
+from exporter.domain.tracker import ACCEPTED, DUPLICATE, ExportTracker
 from exporter.store.sqlite import SQLiteStore
+from tests.helpers import limits
 
 T0 = 1_700_000_000.0
 KEY = ("default", "amazon_s3", "events", "4h")
@@ -32,10 +33,10 @@ Make = Callable[..., ExportTracker]
 async def make(tmp_path: Path) -> AsyncIterator[Make]:
     made: list[SQLiteStore] = []
 
-    def factory(clock: Clock | None = None, **settings: Any) -> ExportTracker:
+    def factory(clock: Clock | None = None, **changes: Any) -> ExportTracker:
         store = SQLiteStore(tmp_path / "state.db")
         made.append(store)
-        return ExportTracker(store, TrackerSettings(**settings), clock or Clock())
+        return ExportTracker(store, limits(**changes), clock or Clock())
 
     yield factory
     for store in made:

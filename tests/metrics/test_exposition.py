@@ -14,10 +14,10 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_parse
 
 from exporter.domain.payload import StatusEvent
-from exporter.domain.tracker import ExportTracker, TrackerSettings
+from exporter.domain.tracker import ExportTracker
 from exporter.metrics.exposition import CHUNK_SERIES, SeriesExposition
 from exporter.store.sqlite import SQLiteStore
-from tests.conftest import Exporter, event, parse_metrics, require_binary, series
+from tests.helpers import Exporter, event, limits, parse_metrics, require_binary, series
 
 OPENMETRICS = {"Accept": "application/openmetrics-text; version=1.0.0"}
 
@@ -106,11 +106,11 @@ async def test_incremental_chunks_equal_a_fresh_render(tmp_path: Path, seed: int
     # Series spread over several chunks, changed at random between scrapes; then a reload that
     # loses most of them (chunks shift): the cached body must always equal a fresh render.
     rng, now = random.Random(seed), time.time()
-    settings = TrackerSettings(max_label_values=1000, max_series=1000)
+    bounds = limits(max_label_values=1000, max_series=1000)
     store = SQLiteStore(tmp_path / "state.db")
     small = SQLiteStore(tmp_path / "small.db")
     try:
-        tracker = ExportTracker(store, settings)
+        tracker = ExportTracker(store, bounds)
         exposition = SeriesExposition(tracker)
         accounts = CHUNK_SERIES
         for i in range(12 * CHUNK_SERIES):
@@ -119,7 +119,7 @@ async def test_incremental_chunks_equal_a_fresh_render(tmp_path: Path, seed: int
                 _assert_fresh(tracker, exposition)
         assert len(tracker.series) > 2 * CHUNK_SERIES
         _assert_fresh(tracker, exposition)
-        other = ExportTracker(small, settings)
+        other = ExportTracker(small, bounds)
         for i in range(20):
             await other.ingest(_status_event(rng, accounts, i, now))
         tracker.restore(small.load())

@@ -9,9 +9,9 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from exporter.cli.settings import parse_settings
+from exporter.cli.flags import parse_settings
 from exporter.security.allowlist import SourcePolicy, client_address, parse_address, parse_network
-from tests.conftest import Exporter, event, labels
+from tests.helpers import Exporter, event, labels
 
 Start = Callable[..., Awaitable[Exporter]]
 PROXIES = (parse_network("10.0.0.0/8"), parse_network("192.0.2.7"))
@@ -112,10 +112,10 @@ async def test_token_endpoint_is_behind_the_allow_list(start_exporter: Start) ->
 def test_flags_and_environment() -> None:
     s = parse_settings(["--allow-cidr", "10.0.0.0/8", "--allow-cidr", "2001:db8::/32"], env={
         "EXPORTER_ALLOW_CIDR": "192.0.2.0/24", "EXPORTER_TRUSTED_PROXY": "10.0.0.1, 10.0.0.2"})
-    assert s.allow_cidrs == (parse_network("10.0.0.0/8"), parse_network("2001:db8::/32"))
-    assert s.trusted_proxies == (parse_network("10.0.0.1"), parse_network("10.0.0.2"))
+    assert s.auth.allow_cidrs == (parse_network("10.0.0.0/8"), parse_network("2001:db8::/32"))
+    assert s.auth.trusted_proxies == (parse_network("10.0.0.1"), parse_network("10.0.0.2"))
     s = parse_settings([], env={"EXPORTER_ALLOW_CIDR": "192.0.2.0/24,198.51.100.0/24"})
-    assert len(s.allow_cidrs) == 2 and s.trusted_proxies == ()
+    assert len(s.auth.allow_cidrs) == 2 and s.auth.trusted_proxies == ()
 
 
 @pytest.mark.parametrize(("args", "env"), [

@@ -16,9 +16,9 @@ from urllib.parse import quote_plus
 
 import pytest
 
-from exporter.cli.settings import parse_settings
+from exporter.cli.flags import parse_settings
 from exporter.security.oauth import TokenIssuer
-from tests.conftest import Exporter, event, labels
+from tests.helpers import Exporter, event, labels
 
 Start = Callable[..., Awaitable[Exporter]]
 CLIENT = ("clevertap", "s3cr3t+/:pw")
@@ -286,12 +286,13 @@ def test_oauth_flags(tmp_path: Path) -> None:
     secret.write_text("from-file\n")
     s = parse_settings(["--oauth-client-id", "ct", "--oauth-token-ttl", "90m"], env={
         "EXPORTER_OAUTH_CLIENT_SECRET_FILE": str(secret)})
-    assert (s.oauth_client_id, s.oauth_client_secret, s.oauth_token_ttl) == ("ct", "from-file",
-                                                                             5400)
+    auth = s.auth
+    assert (auth.oauth_client_id, auth.oauth_client_secret, auth.oauth_token_ttl) == (
+        "ct", "from-file", 5400)
     assert not s.webhook_open
     env = {"EXPORTER_OAUTH_CLIENT_ID": "ct", "EXPORTER_OAUTH_CLIENT_SECRET": "s",
            "EXPORTER_OAUTH_SIGNING_KEY": "k"}
-    assert parse_settings([], env=env).oauth_signing_key == "k"
+    assert parse_settings([], env=env).auth.oauth_signing_key == "k"
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -19,7 +19,7 @@ import bcrypt
 import pytest
 from aiohttp import web
 
-from exporter.cli.settings import parse_settings
+from exporter.cli.flags import parse_settings
 from exporter.security.users import (
     BCRYPT_WAITING,
     BCRYPT_WORKERS,
@@ -30,7 +30,7 @@ from exporter.security.users import (
 from exporter.security.webconfig import WebConfigError, load_web_config
 from exporter.web.app import create_app, create_metrics_app
 from exporter.web.appkeys import RUNTIME
-from tests.conftest import ROOT, ClientFactory, Exporter, event, free_port
+from tests.helpers import ROOT, ClientFactory, Exporter, event, free_port
 from tests.pki import Pki, hashed, write_config
 
 Start = Callable[..., Awaitable[Exporter]]
@@ -61,13 +61,13 @@ async def serve_https(tmp_path: Path) -> AsyncIterator[Serve]:
     async def start(config: Path, *args: str) -> str:
         settings = parse_settings(["--state-path", str(tmp_path / "state.db"),
                                    "--web.config.file", str(config), *args], env={})
-        assert settings.web_config is not None
+        assert settings.listen.web_config is not None
         runner = web.AppRunner(create_app(settings))
         await runner.setup()
         runners.append(runner)
         port = free_port()
         await web.TCPSite(runner, "127.0.0.1", port,
-                          ssl_context=settings.web_config.ssl_context).start()
+                          ssl_context=settings.listen.web_config.ssl_context).start()
         return f"https://127.0.0.1:{port}"
 
     yield start

@@ -28,10 +28,10 @@ import pytest
 from aiohttp import web
 from cryptography import x509
 
-from exporter.cli.settings import parse_settings
+from exporter.cli.flags import parse_settings
 from exporter.web.app import create_app
 from exporter.web.appkeys import RUNTIME
-from tests.conftest import ROOT, free_port
+from tests.helpers import ROOT, free_port
 from tests.pki import issue, name
 
 DATA = ROOT / "tests" / "data" / "webconfig"
@@ -98,7 +98,7 @@ def test_each_file_loads_or_is_refused_for_its_reason(
     args = ["--state-path", str(tmp_path / "state.db"), "--web.config.file", str(DATA / name)]
     if reason is None:
         settings = parse_settings(args, env={})
-        assert settings.web_config is not None
+        assert settings.listen.web_config is not None
         return
     with pytest.raises(SystemExit) as exc:
         parse_settings(args, env={})
@@ -178,7 +178,7 @@ async def serve(tmp_path: Path) -> AsyncIterator[Serve]:
         await runner.setup()
         runners.append(runner)
         port = free_port()
-        web_config = app[RUNTIME].web_config
+        web_config = app[RUNTIME].web_config_file
         assert web_config is not None
         await web.TCPSite(runner, "127.0.0.1", port,
                           ssl_context=web_config.server_context()).start()

@@ -32,7 +32,7 @@ import aiohttp
 import pytest
 
 from exporter.domain import normalize
-from tests.conftest import ExporterProcess, Labels, series
+from tests.helpers import ExporterProcess, Labels, series
 
 pytestmark = pytest.mark.process
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from exporter.cli.settings import parse_settings
+from exporter.cli.flags import parse_settings
 from exporter.store import StoreError, open_store
 from exporter.store.postgres import LOCK_WRITE, PROBE_EVERY_SECONDS, PostgresStore
 from exporter.store.postgres_schema import SCHEMA_VERSION
 from exporter.web.app import create_app
-from tests.conftest import ClientFactory, Exporter, Samples, event, series
+from tests.helpers import ClientFactory, Exporter, Samples, event, series
 from tests.postgres import Cluster, Replica, pg_cluster, pg_url
 
 __all__ = ["pg_cluster", "pg_url"]  # fixtures used here, imported from tests.postgres
@@ -242,8 +242,8 @@ def test_state_url_flag_and_file(tmp_path: Path, capsys: pytest.CaptureFixture[s
     url = "postgresql://u:secret@127.0.0.1:5432/db"
     secret = tmp_path / "url"
     secret.write_text(url + "\n")
-    assert parse_settings([], env={"EXPORTER_STATE_URL_FILE": str(secret)}).state_url == url
-    assert parse_settings(["--state-url", url], env={}).state_url == url
+    assert parse_settings([], env={"EXPORTER_STATE_URL_FILE": str(secret)}).state.url == url
+    assert parse_settings(["--state-url", url], env={}).state.url == url
     for argv, env in ((["--state-url", url, "--state-path", "x.db"], {}),
                       (["--state-url", url], {"EXPORTER_STATE_PATH": "x.db"})):
         with pytest.raises(SystemExit):

@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.conftest import ExporterProcess, Samples
+from tests.helpers import ExporterProcess, Samples
 from tests.postgres import Cluster, pg_cluster, pg_url, replica_process
 from tests.store.test_crash_consistency import (
     LOST,

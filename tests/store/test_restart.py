@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from tests.conftest import ExporterProcess, Samples, event, labels, series
+from tests.helpers import ExporterProcess, Samples, event, labels, series
 
 # Metrics that are part of the durable export state (process counters restart at zero).
 DURABLE = (

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from exporter.store.base import Changes
 from exporter.store.sqlite import SQLiteStore
-from tests.conftest import Exporter, event, labels, series
+from tests.helpers import Exporter, event, labels, series
 
 Start = Callable[..., Awaitable[Exporter]]
 

@@ -18,7 +18,7 @@ from exporter.domain.declared import parse_config
 from exporter.domain.normalize import frequency, partner
 from exporter.tools.client import clevertap_time
 from exporter.tools.demo import DEMO_CONFIG, demo_events
-from tests.conftest import ROOT, SAMPLES, ExporterProcess, event, labels, series
+from tests.helpers import ROOT, SAMPLES, ExporterProcess, event, labels, series
 
 Run = subprocess.CompletedProcess[str]
 

@@ -21,7 +21,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from exporter.tools.demo import DEMO_CONFIG
-from tests.conftest import ROOT, ExporterProcess, event, require_binary
+from tests.helpers import ROOT, ExporterProcess, event, require_binary
 
 ARTIFACTS = ROOT / "test-artifacts"
 

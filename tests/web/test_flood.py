@@ -26,10 +26,11 @@ import pytest
 
 from exporter.domain import normalize
 from exporter.domain.labelcap import OTHER_SERIES
+from exporter.domain.limits import Limits
 from exporter.domain.payload import StatusEvent, parse_body
-from exporter.domain.tracker import ExportTracker, TrackerSettings
+from exporter.domain.tracker import ExportTracker
 from exporter.store.sqlite import SQLiteStore
-from tests.conftest import Exporter
+from tests.helpers import Exporter, limits
 
 pytestmark = pytest.mark.slow
 
@@ -65,10 +66,10 @@ def rss_bytes() -> int:
 class Flood:
     """A tracker on a real store, fed in concurrent batches with a deadline."""
 
-    def __init__(self, path: Path, settings: TrackerSettings,
+    def __init__(self, path: Path, bounds: Limits,
                  clock: Callable[[], float] = time.time) -> None:
         self.store = SQLiteStore(path)
-        self.tracker = ExportTracker(self.store, settings, clock)
+        self.tracker = ExportTracker(self.store, bounds, clock)
         self.deadline = time.monotonic() + DEADLINE_SECONDS
 
     async def feed(self, bodies: Iterator[tuple[str, bytes]], received: float | None = None,
@@ -106,8 +107,8 @@ def label_bodies(n: int) -> Iterator[tuple[str, bytes]]:
 
 
 async def test_label_flood_keeps_series_under_caps(tmp_path: Path) -> None:
-    settings = TrackerSettings(max_label_values=32, max_series=200)
-    flood = Flood(tmp_path / "state.db", settings)
+    bounds = limits(max_label_values=32, max_series=200)
+    flood = Flood(tmp_path / "state.db", bounds)
     before = len(flood.tracker.series)
     started = time.monotonic()
     try:
@@ -117,12 +118,12 @@ async def test_label_flood_keeps_series_under_caps(tmp_path: Path) -> None:
         print(f"\nlabel flood: {FLOOD_EVENTS} events, each with a distinct partner and type "
               f"string, half with distinct account and frequency strings too: series "
               f"{before} -> {series_after} (cap "
-              f"{settings.max_series} + 'other'), admitted per label "
+              f"{bounds.max_series} + 'other'), admitted per label "
               f"{ {k: len(v) for k, v in t.labels.admitted.items()} }, folded {t.labels.overflow}, "
               f"{time.monotonic() - started:.1f} s")
-        assert series_after <= settings.max_series + 1
+        assert series_after <= bounds.max_series + 1
         assert OTHER_SERIES in t.series
-        assert all(len(v) <= settings.max_label_values for v in t.labels.admitted.values())
+        assert all(len(v) <= bounds.max_label_values for v in t.labels.admitted.values())
         assert t.labels.overflow["series"] > 0
         assert t.labels.overflow["partner"] > 0
         for key in t.series:
@@ -133,11 +134,11 @@ async def test_label_flood_keeps_series_under_caps(tmp_path: Path) -> None:
     finally:
         flood.close()
     # The admitted values and the cap survive a restart.
-    flood = Flood(tmp_path / "state.db", settings)
+    flood = Flood(tmp_path / "state.db", bounds)
     try:
         assert len(flood.tracker.series) == series_after
         await flood.feed(label_bodies(BATCH))
-        assert len(flood.tracker.series) <= settings.max_series + 1
+        assert len(flood.tracker.series) <= bounds.max_series + 1
     finally:
         flood.close()
 
@@ -152,10 +153,11 @@ def id_bodies(start: int, n: int, now: float) -> Iterator[tuple[str, bytes]]:
 
 
 async def test_id_flood_keeps_memory_and_store_bounded(tmp_path: Path) -> None:
-    defaults = TrackerSettings()
-    settings = TrackerSettings(max_deliveries=min(defaults.max_deliveries, FLOOD_EVENTS // 8),
-                               max_runs=min(defaults.max_runs, FLOOD_EVENTS // 16))
-    flood = Flood(tmp_path / "state.db", settings)
+    defaults = limits()
+    bounds = limits(max_remembered_deliveries=min(defaults.max_remembered_deliveries,
+                                                  FLOOD_EVENTS // 8),
+                    max_runs=min(defaults.max_runs, FLOOD_EVENTS // 16))
+    flood = Flood(tmp_path / "state.db", bounds)
     t = flood.tracker
     exports = FLOOD_EVENTS  # distinct ids; 5 events per 3 exports
     half = exports // 2
@@ -174,11 +176,11 @@ async def test_id_flood_keeps_memory_and_store_bounded(tmp_path: Path) -> None:
               f"RSS {rss0 / 2**20:.1f} -> {rss1 / 2**20:.1f} (half) -> {rss2 / 2**20:.1f} MiB, "
               f"store {size0 / 2**20:.2f} -> {size1 / 2**20:.2f} -> {size2 / 2**20:.2f} MiB "
               f"({wal_peak / 2**20:.2f} with the WAL), "
-              f"deliveries {len(t.deliveries)}/{settings.max_deliveries}, runs "
-              f"{len(t.runs)}/{settings.max_runs} ({len(t.in_flight)} in flight), "
+              f"deliveries {len(t.deliveries)}/{bounds.max_remembered_deliveries}, runs "
+              f"{len(t.runs)}/{bounds.max_runs} ({len(t.in_flight)} in flight), "
               f"forgotten {t.forgotten}, {elapsed:.1f} s")
-        assert len(t.deliveries) <= settings.max_deliveries
-        assert len(t.runs) <= settings.max_runs
+        assert len(t.deliveries) <= bounds.max_remembered_deliveries
+        assert len(t.runs) <= bounds.max_runs
         assert len(t.in_flight) <= len(t.runs)
         assert t.forgotten["delivery"] > 0 and t.forgotten["run"] > 0
         # The limits were reached in the first half: the second half adds (almost) nothing.
@@ -187,18 +189,18 @@ async def test_id_flood_keeps_memory_and_store_bounded(tmp_path: Path) -> None:
     finally:
         flood.close()
     # What is stored is what the limits allow, and a restart loads no more.
-    flood = Flood(tmp_path / "state.db", settings)
+    flood = Flood(tmp_path / "state.db", bounds)
     try:
-        assert len(flood.tracker.deliveries) <= settings.max_deliveries
-        assert len(flood.tracker.runs) <= settings.max_runs
+        assert len(flood.tracker.deliveries) <= bounds.max_remembered_deliveries
+        assert len(flood.tracker.runs) <= bounds.max_runs
     finally:
         flood.close()
 
 
 async def test_retention_and_in_flight_timeout_prune_by_age(tmp_path: Path) -> None:
     now = [time.time()]
-    settings = TrackerSettings(in_flight_timeout=48 * 3600.0, retention=7 * 86400.0)
-    flood = Flood(tmp_path / "state.db", settings, clock=lambda: now[0])
+    bounds = limits(in_flight_timeout=48 * 3600.0, retention=7 * 86400.0)
+    flood = Flood(tmp_path / "state.db", bounds, clock=lambda: now[0])
     t = flood.tracker
     n = min(FLOOD_EVENTS, 10_000) * 3 // 5
     sizes = []

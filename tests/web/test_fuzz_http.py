@@ -19,7 +19,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import Exporter, ExporterProcess, event
+from tests.helpers import Exporter, ExporterProcess, event
 from tests.strategies import hostile_bodies, nasty_text
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ExporterProcess, event, free_port, series
+from tests.helpers import ExporterProcess, event, free_port, series
 
 
 def test_metrics_port_separates_the_webhook(

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import ExporterProcess, event
+from tests.helpers import ExporterProcess, event
 
 pytestmark = pytest.mark.process
 

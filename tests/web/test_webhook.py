@@ -7,7 +7,7 @@ import gzip
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from tests.conftest import SAMPLES, Exporter, event, labels, parse_metrics, series
+from tests.helpers import SAMPLES, Exporter, event, labels, parse_metrics, series
 
 Start = Callable[..., Awaitable[Exporter]]
 S3_4H = series()

@@ -1,5 +1,5 @@
-"""What the exporter says about itself (issue 12, items 18 and 19): the OpenAPI document names
-every route, and the docs separate what CleverTap documents from what is assumed."""
+"""The OpenAPI document (``exporter/web/openapi.py``) names every route the app serves, with
+each combination of flags that adds or moves routes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from aiohttp import web
 
 from exporter.web.app import create_app, create_metrics_app
 from exporter.web.openapi import openapi_document
-from tests.conftest import ROOT, make_settings
+from tests.helpers import make_settings
 
 
 def _routes(app: web.Application) -> set[tuple[str, str]]:
@@ -32,24 +32,10 @@ def _documented(doc: dict[str, object]) -> set[tuple[str, str]]:
 ], ids=["default", "oauth-and-noop", "metrics-port"])
 def test_openapi_describes_every_route(tmp_path: Path, flags: tuple[str, ...]) -> None:
     settings = make_settings(tmp_path / "state.db", *flags)
-    separate = settings.metrics_port is not None
+    separate = settings.listen.metrics_port is not None
     app = create_app(settings, serve_metrics=not separate)
     served = _routes(app) | (_routes(create_metrics_app(app)) if separate else set())
     assert _documented(openapi_document(settings)) == served
     for path in ("/oauth/token", "/", "/api/v1/exports", "/api/v1/events", "/-/reload"):
         if path != "/oauth/token" or "--oauth-client-id" in flags:
             assert any(p == path for _, p in served)
-
-
-RUNBOOK = ROOT / "docs" / "runbook.md"
-
-
-def test_runbook_separates_documented_behaviour_from_assumptions() -> None:
-    text = RUNBOOK.read_text()
-    assert "Documented by CleverTap" in text and "Assumed" in text
-    documented = text.split("Documented by CleverTap", 1)[1].split("Assumed", 1)[0]
-    for fact in ("Amazon S3", "Google Cloud", "Initiated", "Completed", "3 seconds"):
-        assert fact in documented
-    # No retry is promised that CleverTap does not document.
-    for promise in ("within minutes", "CleverTap retries 5xx", "retries the 503"):
-        assert promise not in text

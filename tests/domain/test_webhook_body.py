@@ -1,5 +1,5 @@
-"""What a webhook body may say (issue 12, items 3, 4, 10, 11): event times in a window, exact
-ids, unknown values counted and marked, near-miss field names, and the DST fall-back hour."""
+"""What a webhook body may say: event times in a window, exact ids, unknown values counted and
+marked, near-miss field names, and the DST fall-back hour."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from exporter.domain.payload import PayloadError, StatusEvent, parse_body
 from exporter.domain.timeparse import parse_event_readings, parse_event_time
 from exporter.tools import main as tools_main
-from tests.conftest import Exporter, event, labels, series
+from tests.helpers import Exporter, event, labels, series
 
 Start = Callable[..., Awaitable[Exporter]]
 UTC = ZoneInfo("UTC")

@@ -1,5 +1,5 @@
-"""The tools a first-time user runs (issue 12, items 16 and 17): ``send --url`` with the URL
-configured in CleverTap, HTTPS exporters with their own CA, and the README's example files."""
+"""``send`` as a first-time user runs it: ``send --url`` with the URL configured in CleverTap,
+HTTPS exporters with their own CA, and the README's example files."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import ROOT, ExporterProcess, free_port, series
+from tests.helpers import ROOT, ExporterProcess, free_port, series
 from tests.pki import Pki, write_config
 from tests.tools.test_client import cli
 

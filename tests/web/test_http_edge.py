@@ -1,5 +1,5 @@
-"""The HTTP edge (issue 12, items 7, 8, 9): undecodable bodies are counted 400s, the series cap
-is visible, and a malformed request is one log line, with query strings kept out of the log."""
+"""The HTTP edge: undecodable bodies are counted 400s, the series cap is visible, and a malformed
+request is one log line, with query strings kept out of the log."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 import urllib.request
 from collections.abc import Awaitable, Callable
 
-from tests.conftest import Exporter, ExporterProcess, event, labels
+from tests.helpers import Exporter, ExporterProcess, event, labels
 
 Start = Callable[..., Awaitable[Exporter]]
 Process = Callable[..., ExporterProcess]
