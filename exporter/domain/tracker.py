@@ -24,15 +24,19 @@ import heapq
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from exporter.domain import normalize
+from exporter.domain.declared import DeclaredExport
 from exporter.domain.keys import DeliveryKey, RunKey, SeriesKey
 from exporter.domain.labelcap import LabelCap
 from exporter.domain.model import Run, Series
 from exporter.domain.payload import StatusEvent
+from exporter.domain.schedule import expected_interval
+from exporter.domain.thresholds import DEFAULT_LEARNING, MAX_HISTORY, Learning
+from exporter.domain.usual import usual_duration
 from exporter.store.base import (
     Changes,
     DeliveryRow,
@@ -91,7 +95,9 @@ class ExportTracker:
         #: When each declared export was first declared (persisted): the overdue reference of
         #: an export that never completed.
         self.declared_since: dict[SeriesKey, float] = {}
-        self.declared: set[SeriesKey] = set()
+        self.declared: dict[SeriesKey, DeclaredExport] = {}
+        #: The learning knobs of each declared export that overrides THRESHOLDS'.
+        self.learning: dict[SeriesKey, Learning] = {}
         self.version = 0  # bumped on every change, so readers can cache what they derive
         self.store = store
         self.settings = settings
@@ -176,18 +182,22 @@ class ExportTracker:
         self._persist_series(touched, changes)
         return changes
 
-    async def declare(self, keys: Iterable[SeriesKey], pinned: dict[str, set[str]]) -> None:
-        """Note the declared exports: remember (durably) when each was first declared, and
-        admit their label values outside the cap so their webhooks never fold into ``other``."""
+    async def declare(self, exports: Mapping[SeriesKey, DeclaredExport],
+                      pinned: dict[str, set[str]]) -> None:
+        """Note the declared exports: remember (durably) when each was first declared, admit
+        their label values outside the cap so their webhooks never fold into ``other``, and
+        learn with their knobs and declared intervals."""
         self.labels.pinned = pinned
-        declared = self.declared = set(keys)
+        declared = self.declared = dict(exports)
+        self.learning = {k: Learning.of(e.learn) for k, e in declared.items() if e.learn}
         for key in declared:
-            if key not in self.series:
-                # Present from start-up, so a declared export that never reports is visible.
-                self.series[key] = Series()
+            # Present from start-up, so a declared export that never reports is visible.
+            self._series(key)
         for key, series in list(self.series.items()):
             if key not in declared and series.never_seen:
                 del self.series[key]  # no longer declared and never stored: forget it
+            elif self._learn(key, series):
+                series.rev += 1
         self.version += 1
 
         def work() -> Changes:
@@ -230,7 +240,7 @@ class ExportTracker:
         run.updated = now
         if run.started is not None and run.started <= t:
             if status == normalize.STATUS_COMPLETED:
-                self.series[run.series].observe_duration(t - run.started)
+                self._completed(run.series, run.started, t - run.started)
             touched.add(run.series)
             self._close(rkey, run)
         run.last_finished = _later(run.last_finished, t)
@@ -330,17 +340,39 @@ class ExportTracker:
                             "normal traffic)", new, kind)
         self._forgotten_logged = dict(self.forgotten)
 
+    def _completed(self, key: SeriesKey, start: float, duration: float) -> None:
+        """A run of ``key`` completed: its duration counted, kept in the history, learned."""
+        series = self.series[key]
+        series.observe_duration(duration)
+        knobs = self.learning.get(key, DEFAULT_LEARNING)
+        keep = min(MAX_HISTORY, max(knobs.usual_runs, knobs.schedule_min_intervals + 1))
+        series.record_run(start, duration, keep)
+        self._learn(key, series)
+
+    def _learn(self, key: SeriesKey, series: Series) -> bool:
+        """Set what ``series``' history teaches: its usual duration and expected interval.
+        Returns whether either changed."""
+        knobs = self.learning.get(key, DEFAULT_LEARNING)
+        export = self.declared.get(key)
+        usual = usual_duration(series.history, key[2], knobs)
+        expected = expected_interval(key[3], export.declared_interval if export else None,
+                                     series.history, knobs)
+        changed = usual != series.usual or expected != series.expected
+        series.usual, series.expected = usual, expected
+        return changed
+
     def _series(self, key: SeriesKey) -> Series:
         series = self.series.get(key)
         if series is None:
             series = self.series[key] = Series()
+            self._learn(key, series)
         return series
 
     def _open(self, rkey: RunKey, run: Run, key: SeriesKey, started: float) -> None:
         run.series = key
         run.started = started
         self.in_flight[rkey] = run
-        self.series.setdefault(key, Series()).running[rkey] = started
+        self._series(key).running[rkey] = started
 
     def _close(self, rkey: RunKey, run: Run) -> None:
         self.series[run.series].running.pop(rkey, None)
@@ -382,6 +414,8 @@ class ExportTracker:
         }
         self.runs = {}
         self.in_flight = {}
+        for key, series in self.series.items():
+            self._learn(key, series)
         for rr in snapshot.runs:
             self._put_run(rr)
         self.deliveries = snapshot.deliveries  # oldest first: the dict's order is their age order
@@ -391,7 +425,7 @@ class ExportTracker:
         self.declared_since = {}
         self._set_gauges(snapshot.gauges.items())
         for key in self.declared:
-            self.series.setdefault(key, Series())
+            self._series(key)
         self.version += 1
 
     def apply_remote(self, changes: Sequence[Changes]) -> None:
@@ -406,6 +440,10 @@ class ExportTracker:
                 old = self.series.get(key)
                 if old is not None:
                     new.running, new.rev = old.running, old.rev
+                if old is not None and old.history == new.history:
+                    new.usual, new.expected = old.usual, old.expected  # most rows: no new run
+                else:
+                    self._learn(key, new)
                 self.series[key] = new
                 touched.add(key)
             for rr in c.runs:
