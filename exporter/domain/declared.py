@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -45,6 +45,10 @@ class DeclaredExport:
     grace: float | None
     max_runtime: float | None
     min_runtime: float | None
+    #: The declared ``interval``, which wins over the Frequency's and a learned one.
+    declared_interval: float | None = None
+    #: The ``learn:`` knobs of its defaults and its own, overriding THRESHOLDS'.
+    learn: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def key(self) -> SeriesKey:
@@ -52,6 +56,8 @@ class DeclaredExport:
 
     @property
     def interval(self) -> float | None:
+        if self.declared_interval is not None:
+            return self.declared_interval
         return normalize.interval_seconds(self.frequency)
 
 
@@ -77,6 +83,8 @@ class DeclaredConfig:
 
 
 EMPTY: Final = DeclaredConfig()
+#: ``frequency: auto``: the webhooks carry no Frequency (label ``unknown``); learn the schedule.
+AUTO: Final = "auto"
 
 
 def parse_config(text: str, source: str = "<config>") -> DeclaredConfig:
@@ -93,10 +101,13 @@ def parse_config(text: str, source: str = "<config>") -> DeclaredConfig:
     warnings: list[str] = []
     for i, entry in enumerate(model.exports):
         frequency = normalize.frequency(entry.frequency)
-        if frequency != normalize.ONE_TIME and normalize.interval_seconds(frequency) is None:
+        if frequency == AUTO:
+            frequency = normalize.UNKNOWN
+        elif frequency != normalize.ONE_TIME and normalize.interval_seconds(frequency) is None:
             raise ConfigError(
                 f"{source}: exports[{i}].frequency: {entry.frequency!r} is not a frequency: "
-                "use 'One Time' or an interval such as 'Every 4 hours', '12h' or 'Daily'"
+                "use 'One Time', an interval such as 'Every 4 hours', '12h' or 'Daily', or "
+                "'auto' (none in the webhooks: the schedule is learned)"
             )
         grace = _pick(entry.grace, model.defaults.grace)
         max_runtime = _pick(entry.max_runtime, model.defaults.max_runtime)
@@ -113,6 +124,8 @@ def parse_config(text: str, source: str = "<config>") -> DeclaredConfig:
             grace=grace,
             max_runtime=max_runtime,
             min_runtime=min_runtime,
+            declared_interval=entry.interval,
+            learn={**model.defaults.learn, **entry.learn},
         )
         if export.key in exports:
             raise ConfigError(

@@ -22,6 +22,7 @@ from pydantic import (
 
 from exporter.domain.durations import parse_duration
 from exporter.domain.keys import ACCOUNT_PATTERN, DEFAULT_ACCOUNT
+from exporter.domain.thresholds import FRACTION_KNOBS, LEARNING_KNOBS, MAX_HISTORY, WHOLE_KNOBS
 
 MAX_NAME_LENGTH: Final = 128
 MAX_EXPORTS: Final = 1000
@@ -38,7 +39,28 @@ def _duration(value: Any) -> Any:
     raise ValueError("must be a duration such as 30m, 2h or 90s")
 
 
+def _learn(value: Any) -> Any:
+    """``learn:``: THRESHOLDS' learning knobs by name, each a positive number (whole where it
+    counts runs, below 1 where it is a fraction)."""
+    if not isinstance(value, dict):
+        raise ValueError("must be a mapping of knob names to numbers")
+    out: dict[str, float] = {}
+    for name, number in value.items():
+        if name not in LEARNING_KNOBS:
+            raise ValueError(f"{name!r} is not a learning knob "
+                             f"(known: {', '.join(LEARNING_KNOBS)})")
+        if isinstance(number, bool) or not isinstance(number, int | float) or not number > 0:
+            raise ValueError(f"{name} must be a positive number")
+        if name in WHOLE_KNOBS and (number != int(number) or number > MAX_HISTORY):
+            raise ValueError(f"{name} must be a whole number of at most {MAX_HISTORY}")
+        if name in FRACTION_KNOBS and number >= 1:
+            raise ValueError(f"{name} must be below 1")
+        out[name] = float(number)
+    return out
+
+
 Duration = Annotated[float, BeforeValidator(_duration)]
+Learn = Annotated[dict[str, float], BeforeValidator(_learn)]
 Text = Annotated[str, Field(min_length=1, max_length=256)]
 
 
@@ -50,6 +72,8 @@ class Thresholds(BaseModel):
     grace: Duration | None = None
     max_runtime: Duration | None = None
     min_runtime: Duration | None = None
+    #: Overrides of THRESHOLDS' knobs of the usual duration and the learned schedule.
+    learn: Learn = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _runtimes_ordered(self) -> Thresholds:
@@ -66,7 +90,10 @@ class ExportEntry(Thresholds):
     account: Annotated[str, Field(pattern=f"^{ACCOUNT_PATTERN}$")] = DEFAULT_ACCOUNT
     partner: Text
     export_type: Text = Field(validation_alias=AliasChoices("type", "export_type"))
+    #: As CleverTap writes it, or ``auto``: the webhooks carry none, learn the schedule.
     frequency: Text
+    #: The schedule, when the webhooks' Frequency does not give it: wins over a learned one.
+    interval: Duration | None = None
 
 
 class ConfigFile(BaseModel):

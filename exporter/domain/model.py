@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 import orjson
 
 from exporter.domain.keys import SeriesKey
 
+if TYPE_CHECKING:
+    from exporter.domain.schedule import Expected
+    from exporter.domain.usual import Usual
+
 #: Upper bounds (seconds) of the duration histogram: 1 min to 48 h.
 DURATION_BUCKETS: Final[tuple[float, ...]] = (
     60, 300, 600, 1800, 3600, 7200, 14400, 28800, 43200, 86400, 172800,
 )
+
+
+class Completed(NamedTuple):
+    """One completed run of a series' history: what its usual duration and schedule rest on."""
+
+    start: float  # event time of its Initiated
+    duration: float
+    #: Bytes the run landed in the bucket: filled by the landing check, None until then.
+    landed_bytes: int | None = None
+    #: The series' first completed run (for a profile export CleverTap makes it a full one).
+    first: bool = False
 
 
 @dataclass(slots=True)
@@ -28,21 +44,30 @@ class Series:
     # Non-cumulative counts per bucket of DURATION_BUCKETS, the last one for +Inf.
     duration_buckets: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
     duration_sum: float = 0.0
-    # Derived, not stored: start times of this series' in-flight runs, and a revision that
-    # changes whenever anything above does, so the metrics view re-renders only what changed.
+    #: The last completed runs, oldest start first (``record_run`` keeps their number).
+    history: list[Completed] = field(default_factory=list)
+    # Derived, not stored: start times of this series' in-flight runs, what the history
+    # teaches (set by the tracker), and a revision that changes whenever anything above does,
+    # so the metrics view re-renders only what changed.
     running: dict[tuple[str, str], float] = field(default_factory=dict)
+    usual: Usual | None = None
+    expected: Expected | None = None
     rev: int = 0
 
     def encode(self) -> bytes:
         return orjson.dumps(
             [self.last_initiated, self.last_completed, self.last_failed, self.last_duration,
-             self.abandoned, self.status_counts, self.duration_buckets, self.duration_sum]
+             self.abandoned, self.status_counts, self.duration_buckets, self.duration_sum,
+             [tuple(run) for run in self.history]]  # orjson writes tuples, not named ones
         )
 
     @classmethod
     def decode(cls, data: bytes) -> Series:
-        li, lc, lf, ld, ab, counts, buckets, dsum = orjson.loads(data)
-        return cls(li, lc, lf, ld, ab, counts, buckets, dsum, {})
+        fields = orjson.loads(data)
+        # An encoding written before the history had eight fields: it loads with none.
+        li, lc, lf, ld, ab, counts, buckets, dsum = fields[:8]
+        history = [Completed(*run) for run in fields[8]] if len(fields) > 8 else []
+        return cls(li, lc, lf, ld, ab, counts, buckets, dsum, history)
 
     @property
     def never_seen(self) -> bool:
@@ -57,6 +82,13 @@ class Series:
         self.duration_sum += seconds
         self.last_duration = seconds
 
+    def record_run(self, start: float, duration: float, keep: int) -> None:
+        """Add a completed run to the history in start order (a late completion of an older
+        run goes where it belongs), keeping the ``keep`` latest starts."""
+        first = not self.history and sum(self.duration_buckets) <= 1
+        bisect.insort(self.history, Completed(start, duration, None, first), key=_start)
+        del self.history[:-keep]
+
 
 @dataclass(slots=True)
 class Run:
@@ -66,3 +98,7 @@ class Run:
     started: float | None
     last_finished: float | None
     updated: float
+
+
+def _start(run: Completed) -> float:
+    return run.start

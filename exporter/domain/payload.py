@@ -219,7 +219,7 @@ def _to_event(texts: _Texts, raw_time: object, account: str, received: float, zo
     other: float | None = None
     if raw_time is None or raw_time == "":
         event_time, problem = received, TIME_MISSING
-    elif not isinstance(raw_time, (str, int, float)):  # cheaper than a union built per call
+    elif not isinstance(raw_time, str | int | float):
         event_time, problem = received, TIME_UNPARSEABLE
     else:
         try:
@@ -230,10 +230,18 @@ def _to_event(texts: _Texts, raw_time: object, account: str, received: float, zo
             refusal = _outside(event_time, raw_time, received, window)
             if refusal is not None:
                 return refusal
-    # Positional, in field order: keyword arguments cost twice as much, once per webhook.
-    return StatusEvent(account, export_id, normalize.partner(partner),
-                       normalize.export_type(export_type), normalize.frequency(frequency),
-                       normalize.status(status), event_time, received, problem, other)
+    return StatusEvent(
+        account=account,
+        export_id=export_id,
+        partner=normalize.partner(partner),
+        export_type=normalize.export_type(export_type),
+        frequency=normalize.frequency(frequency),
+        status=normalize.status(status),
+        event_time=event_time,
+        received=received,
+        time_problem=problem,
+        other_time=other,
+    )
 
 
 def _outside(event_time: float, raw: object, received: float,

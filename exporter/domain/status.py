@@ -51,6 +51,8 @@ class ExportStatus:
     reason: str
     overdue: bool
     expected_interval: float | None
+    #: Where the interval comes from: ``learned, every 6h (from 7 runs)``; empty without one.
+    schedule: str
     last_initiated: float | None
     last_completed: float | None
     last_failed: float | None
@@ -112,10 +114,11 @@ def _status(key: SeriesKey, series: Series | None, declared: DeclaredExport | No
             declared_since: float | None, running: tuple[int, float] | None,
             now: float) -> ExportStatus:
     account, partner, export_type, frequency = key
-    interval = normalize.interval_seconds(frequency)
+    s = series or Series()
+    # The interval the alert rules use: declared, CleverTap's Frequency, or learned.
+    interval = s.expected.seconds if s.expected else normalize.interval_seconds(frequency)
     grace, max_runtime, min_runtime = _limits(interval, declared)
     count, since = running if running else (0, None)
-    s = series or Series()
     reference = s.last_completed if s.last_completed is not None else declared_since
     due_by = None
     if interval is not None and reference is not None:
@@ -158,6 +161,7 @@ def _status(key: SeriesKey, series: Series | None, declared: DeclaredExport | No
         account=account, partner=partner, export_type=export_type, frequency=frequency,
         name=declared.name if declared else "", declared=declared is not None,
         state=state, reason=reason, overdue=overdue, expected_interval=interval,
+        schedule=s.expected.describe() if s.expected else "",
         last_initiated=s.last_initiated, last_completed=s.last_completed,
         last_failed=s.last_failed, last_duration=s.last_duration, in_flight=count,
         in_flight_since=since, due_by=due_by, grace=grace, max_runtime=max_runtime,

@@ -51,7 +51,7 @@ def parse_event_readings(value: str | int | float, zone: tzinfo) -> Readings:
     the time is not ambiguous). Raises ``TimeParseError`` like ``parse_event_time``."""
     if isinstance(value, bool):
         raise TimeParseError("a boolean is not a time")
-    if isinstance(value, (int, float)):  # cheaper than ``int | float``, a union built per call
+    if isinstance(value, int | float):
         return _from_epoch(float(value)), None
     text = value.strip()
     if not text:
@@ -81,39 +81,26 @@ def _from_epoch(seconds: float) -> float:
     return seconds
 
 
-class _Ints(dict[str, int]):
-    """``int`` of the digit strings a date is made of, looked up: ``int`` of a short string
-    costs more than the rest of a field's handling, on every webhook."""
-
-    def __missing__(self, text: str) -> int:
-        return int(text)  # whatever is not in the table, such as non-ASCII digits
-
-
-_INTS: Final = _Ints({f"{i:02d}": i for i in range(100)} | {str(i): i for i in range(2200)})
-
-
 def _from_dmy(m: re.Match[str], zone: tzinfo) -> Readings:
-    d, mo, y, h, mi, s, meridiem = m.groups()
-    day, month, year, hour, minute = _INTS[d], _INTS[mo], _INTS[y], _INTS[h], _INTS[mi]
-    second = _INTS[s] if s else 0
+    day, month, year, hour, minute = map(int, m.group(1, 2, 3, 4, 5))
+    second = int(m.group(6) or 0)
+    meridiem = m.group(7)
     if meridiem:
         if not 1 <= hour <= 12:
             raise TimeParseError("hour out of range for AM/PM")
         hour = hour % 12 + (12 if meridiem.lower() == "pm" else 0)
     try:
-        # Both readings built directly: ``replace(fold=1)`` costs twice a constructor.
         dt = datetime(year, month, day, hour, minute, second, tzinfo=zone)
-        later = datetime(year, month, day, hour, minute, second, tzinfo=zone, fold=1)
     except ValueError as exc:
         raise TimeParseError(str(exc)) from exc
-    return _readings(dt, later)
+    return _readings(dt)
 
 
-def _readings(dt: datetime, later: datetime) -> Readings:
-    """Both readings of a local time, ``later`` being it with ``fold=1``: that is later only
-    in a repeated hour (in a skipped one it is earlier, and not a reading anyone means)."""
+def _readings(dt: datetime) -> Readings:
+    """Both readings of a local time: ``fold=1`` is later only in a repeated hour (in a
+    skipped one it is earlier, and not a reading anyone means)."""
     first = dt.timestamp()
-    second = later.timestamp()
+    second = dt.replace(fold=1).timestamp()
     return first, (second if second > first else None)
 
 
@@ -124,7 +111,7 @@ def _from_iso(text: str, zone: tzinfo) -> Readings:
         raise TimeParseError("not a recognized date format") from exc
     try:
         if dt.tzinfo is None:
-            return _readings(dt.replace(tzinfo=zone), dt.replace(tzinfo=zone, fold=1))
+            return _readings(dt.replace(tzinfo=zone))
         return dt.timestamp(), None
     except (OverflowError, ValueError) as exc:
         raise TimeParseError(str(exc)) from exc

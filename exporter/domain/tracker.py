@@ -1,10 +1,16 @@
-"""The export state model and the rules that move it: the domain of the exporter.
+"""The export model and the rules that move it: the domain of the exporter, in one place.
 
 ``ExportTracker`` owns one in-memory model of every export series (last times, counts,
 durations), every known run (per account and Export Request Id) and the recent deliveries used
 to recognise redeliveries. Each event changes the model on the event loop, so decisions are
 atomic, and is acknowledged only after the rows it touched are committed to the store. The
 metrics collector reads the model; nothing else writes it.
+
+The class reads in that order: the model, how an event changes it (``ingest``, ``_start_run``,
+``_finish_run``), what time and the count limits take away (``expire``, ``_limit_*``), the
+helpers that keep ``in_flight``, each series' ``running`` and its revision in step with the
+runs, how a failed write reloads the model, and how the model is replaced or advanced from
+stored rows (``restore``, ``apply_remote``).
 
 With a store shared by several replicas, the store decides when a change runs (``submit``):
 only once the model holds every change the other replicas committed before it, which the store
@@ -18,20 +24,25 @@ import heapq
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Final
 
 from exporter.domain import normalize
+from exporter.domain.declared import DeclaredExport
 from exporter.domain.keys import DeliveryKey, RunKey, SeriesKey
 from exporter.domain.labelcap import LabelCap
 from exporter.domain.limits import Limits
 from exporter.domain.model import Run, Series
 from exporter.domain.payload import StatusEvent
-from exporter.domain.state import DECLARED_PREFIX, KEY_SEP, ExportState
+from exporter.domain.schedule import expected_interval
+from exporter.domain.thresholds import DEFAULT_LEARNING, MAX_HISTORY, Learning
+from exporter.domain.usual import usual_duration
 from exporter.store.base import (
     Changes,
     DeliveryRow,
     RunRow,
+    SeriesRow,
+    Snapshot,
     Store,
     StoreError,
     Work,
@@ -46,10 +57,13 @@ PRUNE_SLACK: Final = 0.02
 
 ACCEPTED: Final = "accepted"
 DUPLICATE: Final = "duplicate"
+#: Gauge keys of the declaration times, ``declared:account|partner|export_type|frequency``.
+DECLARED_PREFIX: Final = "declared:"
+KEY_SEP: Final = "|"  # never in a label value: accounts match [A-Za-z0-9_.-], others [a-z0-9_]
 
 
-class ExportTracker(ExportState):
-    """Applies status events to the export model and keeps the store in step with it."""
+class ExportTracker:
+    """The export model; applies status events to it and keeps the store in step with it."""
 
     def __init__(
         self,
@@ -57,7 +71,20 @@ class ExportTracker(ExportState):
         limits: Limits,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(LabelCap(limits.max_label_values, limits.max_series))
+        self.series: dict[SeriesKey, Series] = {}
+        self.runs: dict[RunKey, Run] = {}
+        self.in_flight: dict[RunKey, Run] = {}
+        self.deliveries: dict[DeliveryKey, float] = {}
+        self.labels = LabelCap(limits.max_label_values, limits.max_series)
+        self.last_received: float | None = None
+        self.delivery_delay: dict[str, float] = {}
+        #: When each declared export was first declared (persisted): the overdue reference of
+        #: an export that never completed.
+        self.declared_since: dict[SeriesKey, float] = {}
+        self.declared: dict[SeriesKey, DeclaredExport] = {}
+        #: The learning knobs of each declared export that overrides THRESHOLDS'.
+        self.learning: dict[SeriesKey, Learning] = {}
+        self.version = 0  # bumped on every change, so readers can cache what they derive
         self.store = store
         self.limits = limits
         self.clock = clock
@@ -92,12 +119,7 @@ class ExportTracker(ExportState):
             outcome = ACCEPTED
             return changes
 
-        # ``_submit`` inlined: one coroutine fewer to resume on every webhook.
-        try:
-            await self.store.submit(work)
-        except StoreError:
-            self._recover()
-            raise
+        await self._submit(work)
         return outcome
 
     def _apply_event(self, event: StatusEvent) -> Changes | None:
@@ -146,18 +168,22 @@ class ExportTracker(ExportState):
         self._persist_series(touched, changes)
         return changes
 
-    async def declare(self, keys: Iterable[SeriesKey], pinned: dict[str, set[str]]) -> None:
-        """Note the declared exports: remember (durably) when each was first declared, and
-        admit their label values outside the cap so their webhooks never fold into ``other``."""
+    async def declare(self, exports: Mapping[SeriesKey, DeclaredExport],
+                      pinned: dict[str, set[str]]) -> None:
+        """Note the declared exports: remember (durably) when each was first declared, admit
+        their label values outside the cap so their webhooks never fold into ``other``, and
+        learn with their knobs and declared intervals."""
         self.labels.pinned = pinned
-        declared = self.declared = set(keys)
+        declared = self.declared = dict(exports)
+        self.learning = {k: Learning.of(e.learn) for k, e in declared.items() if e.learn}
         for key in declared:
-            if key not in self.series:
-                # Present from start-up, so a declared export that never reports is visible.
-                self.series[key] = Series()
+            # Present from start-up, so a declared export that never reports is visible.
+            self._series(key)
         for key, series in list(self.series.items()):
             if key not in declared and series.never_seen:
                 del self.series[key]  # no longer declared and never stored: forget it
+            elif self._learn(key, series):
+                series.rev += 1
         self.version += 1
 
         def work() -> Changes:
@@ -200,7 +226,7 @@ class ExportTracker(ExportState):
         run.updated = now
         if run.started is not None and run.started <= t:
             if status == normalize.STATUS_COMPLETED:
-                self.series[run.series].observe_duration(t - run.started)
+                self._completed(run.series, run.started, t - run.started)
             touched.add(run.series)
             self._close(rkey, run)
         run.last_finished = _later(run.last_finished, t)
@@ -252,7 +278,7 @@ class ExportTracker(ExportState):
         return changes, abandoned
 
     def _limit_deliveries(self, changes: Changes) -> None:
-        """Forget the oldest deliveries beyond ``max_deliveries`` (the dict is in age order)."""
+        """Forget the oldest deliveries beyond ``max_remembered_deliveries`` (in age order)."""
         limit = self.limits.max_remembered_deliveries
         excess = len(self.deliveries) - limit
         if excess <= 0:
@@ -300,6 +326,53 @@ class ExportTracker(ExportState):
                             "normal traffic)", new, kind)
         self._forgotten_logged = dict(self.forgotten)
 
+    def _completed(self, key: SeriesKey, start: float, duration: float) -> None:
+        """A run of ``key`` completed: its duration counted, kept in the history, learned."""
+        series = self.series[key]
+        series.observe_duration(duration)
+        knobs = self.learning.get(key, DEFAULT_LEARNING)
+        keep = min(MAX_HISTORY, max(knobs.usual_runs, knobs.schedule_min_intervals + 1))
+        series.record_run(start, duration, keep)
+        self._learn(key, series)
+
+    def _learn(self, key: SeriesKey, series: Series) -> bool:
+        """Set what ``series``' history teaches: its usual duration and expected interval.
+        Returns whether either changed."""
+        knobs = self.learning.get(key, DEFAULT_LEARNING)
+        export = self.declared.get(key)
+        usual = usual_duration(series.history, key[2], knobs)
+        expected = expected_interval(key[3], export.declared_interval if export else None,
+                                     series.history, knobs)
+        changed = usual != series.usual or expected != series.expected
+        series.usual, series.expected = usual, expected
+        return changed
+
+    def _series(self, key: SeriesKey) -> Series:
+        series = self.series.get(key)
+        if series is None:
+            series = self.series[key] = Series()
+            self._learn(key, series)
+        return series
+
+    def _open(self, rkey: RunKey, run: Run, key: SeriesKey, started: float) -> None:
+        run.series = key
+        run.started = started
+        self.in_flight[rkey] = run
+        self._series(key).running[rkey] = started
+
+    def _close(self, rkey: RunKey, run: Run) -> None:
+        self.series[run.series].running.pop(rkey, None)
+        run.started = None
+        self.in_flight.pop(rkey, None)
+
+    def _persist_series(self, keys: set[SeriesKey], changes: Changes) -> None:
+        for key in keys:
+            series = self.series[key]
+            series.rev += 1
+            changes.series.append(SeriesRow(*key, series.encode()))
+        if keys:  # an expiry pass that changed no series leaves the cached exposition valid
+            self.version += 1
+
     async def _submit(self, work: Work) -> None:
         try:
             await self.store.submit(work)
@@ -318,6 +391,94 @@ class ExportTracker(ExportState):
             return
         self._seen_failures = self.store.failures
         self.store.resume()
+
+    def restore(self, snapshot: Snapshot) -> None:
+        """Replace the in-memory model with ``snapshot``."""
+        self.series = {
+            (r.account, r.partner, r.export_type, r.frequency): Series.decode(r.data)
+            for r in snapshot.series
+        }
+        self.runs = {}
+        self.in_flight = {}
+        for key, series in self.series.items():
+            self._learn(key, series)
+        for rr in snapshot.runs:
+            self._put_run(rr)
+        self.deliveries = snapshot.deliveries  # oldest first: the dict's order is their age order
+        self.labels.restore(snapshot.label_values)
+        self.last_received = None
+        self.delivery_delay = {}
+        self.declared_since = {}
+        self._set_gauges(snapshot.gauges.items())
+        for key in self.declared:
+            self._series(key)
+        self.version += 1
+
+    def apply_remote(self, changes: Sequence[Changes]) -> None:
+        """Apply the rows other replicas committed, in their commit order."""
+        for c in changes:
+            touched: set[SeriesKey] = set()
+            for label, value in c.label_values:
+                self.labels.admitted.setdefault(label, set()).add(value)
+            for sr in c.series:
+                key = (sr.account, sr.partner, sr.export_type, sr.frequency)
+                new = Series.decode(sr.data)
+                old = self.series.get(key)
+                if old is not None:
+                    new.running, new.rev = old.running, old.rev
+                if old is not None and old.history == new.history:
+                    new.usual, new.expected = old.usual, old.expected  # most rows: no new run
+                else:
+                    self._learn(key, new)
+                self.series[key] = new
+                touched.add(key)
+            for rr in c.runs:
+                touched.update(self._drop_run((rr.account, rr.export_id)))
+                touched.add(self._put_run(rr).series)
+            for rkey in c.deleted_runs:
+                touched.update(self._drop_run(rkey))
+            self._apply_deliveries(c)
+            self._set_gauges(c.gauges)
+            for key in touched:
+                self.series[key].rev += 1
+        self.version += 1
+
+    def _apply_deliveries(self, c: Changes) -> None:
+        for d in c.deliveries:
+            self.deliveries[(d.account, d.export_id, d.status, d.event_time)] = d.received
+        for k in c.deleted_deliveries:
+            self.deliveries.pop(k, None)
+        horizon = c.deliveries_received_before
+        if horizon is not None:
+            self.deliveries = {k: r for k, r in self.deliveries.items() if r >= horizon}
+
+    def _put_run(self, rr: RunRow) -> Run:
+        run = Run((rr.account, rr.partner, rr.export_type, rr.frequency),
+                  rr.started, rr.last_finished, rr.updated)
+        rkey = (rr.account, rr.export_id)
+        self.runs[rkey] = run
+        if run.started is not None:
+            self._open(rkey, run, run.series, run.started)
+        return run
+
+    def _drop_run(self, rkey: RunKey) -> tuple[SeriesKey, ...]:
+        """Forget a run; returns the series it was in flight in, if any."""
+        run = self.runs.pop(rkey, None)
+        if run is None or run.started is None:
+            return ()
+        self._close(rkey, run)
+        return (run.series,)
+
+    def _set_gauges(self, gauges: Iterable[tuple[str, float]]) -> None:
+        for k, v in gauges:
+            if k == "last_received":
+                self.last_received = v
+            elif k.startswith("delay:"):
+                self.delivery_delay[k.removeprefix("delay:")] = v
+            elif k.startswith(DECLARED_PREFIX):
+                parts = k.removeprefix(DECLARED_PREFIX).split(KEY_SEP)
+                if len(parts) == 4:
+                    self.declared_since[(parts[0], parts[1], parts[2], parts[3])] = v
 
 
 def _later(current: float | None, candidate: float) -> float:

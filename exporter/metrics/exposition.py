@@ -22,7 +22,7 @@ from typing import Final
 from exporter.domain import normalize
 from exporter.domain.keys import SeriesKey
 from exporter.domain.model import DURATION_BUCKETS, Series
-from exporter.domain.state import ExportState
+from exporter.domain.tracker import ExportTracker
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +161,7 @@ class _Chunk:
 class SeriesExposition:
     """Renders the per-series families of one model, incrementally (see the module's doc)."""
 
-    def __init__(self, model: ExportState) -> None:
+    def __init__(self, model: ExportTracker) -> None:
         self.model = model
         self._lines: dict[SeriesKey, tuple[Series, int, _Lines]] = {}
         self._chunks: list[_Chunk] = []

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 async def declare_exports(rt: Runtime, tracker: ExportTracker) -> None:
     declared = rt.config.config
-    await tracker.declare(declared.exports.keys(), declared.label_values())
+    await tracker.declare(declared.exports, declared.label_values())
 
 
 async def reload_config(rt: Runtime) -> tuple[bool, str]:

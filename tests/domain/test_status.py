@@ -53,7 +53,7 @@ def by_key(statuses: list[Any]) -> dict[tuple[str, str, str], Any]:
 async def test_states(tracker: ExportTracker) -> None:
     now = time.time()
     config = parse_config(CONFIG)
-    await tracker.declare(config.exports.keys(), config.label_values())
+    await tracker.declare(config.exports, config.label_values())
     await feed(
         tracker,
         # ok: recurring, completed 2 h ago (threshold 4h*1.5 + 30m)
