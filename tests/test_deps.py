@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -36,3 +40,29 @@ def test_nothing_to_do_when_everything_is_installed(
     listing.write_text("dpkg: dpkg-query\n")  # installed on every Debian machine
     monkeypatch.setattr(deps, "LIST", listing)
     assert deps.main() == 0
+
+
+def _debian_archives() -> set[str]:
+    """The package files of ``apt-cache policy`` whose release is Debian's own."""
+    lines = subprocess.run(["apt-cache", "policy"], capture_output=True, text=True,
+                           check=True).stdout.splitlines()
+    return {line.split(None, 1)[1] for line, release in itertools.pairwise(lines)
+            if "o=Debian" in release and line.strip().split(None, 1)[0].isdigit()}
+
+
+def test_every_listed_package_comes_from_debians_own_archive() -> None:
+    """A plain Debian machine (only Debian's sources) must pass ``make test``: no entry may
+    rely on a package another repository added to a machine image (issue 21, item 1)."""
+    if shutil.which("apt-cache") is None:
+        pytest.fail("apt-cache is missing: this check needs a Debian machine", pytrace=False)
+    archives = _debian_archives()
+    assert archives, "apt-cache policy lists no Debian archive: run apt-get update first"
+    foreign = []
+    for name in deps.packages():
+        table = subprocess.run(["apt-cache", "policy", name], capture_output=True, text=True,
+                               check=True).stdout
+        sources = {line.strip().split(None, 1)[1] for line in table.splitlines()
+                   if re.match(r"\s+\d+ \S+ \S+ \S+ Packages$", line)}
+        if not sources & archives:
+            foreign.append(name)
+    assert not foreign, f"not in Debian's archive: {foreign}"

@@ -17,8 +17,8 @@ from exporter.domain.declared import ConfigError
 from exporter.store import StoreError
 from exporter.web.app import create_app, create_metrics_app, server_options
 from exporter.web.appkeys import RUNTIME
-from exporter.web.middleware import ProtocolLogger, RedactedAccessLogger
 from exporter.web.reload import reload_config
+from exporter.web.requestlog import ProtocolLogger, RedactedAccessLogger
 from exporter.web.settings import LogSettings, Settings
 
 log = logging.getLogger("exporter")

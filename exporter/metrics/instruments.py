@@ -9,7 +9,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
 from prometheus_client import (
@@ -26,9 +26,6 @@ from exporter import __version__
 from exporter.domain.normalize import KNOWN
 from exporter.domain.payload import TIME_REFUSALS
 
-OUTCOMES: Final = ("accepted", "duplicate", "test", "invalid", "unauthorized", "forbidden",
-                   "too_large", "unavailable", "timeout", "overloaded", "aborted")
-
 #: Upper bounds (seconds) of the webhook latency histogram.
 LATENCY_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
                           math.inf)
@@ -39,18 +36,21 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 class Instruments:
-    """The exporter's own request metrics, in an application-owned registry."""
+    """The exporter's own request metrics, in an application-owned registry.
 
-    def __init__(self, registry: CollectorRegistry, token_outcomes: Iterable[str]) -> None:
+    The outcomes are the HTTP layer's (``webhook_outcomes``: each one with what it means, or
+    an empty note; ``token_outcomes``): each is counted from zero, so ``increase()`` sees the
+    very first.
+    """
+
+    def __init__(self, registry: CollectorRegistry, webhook_outcomes: Mapping[str, str],
+                 token_outcomes: Iterable[str]) -> None:
         #: Webhooks by outcome, counted here and exposed at scrape time (``_Family``): a
         #: prometheus-client child takes a lock on every ``inc``.
-        self.outcomes: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
+        self.outcomes: dict[str, int] = dict.fromkeys(webhook_outcomes, 0)
+        listed = ", ".join(f"{o} ({note})" if note else o for o, note in webhook_outcomes.items())
         registry.register(_Family(lambda: _counter(
-            "clevertap_export_webhook_requests",
-            "Webhook requests by outcome: accepted, duplicate (redelivery), test (CleverTap's "
-            "ping), invalid, unauthorized, forbidden (source outside --allow-cidr), too_large, "
-            "unavailable (state store failed), timeout (body not received in time), "
-            "overloaded (too many in progress), aborted (client disconnected mid-body).",
+            "clevertap_export_webhook_requests", f"Webhook requests by outcome: {listed}.",
             "outcome", self.outcomes)))
         #: Webhook requests being handled now; ``middleware`` keeps it under the limit.
         self.active = 0
@@ -63,7 +63,7 @@ class Instruments:
             "clevertap_export_oauth_token_requests",
             "OAuth token endpoint requests by outcome: granted, or the refusal's RFC 6749 "
             "error code (invalid_request, invalid_client, unsupported_grant_type), forbidden, "
-            "too_large.",
+            "too_large, rate_limited.",
             ["outcome"],
             registry=registry,
         )

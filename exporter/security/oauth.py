@@ -51,7 +51,7 @@ _HEADER: Final = {"alg": "HS256", "typ": "JWT"}
 _KEY_CONTEXT: Final = b"clevertap-export-exporter oauth access token signing key v1"
 # RFC 6749 section 5.2 error codes this endpoint returns, and the metric outcomes besides them.
 OUTCOMES: Final = ("granted", "invalid_request", "invalid_client", "unsupported_grant_type",
-                   "forbidden", "too_large")
+                   "forbidden", "too_large", "rate_limited")
 
 
 def _b64url(data: bytes) -> str:

@@ -21,15 +21,16 @@ from pathlib import Path
 from typing import Final, TypeAlias
 
 from exporter.cli.flags import duration, secret_file_var, secret_from_file
+from exporter.web.outcomes import STORED, Outcome
+from exporter.web.routes import WEBHOOK
 
 PROG: Final = "clevertap-export-exporter"
 DEFAULT_URL: Final = "http://127.0.0.1:9877"
 #: argparse's sub-parser collection, as the subcommand modules receive it.
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 RAW: Final = argparse.RawDescriptionHelpFormatter
-ACCEPTED_OUTCOMES: Final = ("accepted", "duplicate", "test")
 #: ``--url`` may be the exporter's base URL or the webhook URL configured in CleverTap.
-_WEBHOOK_URL = re.compile(r"(?P<base>.*?)/webhook(?:/(?P<account>[^/]+))?/*")
+_WEBHOOK_URL = re.compile(rf"(?P<base>.*?){re.escape(WEBHOOK)}(?:/(?P<account>[^/]+))?/*")
 
 
 class ClientError(Exception):
@@ -48,9 +49,9 @@ class Answer:
             try:
                 doc = json.loads(self.body)
             except ValueError:
-                return "accepted"
+                return Outcome.ACCEPTED.value
             value = doc.get("status") if isinstance(doc, dict) else None
-            return value if value in ACCEPTED_OUTCOMES else "accepted"
+            return value if value in STORED else Outcome.ACCEPTED.value
         return "rejected" if 400 <= self.status < 500 else "failed"
 
 
@@ -94,7 +95,7 @@ class WebhookClient:
 
     def _path(self, account: str | None) -> str:
         account = account or self.account
-        return f"{self.base}/webhook" + (f"/{urllib.parse.quote(account)}" if account else "")
+        return f"{self.base}{WEBHOOK}" + (f"/{urllib.parse.quote(account)}" if account else "")
 
     def post(self, body: bytes, account: str | None = None) -> Answer:
         path = self._path(account)

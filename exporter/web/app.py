@@ -1,7 +1,8 @@
 """The HTTP application: its factory, routes, server options and state lifecycle.
 
-``middleware`` holds the cross-cutting concerns, ``handlers`` the routes, ``appkeys`` the typed
-state they share, and ``instruments`` the exporter's own request metrics.
+``middleware`` holds the cross-cutting concerns, ``handlers`` the routes (their paths are in
+``routes``), ``appkeys`` the typed state they share, and ``instruments`` the exporter's own
+request metrics.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from exporter.security.oauth import TOKEN_PATH, TokenEndpoint, TokenIssuer
 from exporter.security.users import BasicAuthUsers
 from exporter.security.webconfig import WebConfigFile
 from exporter.store import StoreError, describe, open_store
+from exporter.web import routes
 from exporter.web.appkeys import RUNTIME, Runtime
 from exporter.web.handlers import (
     api_events,
@@ -45,6 +47,7 @@ from exporter.web.handlers import (
     webhook,
 )
 from exporter.web.middleware import middleware
+from exporter.web.outcomes import described
 from exporter.web.reload import declare_exports
 from exporter.web.settings import Settings
 
@@ -84,7 +87,7 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> web.Applica
     rt = app[RUNTIME] = Runtime(
         settings=settings,
         registry=registry,
-        instruments=Instruments(registry, oauth.OUTCOMES),
+        instruments=Instruments(registry, described(), oauth.OUTCOMES),
         auth=WebhookAuth(auth.auth_token, auth.auth_header,
                          auth.basic_auth_user, auth.basic_auth_password,
                          issuer.problem if issuer is not None else None),
@@ -95,11 +98,11 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> web.Applica
     if settings.listen.web_config is not None:
         _add_web_config(app, rt, WebConfigFile(settings.listen.web_config))
     app.cleanup_ctx.append(_state_context)
-    app.router.add_post("/webhook", webhook)
-    app.router.add_post("/webhook/{account}", webhook)
-    app.router.add_get("/openapi.json", openapi)
+    app.router.add_post(routes.WEBHOOK, webhook)
+    app.router.add_post(routes.WEBHOOK_ACCOUNT, webhook)
+    app.router.add_get(routes.OPENAPI, openapi)
     if settings.bench_noop:
-        app.router.add_post("/-/noop", noop)
+        app.router.add_post(routes.NOOP, noop)
     if serve_metrics:
         _add_observability_routes(app)
     return app
@@ -158,13 +161,13 @@ def create_metrics_app(source: web.Application) -> web.Application:
 
 
 def _add_observability_routes(app: web.Application) -> None:
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/", status_page)
-    app.router.add_get("/api/v1/exports", api_exports)
-    app.router.add_get("/api/v1/events", api_events)
-    app.router.add_post("/-/reload", reload_handler)
+    app.router.add_get(routes.METRICS, metrics)
+    app.router.add_get(routes.HEALTHZ, healthz)
+    app.router.add_get(routes.READYZ, readyz)
+    app.router.add_get(routes.STATUS_PAGE, status_page)
+    app.router.add_get(routes.API_EXPORTS, api_exports)
+    app.router.add_get(routes.API_EVENTS, api_events)
+    app.router.add_post(routes.RELOAD, reload_handler)
 
 
 async def _state_context(app: web.Application) -> AsyncIterator[None]:

@@ -21,7 +21,7 @@ class WebhookRecord(NamedTuple):
 
     received: float
     account: str
-    outcome: str  # accepted, duplicate, test, invalid, unauthorized, too_large, unavailable
+    outcome: str  # an ``outcomes.Outcome``, or ``outcomes.UNCOUNTED`` (a 404, 405, 500)
     http_status: int
     export_id: str | None = None
     partner: str | None = None

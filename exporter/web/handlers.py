@@ -26,20 +26,22 @@ from exporter.domain.status import compute
 from exporter.metrics.exposition import NO_SERIES
 from exporter.store import StoreError
 from exporter.web.appkeys import EVENT, OUTCOME, RUNTIME, Runtime
-from exporter.web.middleware import json_error
+from exporter.web.outcomes import Outcome
 from exporter.web.reload import reload_config
+from exporter.web.responses import json_error
 
 log = logging.getLogger(__name__)
 
-_STATUS_BODIES: Final = {o: orjson.dumps({"status": o}) for o in ("accepted", "duplicate")}
+_STATUS_BODIES: Final = {o.value: orjson.dumps({"status": o})
+                         for o in (Outcome.ACCEPTED, Outcome.DUPLICATE)}
 
 
 async def webhook(request: web.Request) -> web.Response:
     """Receive one CleverTap export status event."""
     account = request.match_info.get("account", DEFAULT_ACCOUNT)
     if not ACCOUNT_RE.fullmatch(account):
-        return json_error(400, "invalid",
-                           f"account in the URL must match {ACCOUNT_PATTERN}")
+        return json_error(400, Outcome.INVALID,
+                          f"account in the URL must match {ACCOUNT_PATTERN}")
     rt = request.app[RUNTIME]
     settings = rt.settings
     # A body that came whole with the headers, as CleverTap's small ones do, needs no timer.
@@ -54,22 +56,22 @@ async def webhook(request: web.Request) -> web.Response:
             rt.instruments.time_refused.labels(result.time_refused).inc()
         log.info("rejected webhook for account %s: %s", account, result.message)
         extra = {"fields": result.fields} if result.fields else {}
-        return json_error(result.http_status, "invalid", result.message, **extra)
+        return json_error(result.http_status, Outcome.INVALID, result.message, **extra)
     if isinstance(result, TestPing):
-        request[OUTCOME] = "test"
-        return web.json_response({"status": "test", "message": "test webhook acknowledged"})
+        request[OUTCOME] = Outcome.TEST
+        return web.json_response({"status": Outcome.TEST, "message": "test webhook acknowledged"})
     # Stored here rather than in a helper coroutine: each one is another frame on every
     # wake-up of the request (bench/PROFILE.md).
     event = result
     request[EVENT] = event
     tracker = rt.tracker
     if tracker is None:
-        return json_error(503, "unavailable", "state store is not ready")
+        return json_error(503, Outcome.UNAVAILABLE, "state store is not ready")
     try:
         outcome = await tracker.ingest(event)
     except StoreError as exc:
         log.error("could not store event for account %s: %s", event.account, exc)
-        return json_error(503, "unavailable", "the event could not be stored; retry later")
+        return json_error(503, Outcome.UNAVAILABLE, "the event could not be stored; retry later")
     request[OUTCOME] = outcome
     _note(rt, event, outcome)
     return _status_response(outcome)
@@ -81,7 +83,7 @@ def _note(rt: Runtime, event: StatusEvent, outcome: str) -> None:
         log.warning("account %s export %s: 'Date and Time' %s, used the receipt time",
                     event.account, event.export_id, event.time_problem)
     unknown = event.unknown_labels
-    if unknown and outcome == "accepted":
+    if unknown and outcome == Outcome.ACCEPTED:
         counts = rt.instruments.unknown_values
         for label in unknown:
             counts[label] += 1
@@ -102,13 +104,14 @@ async def _read_body(request: web.Request, timeout: float) -> bytes | web.Respon
     except TimeoutError:
         log.info("webhook body from %s not received within %g s; closing the connection",
                  request.remote, timeout)
-        response = json_error(408, "timeout", f"request body not received within {timeout:g} s")
+        response = json_error(408, Outcome.TIMEOUT,
+                              f"request body not received within {timeout:g} s")
         response.force_close()  # the server then lingers at most LINGER_SECONDS and closes
         return response
     except ConnectionError:
         log.info("webhook client %s disconnected before sending the whole body", request.remote)
-        request[OUTCOME] = "aborted"
-        return json_error(400, "aborted", "connection lost while reading the body")
+        request[OUTCOME] = Outcome.ABORTED
+        return json_error(400, Outcome.ABORTED, "connection lost while reading the body")
 
 
 def _status_response(outcome: str) -> web.Response:
@@ -126,7 +129,7 @@ async def token(request: web.Request) -> web.Response:
 
 async def noop(request: web.Request) -> web.Response:
     """Answer like an accepted webhook without reading, parsing or storing: the stack's ceiling."""
-    return _status_response("accepted")
+    return _status_response(Outcome.ACCEPTED)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -163,9 +166,9 @@ async def readyz(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     tracker = rt.tracker
     if tracker is None or not tracker.store.healthy:
-        return json_error(503, "unavailable", "state store is not ready")
+        return json_error(503, Outcome.UNAVAILABLE, "state store is not ready")
     if not await asyncio.to_thread(tracker.store.check):
-        return json_error(503, "unavailable", "state database cannot be written")
+        return json_error(503, Outcome.UNAVAILABLE, "state database cannot be written")
     return web.json_response({"status": "ready"})
 
 
@@ -200,7 +203,7 @@ async def api_exports(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     tracker = rt.tracker
     if tracker is None:
-        return json_error(503, "unavailable", "state store is not ready")
+        return json_error(503, Outcome.UNAVAILABLE, "state store is not ready")
     holder = rt.config
     zone = rt.settings.events.timezone
     now = time.time()

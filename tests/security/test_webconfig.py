@@ -18,6 +18,8 @@ import aiohttp
 import bcrypt
 import pytest
 from aiohttp import web
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.cli.flags import parse_settings
 from exporter.security.users import (
@@ -30,7 +32,7 @@ from exporter.security.users import (
 from exporter.security.webconfig import WebConfigError, load_web_config
 from exporter.web.app import create_app, create_metrics_app
 from exporter.web.appkeys import RUNTIME
-from tests.helpers import ROOT, ClientFactory, Exporter, event, free_port
+from tests.helpers import ROOT, ClientFactory, Exporter, event, free_port, labels, parse_metrics
 from tests.pki import Pki, hashed, write_config
 
 Start = Callable[..., Awaitable[Exporter]]
@@ -172,6 +174,30 @@ def test_the_process_serves_https(pki: Pki, tmp_path: Path) -> None:
         proc.terminate()
         _, err = proc.communicate(timeout=10)
     assert "listening on https://127.0.0.1" in err.decode()
+
+
+# --- rate_limit -----------------------------------------------------------------------------------
+
+async def test_rate_limited_webhooks_are_counted_from_zero(start_exporter: Start,
+                                                          tmp_path: Path) -> None:
+    # A bucket of two that refills once an hour: exactly two requests get through.
+    config = write_config(tmp_path, "rate_limit:\n  interval: 1h\n  burst: 2\n")
+    exp = await start_exporter("--web.config.file", str(config))
+    resp = await exp.client.get("/metrics")
+    family = next(f for f in text_string_to_metric_families(await resp.text())
+                  if f.name == "clevertap_export_webhook_requests")
+    assert "rate_limited" in family.documentation
+    assert {s.labels["outcome"]: s.value for s in family.samples}["rate_limited"] == 0
+    assert parse_metrics(await resp.text())["clevertap_export_oauth_token_requests_total"][
+        labels(outcome="rate_limited")] == 0  # the token endpoint's, likewise
+    assert (await exp.post(event(1)))[0] == 200
+    status, answer = await exp.post(event(2))
+    assert status == 429 and answer["status"] == "rate_limited"
+    # /metrics is rate limited too: read the exporter's registry as a scrape would.
+    m = parse_metrics(generate_latest(exp.app[RUNTIME].registry).decode())
+    requests = m["clevertap_export_webhook_requests_total"]
+    assert requests[labels(outcome="rate_limited")] == 1
+    assert requests[labels(outcome="accepted")] == 1
 
 
 # --- basic_auth_users without TLS, with the webhook's own credentials ---------------------------

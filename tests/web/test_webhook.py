@@ -218,6 +218,29 @@ async def test_wrong_method_and_path_are_json(exporter: Exporter) -> None:
     assert resp.status == 404
 
 
+async def test_only_the_webhook_paths_are_webhooks(start_exporter: Start) -> None:
+    """A path that merely starts like the webhook's is any other unknown path: not among the
+    last webhooks, not counted, no webhook credentials asked (issue 18: it was a prefix)."""
+    exp = await start_exporter("--auth-token", "tok")
+    statuses = [(await exp.client.request(method, path, data=b"{}")).status for method, path
+                in (("GET", "/webhooksXYZ"), ("POST", "/webhookx"), ("POST", "/webhook/"))]
+    events = (await (await exp.client.get("/api/v1/events")).json())["events"]
+    assert events == []
+    assert statuses == [404, 404, 404]
+    # The webhook's own paths still are, whatever the method or the answer.
+    bearer = {"Authorization": "Bearer tok"}
+    assert (await exp.client.get("/webhook")).status == 401
+    assert (await exp.client.get("/webhook", headers=bearer)).status == 405
+    assert (await exp.client.post("/webhook/a%2Fb", data=b"{}", headers=bearer)).status == 400
+    events = (await (await exp.client.get("/api/v1/events")).json())["events"]
+    assert [(e["outcome"], e["http_status"]) for e in events] == [
+        ("invalid", 400), ("error", 405), ("unauthorized", 401)]
+    m = await exp.metrics()
+    requests = m["clevertap_export_webhook_requests_total"]
+    assert requests[labels(outcome="unauthorized")] == 1
+    assert requests[labels(outcome="invalid")] == 1
+
+
 async def test_body_limit(start_exporter: Start) -> None:
     exp = await start_exporter("--max-body-bytes", "1024")
     body = event()
@@ -324,6 +347,9 @@ async def test_request_outcomes_and_latency_histogram(exporter: Exporter) -> Non
     assert requests[labels(outcome="duplicate")] == 1
     assert requests[labels(outcome="invalid")] == 1
     assert requests[labels(outcome="aborted")] == 0  # every outcome from zero
+    # rate_limited too, though only a web config's rate_limit refuses so (issue 18: it was
+    # left out, so it had no series until the first refusal, nor a word in the help).
+    assert requests[labels(outcome="rate_limited")] == 0
     buckets = m["clevertap_export_webhook_request_duration_seconds_bucket"]
     counts = [buckets[labels(le=le)] for le in ("0.0005", "0.01", "1.0", "5.0", "+Inf")]
     assert counts == sorted(counts) and counts[-1] == 3  # cumulative, +Inf holds them all

@@ -1,0 +1,30 @@
+"""The exporter's routes: each path named once, for the application, the middleware, the
+OpenAPI document and the tools.
+
+The token endpoint's path is ``exporter.security.oauth.TOKEN_PATH``, beside the endpoint.
+Standard library only: the tools import it without aiohttp.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+WEBHOOK: Final = "/webhook"
+WEBHOOK_ACCOUNT: Final = "/webhook/{account}"
+OPENAPI: Final = "/openapi.json"
+#: Only with ``--bench-noop``.
+NOOP: Final = "/-/noop"
+# The observability routes, on ``--metrics-port`` when it is given.
+METRICS: Final = "/metrics"
+HEALTHZ: Final = "/healthz"
+READYZ: Final = "/readyz"
+STATUS_PAGE: Final = "/"
+API_EXPORTS: Final = "/api/v1/exports"
+API_EVENTS: Final = "/api/v1/events"
+RELOAD: Final = "/-/reload"
+
+#: Whether a path, as the router matches it (``request.rel_url.path_safe``), is one of the
+#: webhook's, whatever the method: ``{account}`` is aiohttp's segment pattern. Exact, so that
+#: ``/webhooks`` is not a webhook; one compiled match, as cheap as a prefix test.
+webhook_path: Final = re.compile(re.escape(WEBHOOK) + r"(?:/[^{}/]+)?").fullmatch
