@@ -1,5 +1,10 @@
 """State backends behind one interface (``base.Store``): ``sqlite``, the embedded default for one
-process, and ``postgres``, shared by several replicas."""
+process, and ``postgres``, shared by several replicas.
+
+Other layers may use the names in ``__all__``: the server opens a store with ``open_store``; the
+domain writes through ``base`` (the interface and its rows). The backends and their helpers are
+internal: the ``protected`` contract in pyproject.toml keeps them so.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from pathlib import Path
 from exporter.store.base import Store, StoreError, describe
 from exporter.store.sqlite import SQLiteStore
 
-__all__ = ["Store", "StoreError", "describe", "open_store"]
+__all__ = ["Store", "StoreError", "base", "describe", "open_store"]
 
 
 @contextlib.asynccontextmanager

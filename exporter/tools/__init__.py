@@ -2,6 +2,10 @@
 
 One module per subcommand, each with its ``add_parser`` and ``run``; ``client`` holds the HTTP
 client and connection flags they share.
+
+The command (``exporter.__main__``) uses ``main``; the modules are internal (the ``protected``
+contract in pyproject.toml). The tools are plain HTTP clients: they import neither aiohttp nor
+prometheus-client (the ``forbidden`` contract), so they start quickly.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from typing import TextIO
 from exporter.domain.keys import ACCOUNT_PATTERN, ACCOUNT_RE
 from exporter.tools import check_config, demo, replay, send
 from exporter.tools.client import PROG, ClientError
+
+__all__ = ["main"]
 
 SUBCOMMANDS = {"send": send, "replay": replay, "demo": demo, "check-config": check_config}
 

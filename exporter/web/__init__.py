@@ -1,1 +1,12 @@
+"""The HTTP edge: the application (``app``), its shared state (``appkeys``), its settings, its
+routes and webhook outcomes, the reload of ``--config.file``, and the server's loggers
+(``requestlog``).
 
+Other layers may use the modules in ``__all__``; ``routes`` and ``outcomes`` import nothing but
+the standard library, so the tools read them without aiohttp. The rest is internal, wired by
+``app``: the middleware and its admission, responses and event log, the handlers, the OpenAPI
+document and the status page; the ``protected`` contract in pyproject.toml keeps it so. Nothing
+is imported here.
+"""
+
+__all__ = ["app", "appkeys", "outcomes", "reload", "requestlog", "routes", "settings"]

@@ -16,6 +16,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from exporter.security.oauth import TOKEN_PATH
 from exporter.web.admission import Handler, admitted, refusal
 from exporter.web.appkeys import OUTCOME, RUNTIME, Runtime
+from exporter.web.handlers import webhook as webhook_route
 from exporter.web.outcomes import UNCOUNTED
 from exporter.web.requestlog import record_webhook
 from exporter.web.responses import (
@@ -40,8 +41,11 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     """
     started = time.perf_counter()
     rt = request.app[RUNTIME]
-    path = request.rel_url.path_safe  # what the router matched
-    webhook = webhook_path(path) is not None
+    # ``handler`` is the route's (the router matched the path exactly): one identity test.
+    # A webhook path with no route for its method (405) is a webhook too.
+    webhook = handler is webhook_route or (
+        request.match_info.http_exception is not None
+        and webhook_path(request.rel_url.path_safe) is not None)
     response: web.StreamResponse
     try:
         refused = refusal(request, rt, webhook)
@@ -66,7 +70,7 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
         response = json_error(500, "error", "internal error; see the exporter's log")
     if webhook:
         _count_webhook(request, rt, response, started)
-    elif path == TOKEN_PATH:
+    elif request.path == TOKEN_PATH:
         _count_token(request, rt, response)
     return response
 

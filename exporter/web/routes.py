@@ -25,6 +25,7 @@ API_EVENTS: Final = "/api/v1/events"
 RELOAD: Final = "/-/reload"
 
 #: Whether a path, as the router matches it (``request.rel_url.path_safe``), is one of the
-#: webhook's, whatever the method: ``{account}`` is aiohttp's segment pattern. Exact, so that
-#: ``/webhooks`` is not a webhook; one compiled match, as cheap as a prefix test.
+#: webhook's: for a request the router found no route for (the middleware knows a routed
+#: webhook by its handler). ``{account}`` is aiohttp's segment pattern; exact, so that
+#: ``/webhooks`` is not a webhook.
 webhook_path: Final = re.compile(re.escape(WEBHOOK) + r"(?:/[^{}/]+)?").fullmatch
