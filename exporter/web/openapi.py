@@ -29,7 +29,9 @@ def _text(description: str, max_length: int = MAX_TEXT_LENGTH) -> dict[str, Any]
     bound = float(f"1e{max_length - 8}")
     return {
         "description": description,
-        "oneOf": [{"type": "string", "minLength": 1, "maxLength": max_length},
+        # No U+0000: PostgreSQL's text cannot hold it, so the webhook refuses it (422).
+        "oneOf": [{"type": "string", "minLength": 1, "maxLength": max_length,
+                   "pattern": "^[^\\u0000]*$"},
                   {"type": "number", "minimum": -bound, "maximum": bound}],
     }
 
