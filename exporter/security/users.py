@@ -49,7 +49,7 @@ class BasicAuthUsers:
         self._cache_key = secrets.token_bytes(32)
         # Admitted and refused credentials in caches of their own: guesses (any number of
         # unknown users and wrong passwords) evict only other guesses, never a verified user.
-        self._verdicts: dict[bool, OrderedDict[bytes, bool]] = {True: OrderedDict(),
+        self._verdicts: dict[bool, OrderedDict[bytes, None]] = {True: OrderedDict(),
                                                                 False: OrderedDict()}
         self._pending: dict[bytes, asyncio.Future[bool]] = {}
         self.in_progress = 0
@@ -90,7 +90,7 @@ class BasicAuthUsers:
             del self._pending[key]
             if not f.cancelled() and f.exception() is None:
                 cache = self._verdicts[f.result()]
-                cache[key] = f.result()
+                cache[key] = None
                 if len(cache) > CACHE_SIZE:
                     cache.popitem(last=False)
 

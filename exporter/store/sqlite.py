@@ -11,14 +11,15 @@ the disk never received) until the owner has reloaded. bench/PROFILE.md has the 
 
 What the store refuses, rather than lose or mix up state:
 
-* a second process on the same file: an OS lock on ``<file>.lock``, held for the process's
-  lifetime, names the holder's pid;
+* a second process on the same file, by any path: an OS lock on the database file itself,
+  held for the process's lifetime (``<file>.lock`` names the holder's pid);
 * a file that is not this exporter's, or is from a newer schema, and rows that do not have the
   types of their columns (named by table and key; ``skip_corrupt`` starts without them);
 * creating an empty database where one existed (its ``-wal``, ``-shm`` or ``.lock`` remain), or
   recreating a dropped table, unless ``init`` says so;
-* writing once the file at the path is no longer the one it opened (deleted or replaced while
-  running): every commit and readiness check compares device and inode.
+* writing once the file at the path, or its write-ahead log, is no longer the one it opened
+  (deleted or replaced while running): every commit and readiness check compares device and
+  inode, and what a lost log held is first checkpointed into the database file.
 """
 
 from __future__ import annotations
@@ -157,7 +158,7 @@ class SQLiteStore:
             conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                          (str(SCHEMA_VERSION),))
             self._check_rows(skip_corrupt)
-            # A write now, so the write-ahead log has its header from here on (wal_problem).
+            # A write now, so the write-ahead log exists from here on (wal_problem).
             conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('opened', ?)",
                          (repr(time.time()),))
             self._wal_identity = statefile.identity(statefile.wal_path(self.path))
