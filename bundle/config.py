@@ -51,4 +51,7 @@ SEVERITIES: dict[str, str] = {
     "ClevertapExporterAbsent": "critical",
     "ClevertapExportTooFast": "warning",
     "ClevertapExportConfigReloadFailed": "warning",
+    "ClevertapExportRunLongerThanUsual": "warning",
+    "ClevertapExportLastRunLongerThanUsual": "warning",
+    "ClevertapExportLastRunShorterThanUsual": "warning",
 }

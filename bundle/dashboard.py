@@ -26,6 +26,12 @@ def _max(metric: str) -> str:
     return across("max", _m(metric))
 
 
+def _interval() -> str:
+    """The picked exports' expected interval, whatever its source (declared, CleverTap's or
+    learned: one at a time per export)."""
+    return across("max", _m("clevertap_export_expected_interval_seconds"), "source")
+
+
 def _counted(fn: str, metric: str, window: str, *matchers: str) -> str:
     """``fn`` (increase, rate) of a state counter per replica, then across replicas."""
     return across(STATE_COUNTERS, f"{fn}({_m(metric, *matchers)}[{window}])")
@@ -145,7 +151,7 @@ def _status_table() -> dict[str, Any]:
         "targets": [
             _target("A", f"time() - {_max('clevertap_export_last_completed_timestamp_seconds')}",
                     instant=True, fmt="table"),
-            _target("B", _max("clevertap_export_expected_interval_seconds"),
+            _target("B", _interval(),
                     instant=True, fmt="table"),
             _target("C", _elapsed_intervals(), instant=True, fmt="table"),
             _target("D", _max("clevertap_export_in_flight"),
@@ -294,7 +300,7 @@ def _variable(name: str, label: str, query: str) -> dict[str, Any]:
 def _elapsed_intervals() -> str:
     """Expected intervals since the newest completion on any replica, per recurring export."""
     return (f"(time() - {_max('clevertap_export_last_completed_timestamp_seconds')})\n"
-            f"/ {_max('clevertap_export_expected_interval_seconds')}")
+            f"/ {_interval()}")
 
 
 def dashboard() -> dict[str, Any]:

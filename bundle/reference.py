@@ -67,7 +67,8 @@ def flags_table() -> str:
 _CONFIG: Final = """\
 exports:
   - {name: Lake, partner: Amazon S3, type: Events, frequency: Every 4 hours,
-     grace: 30m, max_runtime: 2h, min_runtime: 1m}
+     grace: 30m, max_runtime: 2h, min_runtime: 1m,
+     learn: {usual_min_runs: 1, usual_slow_factor: 3, usual_fast_fraction: 0.2}}
 """
 
 

@@ -74,6 +74,10 @@ def _t(name: str) -> str:
 LAST_COMPLETED = "clevertap_export:last_completed_timestamp_seconds:max"
 LAST_FAILED = "clevertap_export:last_failed_timestamp_seconds:max"
 INTERVAL = "clevertap_export:expected_interval_seconds:max"
+USUAL_MEDIAN = "clevertap_export:usual_duration_median_seconds:max"
+USUAL_HIGH = "clevertap_export:usual_duration_high_seconds:max"
+SLOW = "clevertap_export:usual_slow_threshold_seconds"
+FAST = "clevertap_export:usual_fast_threshold_seconds"
 # Per replica, only for the replicas whose view of an export is the freshest (see below).
 FRESHEST = "clevertap_export:replica_last_event_timestamp_seconds:freshest"
 
@@ -109,7 +113,9 @@ def recording_rules() -> list[dict[str, Any]]:
         _record(LAST_COMPLETED,
                 across("max", sel("clevertap_export_last_completed_timestamp_seconds"))),
         _record(LAST_FAILED, across("max", sel("clevertap_export_last_failed_timestamp_seconds"))),
-        _record(INTERVAL, across("max", sel("clevertap_export_expected_interval_seconds"))),
+        # Declared, CleverTap's or learned: one source at a time, so the label goes.
+        _record(INTERVAL,
+                across("max", sel("clevertap_export_expected_interval_seconds"), "source")),
         *_freshest_rules(),
         _record(
             "clevertap_export:overdue_threshold_seconds",
@@ -163,8 +169,38 @@ def recording_rules() -> list[dict[str, Any]]:
         ),
         _record(
             "clevertap_export:webhook_silence_threshold_seconds",
-            across("max", sel("clevertap_export_expected_interval_seconds"), *EXPORT_LABELS)
+            across("max", sel("clevertap_export_expected_interval_seconds"), *EXPORT_LABELS,
+                   "source")
             + f"\n+ {number(t['webhooks_missing_margin_seconds'])}",
+        ),
+        *_usual_rules(),
+    ]
+
+
+def _usual_rules() -> list[dict[str, Any]]:
+    """The usual duration the exporter learned, and the bounds the alerts compare runs with:
+    exposed values, so no rule needs a long range query. Absent while the history is short."""
+    return [
+        _record(USUAL_MEDIAN,
+                across("max", sel("clevertap_export_usual_duration_median_seconds"))),
+        _record(USUAL_HIGH, across("max", sel("clevertap_export_usual_duration_high_seconds"))),
+        _record(
+            SLOW,
+            f"{USUAL_HIGH}\n"
+            "* (\n"
+            f"  {across('max', sel('clevertap_export_usual_slow_factor'))}\n"
+            "  or\n"
+            f"  {USUAL_HIGH} * 0 + {_t('usual_slow_factor')}\n"
+            ")",
+        ),
+        _record(
+            FAST,
+            f"{USUAL_MEDIAN}\n"
+            "* (\n"
+            f"  {across('max', sel('clevertap_export_usual_fast_fraction'))}\n"
+            "  or\n"
+            f"  {USUAL_MEDIAN} * 0 + {_t('usual_fast_fraction')}\n"
+            ")",
         ),
     ]
 
@@ -274,6 +310,44 @@ def _export_alerts() -> list[dict[str, Any]]:
             "A CleverTap export completed suspiciously fast.",
             f"{_WHICH} completed its last run in {{{{ $value | humanizeDuration }}}}, less than "
             "its declared min_runtime; it probably exported nothing.",
+        ),
+        *_usual_alerts(),
+    ]
+
+
+def _recent(expr: str) -> str:
+    """``expr`` while the last completion is within the usual-duration alerts' window."""
+    return (f"(\n  {expr}\n)\nand\n(\n  time() - {LAST_COMPLETED}\n"
+            f"  < {_t('usual_alert_window_seconds')}\n)\n")
+
+
+def _usual_alerts() -> list[dict[str, Any]]:
+    """Runs against the export's own usual duration; quiet until its history is long enough."""
+    t = THRESHOLDS
+    usual = (f"its usual high quantile times {number(t['usual_slow_factor'])} (default; "
+             "learn: usual_slow_factor in --config.file)")
+    return [
+        _alert(
+            "ClevertapExportRunLongerThanUsual",
+            f"clevertap_export:in_flight_age_seconds\n> {SLOW}\n",
+            "A CleverTap export run has been in flight far longer than usual.",
+            f"{_WHICH} started {{{{ $value | humanizeDuration }}}} ago and has not completed; "
+            f"that is longer than {usual}, learned from its last runs.",
+        ),
+        _alert(
+            "ClevertapExportLastRunLongerThanUsual",
+            _recent(f"clevertap_export:last_duration_seconds\n  > {SLOW}"),
+            "A CleverTap export's last run took far longer than usual.",
+            f"{_WHICH} completed its last run in {{{{ $value | humanizeDuration }}}}, longer "
+            f"than {usual}.",
+        ),
+        _alert(
+            "ClevertapExportLastRunShorterThanUsual",
+            _recent(f"clevertap_export:last_duration_seconds\n  < {FAST}"),
+            "A CleverTap export's last run was far shorter than usual.",
+            f"{_WHICH} completed its last run in {{{{ $value | humanizeDuration }}}}, less than "
+            f"{number(t['usual_fast_fraction'])} of its usual median (default; learn: "
+            "usual_fast_fraction in --config.file): it may have exported little or nothing.",
         ),
     ]
 

@@ -44,8 +44,10 @@ class Series:
     # Non-cumulative counts per bucket of DURATION_BUCKETS, the last one for +Inf.
     duration_buckets: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
     duration_sum: float = 0.0
-    #: The last completed runs, oldest start first (``record_run`` keeps their number).
+    #: The last completed runs, oldest start first: changed only through ``record_run``, which
+    #: keeps their number and their encoding (``history_json``, written with every event).
     history: list[Completed] = field(default_factory=list)
+    history_json: bytes = b"[]"
     # Derived, not stored: start times of this series' in-flight runs, what the history
     # teaches (set by the tracker), and a revision that changes whenever anything above does,
     # so the metrics view re-renders only what changed.
@@ -58,7 +60,7 @@ class Series:
         return orjson.dumps(
             [self.last_initiated, self.last_completed, self.last_failed, self.last_duration,
              self.abandoned, self.status_counts, self.duration_buckets, self.duration_sum,
-             [tuple(run) for run in self.history]]  # orjson writes tuples, not named ones
+             orjson.Fragment(self.history_json)]
         )
 
     @classmethod
@@ -67,7 +69,7 @@ class Series:
         # An encoding written before the history had eight fields: it loads with none.
         li, lc, lf, ld, ab, counts, buckets, dsum = fields[:8]
         history = [Completed(*run) for run in fields[8]] if len(fields) > 8 else []
-        return cls(li, lc, lf, ld, ab, counts, buckets, dsum, history)
+        return cls(li, lc, lf, ld, ab, counts, buckets, dsum, history, _encode(history))
 
     @property
     def never_seen(self) -> bool:
@@ -88,6 +90,7 @@ class Series:
         first = not self.history and sum(self.duration_buckets) <= 1
         bisect.insort(self.history, Completed(start, duration, None, first), key=_start)
         del self.history[:-keep]
+        self.history_json = _encode(self.history)
 
 
 @dataclass(slots=True)
@@ -102,3 +105,7 @@ class Run:
 
 def _start(run: Completed) -> float:
     return run.start
+
+
+def _encode(history: list[Completed]) -> bytes:
+    return orjson.dumps([tuple(run) for run in history])  # orjson writes tuples, not named ones

@@ -125,16 +125,28 @@ class TrackerCollector(Collector):
             "Declared shortest plausible run in seconds: a run completing faster probably "
             "exported nothing.",
         )
+        slow = _series_gauge(
+            "clevertap_export_usual_slow_factor",
+            "Declared factor over the usual duration's high quantile beyond which a run is "
+            "longer than usual (learn: usual_slow_factor).",
+        )
+        fast = _series_gauge(
+            "clevertap_export_usual_fast_fraction",
+            "Declared share of the usual median below which the last run is shorter than "
+            "usual (learn: usual_fast_fraction).",
+        )
         declared_since = self.tracker.declared_since
         for key, export in holder.config.exports.items():
             labels = list(key)
             info.add_metric([*labels, export.name], 1)
             for family, value in ((since, declared_since.get(key)), (grace, export.grace),
                                   (max_runtime, export.max_runtime),
-                                  (min_runtime, export.min_runtime)):
+                                  (min_runtime, export.min_runtime),
+                                  (slow, export.learn.get("usual_slow_factor")),
+                                  (fast, export.learn.get("usual_fast_fraction"))):
                 if value is not None:
                     family.add_metric(labels, value)
-        yield from (info, since, grace, max_runtime, min_runtime)
+        yield from (info, since, grace, max_runtime, min_runtime, slow, fast)
         yield GaugeMetricFamily(
             "clevertap_export_config_last_reload_successful",
             "1 when the last load of the configuration file succeeded, 0 when it failed "

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from exporter.domain import normalize
 from exporter.domain.keys import SeriesKey
 from exporter.domain.model import DURATION_BUCKETS, Series
 from exporter.domain.tracker import ExportTracker
@@ -55,13 +54,23 @@ DURATION: Final = _Family("clevertap_export_duration_seconds", "histogram",
 LAST_DURATION: Final = _Family("clevertap_export_last_duration_seconds", "gauge",
                                "Duration in seconds of the most recently completed run.")
 INTERVAL: Final = _Family("clevertap_export_expected_interval_seconds", "gauge",
-                          "Schedule interval in seconds of a recurring export; absent for "
-                          "one-time exports.")
+                          "Schedule interval in seconds of a recurring export, and its source: "
+                          "declared (interval in --config.file), clevertap (the Frequency) or "
+                          "learned (from the run history); absent when none is known.")
+USUAL_MEDIAN: Final = _Family("clevertap_export_usual_duration_median_seconds", "gauge",
+                              "Median duration in seconds of the export's last completed runs; "
+                              "absent while the history is too short.")
+USUAL_HIGH: Final = _Family("clevertap_export_usual_duration_high_seconds", "gauge",
+                            "High quantile in seconds of the export's usual duration (median + "
+                            "k x MAD, at least a margin above the median).")
+USUAL_RUNS: Final = _Family("clevertap_export_usual_duration_runs", "gauge",
+                            "Completed runs the usual duration rests on.")
 ABANDONED: Final = _Family("clevertap_export_abandoned_total", "counter",
                            "In-flight exports given up: past the in-flight timeout, or "
                            "started again unfinished.")
 SERIES_FAMILIES: Final = (EVENTS, LAST_INITIATED, LAST_COMPLETED, LAST_FAILED, IN_FLIGHT, OLDEST,
-                          DURATION, LAST_DURATION, INTERVAL, ABANDONED)
+                          DURATION, LAST_DURATION, INTERVAL, ABANDONED, USUAL_MEDIAN, USUAL_HIGH,
+                          USUAL_RUNS)
 
 _LE: Final = [f"{float(b)!r}" for b in DURATION_BUCKETS] + ["+Inf"]
 _Lines = tuple[str, ...]  # one string of sample lines per family of SERIES_FAMILIES
@@ -83,6 +92,9 @@ def _series_lines(key: SeriesKey, s: Series) -> _Lines:
         hist.append(f'{DURATION.name}_bucket{{{lbl},le="{le}"}} {float(acc)!r}\n')
     hist.append(f"{DURATION.name}_count{{{lbl}}} {float(acc)!r}\n")
     hist.append(f"{DURATION.name}_sum{{{lbl}}} {float(s.duration_sum)!r}\n")
+    interval = (f'{INTERVAL.name}{{{lbl},source="{s.expected.source}"}} '
+                f"{float(s.expected.seconds)!r}\n" if s.expected else "")
+    usual = s.usual
     return (
         events,
         gauge(LAST_INITIATED, s.last_initiated),
@@ -92,8 +104,11 @@ def _series_lines(key: SeriesKey, s: Series) -> _Lines:
         gauge(OLDEST, min(s.running.values()) if s.running else None),
         "".join(hist),
         gauge(LAST_DURATION, s.last_duration),
-        gauge(INTERVAL, normalize.interval_seconds(frequency)),
+        interval,
         gauge(ABANDONED, s.abandoned),
+        gauge(USUAL_MEDIAN, usual.median if usual else None),
+        gauge(USUAL_HIGH, usual.high if usual else None),
+        gauge(USUAL_RUNS, usual.runs if usual else None),
     )
 
 

@@ -151,7 +151,8 @@ async def test_declared_series_exist_from_start_up(
                frequency="one_time", name=""): 1,
     }
     assert m["clevertap_export_in_flight"] == {prod: 0, daily: 0, once: 0}
-    assert m["clevertap_export_expected_interval_seconds"] == {prod: 14400, daily: 86400}
+    assert m["clevertap_export_expected_interval_seconds"] == {
+        (*prod, ("source", "clevertap")): 14400, (*daily, ("source", "clevertap")): 86400}
     assert m["clevertap_export_grace_seconds"] == {prod: 3600, daily: 1800, once: 1800}
     assert m["clevertap_export_max_runtime_seconds"] == {prod: 7200, once: 10800}
     assert m["clevertap_export_min_runtime_seconds"] == {prod: 60, daily: 90, once: 60}

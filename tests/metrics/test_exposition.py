@@ -128,3 +128,23 @@ async def test_incremental_chunks_equal_a_fresh_render(tmp_path: Path, seed: int
     finally:
         store.close()
         small.close()
+
+
+async def test_usual_duration_and_learned_interval_are_exposed(exporter: Exporter) -> None:
+    t0 = time.time() - 40 * 3600
+    for i in range(6):  # a One Time export that runs every 6 hours, 20 to 25 minutes long
+        start = t0 + i * 6 * 3600
+        await exporter.post(event(i, "Initiated", start, frequency="One Time"))
+        await exporter.post(event(i, "Completed", start + 1200 + 60 * i, frequency="One Time"))
+    await exporter.post(event(99, "Initiated", t0))  # a 4h export: CleverTap's Frequency
+    m = await exporter.metrics()
+    once = series(frequency="one_time")
+    assert m["clevertap_export_usual_duration_median_seconds"][once] == 1350
+    assert m["clevertap_export_usual_duration_runs"][once] == 6
+    # MAD 90 s: 3 x 1.4826 x 90 = 400 s above the median, more than the 25% margin.
+    assert m["clevertap_export_usual_duration_high_seconds"][once] == pytest.approx(
+        1350 + 3 * 1.4826 * 90)
+    interval = m["clevertap_export_expected_interval_seconds"]
+    assert interval == {series(frequency="one_time", source="learned"): 6 * 3600,
+                        series(source="clevertap"): 4 * 3600}
+    assert series() not in m.get("clevertap_export_usual_duration_runs", {})  # no history

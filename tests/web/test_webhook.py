@@ -37,7 +37,7 @@ async def test_recurring_run_in_flight_then_completed(exporter: Exporter) -> Non
     m = await exporter.metrics()
     assert m["clevertap_export_in_flight"][S3_4H] == 1
     assert m["clevertap_export_in_flight_oldest_start_timestamp_seconds"][S3_4H] == 1701417603.0
-    assert m["clevertap_export_expected_interval_seconds"][S3_4H] == 4 * HOUR
+    assert m["clevertap_export_expected_interval_seconds"][series(source="clevertap")] == 4 * HOUR
 
     assert (await exporter.post((SAMPLES / "completed-recurring-s3.json").read_bytes()))[0] == 200
     m = await exporter.metrics()
