@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from exporter.domain import normalize
+from exporter.domain.destination import Destination, DestinationError, parse_destination
 from exporter.domain.keys import SeriesKey
 
 if TYPE_CHECKING:
-    from exporter.domain.declared_schema import ExportEntry
+    from exporter.domain.declared_schema import DestinationEntry, ExportEntry
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ class DeclaredExport:
     grace: float | None
     max_runtime: float | None
     min_runtime: float | None
+    #: Where its files land, to check after a Completed; None when not declared.
+    destination: Destination | None = None
 
     @property
     def key(self) -> SeriesKey:
@@ -113,6 +116,7 @@ def parse_config(text: str, source: str = "<config>") -> DeclaredConfig:
             grace=grace,
             max_runtime=max_runtime,
             min_runtime=min_runtime,
+            destination=_destination(f"{source}: exports[{i}].destination", entry.destination),
         )
         if export.key in exports:
             raise ConfigError(
@@ -138,6 +142,17 @@ def _unknown_values(where: str, entry: ExportEntry, export: DeclaredExport) -> l
             out.append(f"{where}.{label}: {raw!r} is not a {label} CleverTap is known to send "
                        f"({hint}); its webhooks will not match unless they spell it so")
     return out
+
+
+def _destination(where: str, entry: DestinationEntry | None) -> Destination | None:
+    if entry is None:
+        return None
+    try:
+        return parse_destination(entry.url, account=entry.account, endpoint=entry.endpoint,
+                                 region=entry.region, folder=entry.folder, names=entry.names,
+                                 clevertap_account_id=entry.clevertap_account_id)
+    except DestinationError as exc:
+        raise ConfigError(f"{where}.{exc}") from None
 
 
 def load_config(path: str | Path) -> DeclaredConfig:

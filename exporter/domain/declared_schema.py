@@ -59,6 +59,26 @@ class Thresholds(BaseModel):
         return self
 
 
+class DestinationEntry(BaseModel):
+    """An entry's ``destination:``, as written; ``destination.parse_destination`` checks the
+    values (``declared.parse_config``), so each error names its field."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: Text
+    account: Text | None = None
+    endpoint: Text | None = None
+    region: Text | None = None
+    folder: Annotated[str, Field(max_length=256)] = ""
+    names: Text = "default"
+    clevertap_account_id: Text | None = None
+
+
+def _destination(value: Any) -> Any:
+    """``destination: s3://bucket/prefix`` is short for ``destination: {url: ...}``."""
+    return {"url": value} if isinstance(value, str) else value
+
+
 class ExportEntry(Thresholds):
     """One ``exports:`` entry as written in the file."""
 
@@ -67,6 +87,7 @@ class ExportEntry(Thresholds):
     partner: Text
     export_type: Text = Field(validation_alias=AliasChoices("type", "export_type"))
     frequency: Text
+    destination: Annotated[DestinationEntry | None, BeforeValidator(_destination)] = None
 
 
 class ConfigFile(BaseModel):

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Final, TextIO
 
 from exporter.domain.declared import ConfigError, load_config
+from exporter.domain.destination import Destination, Names
 from exporter.tools.client import PROG, RAW, Subparsers
 
 EPILOG: Final = f"""\
@@ -37,7 +38,20 @@ def run(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
         print(f"  {e.account}/{e.partner}/{e.export_type}/{e.frequency}"
               f"{' (' + e.name + ')' if e.name else ''}: grace={fmt(e.grace)} "
               f"max_runtime={fmt(e.max_runtime)} min_runtime={fmt(e.min_runtime)}", file=out)
+        if e.destination is not None:
+            print(f"    destination: {describe(e.destination)}", file=out)
     return 0
+
+
+def describe(d: Destination) -> str:
+    """``az://c/p (account acme, folder {{Date}}/, custom names)``: the destination's fields."""
+    extra = [f"{name} {value}" for name, value in
+             (("account", d.account), ("endpoint", d.endpoint), ("region", d.region),
+              ("folder", d.folder or None), ("CleverTap account", d.clevertap_account_id))
+             if value]
+    if d.names is Names.CUSTOM:
+        extra.append("custom names")
+    return d.url + (f" ({', '.join(extra)})" if extra else "")
 
 
 def add_parser(sub: Subparsers, env: Mapping[str, str]) -> None:
