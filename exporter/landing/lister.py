@@ -102,15 +102,21 @@ ListerFactory = Callable[[Destination], Lister]
 
 def open_lister(destination: Destination, env: Mapping[str, str]) -> Lister:
     """A lister for ``destination``'s store; the store's client library is imported here, so
-    a server without a destination of that kind never loads it."""
-    if destination.kind is StoreKind.S3:
-        from exporter.landing.s3 import S3Lister
+    a server without a destination of that kind never loads it. Raises ``ListingError`` when
+    the library is not installed, ``credentials.SecretError`` for an unreadable secret file."""
+    kind = destination.kind
+    try:
+        if kind is StoreKind.S3:
+            from exporter.landing.s3 import S3Lister
 
-        return S3Lister(destination, env)
-    if destination.kind is StoreKind.GCS:
-        from exporter.landing.gcs import GcsLister
+            return S3Lister(destination, env)
+        if kind is StoreKind.GCS:
+            from exporter.landing.gcs import GcsLister
 
-        return GcsLister(destination, env)
-    from exporter.landing.azure import AzureLister
+            return GcsLister(destination, env)
+        from exporter.landing.azure import AzureLister
 
-    return AzureLister(destination, env)
+        return AzureLister(destination, env)
+    except ModuleNotFoundError as exc:
+        raise ListingError(Outcome.ERROR, f"{exc.name} is not installed: pip install "
+                           f"'clevertap-export-exporter[{kind.value}]'") from None
