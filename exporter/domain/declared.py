@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from exporter.domain import normalize
+from exporter.domain.destination import Destination, DestinationError, parse_destination
 from exporter.domain.keys import SeriesKey
 
 if TYPE_CHECKING:
-    from exporter.domain.declared_schema import ExportEntry
+    from exporter.domain.declared_schema import DestinationEntry, ExportEntry
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ class DeclaredExport:
     declared_interval: float | None = None
     #: The ``learn:`` knobs of its defaults and its own, overriding THRESHOLDS'.
     learn: Mapping[str, float] = field(default_factory=dict)
+    #: Where its files land, to check after a Completed; None when not declared.
+    destination: Destination | None = None
 
     @property
     def key(self) -> SeriesKey:
@@ -126,6 +129,7 @@ def parse_config(text: str, source: str = "<config>") -> DeclaredConfig:
             min_runtime=min_runtime,
             declared_interval=entry.interval,
             learn={**model.defaults.learn, **entry.learn},
+            destination=_destination(f"{source}: exports[{i}].destination", entry.destination),
         )
         if export.key in exports:
             raise ConfigError(
@@ -151,6 +155,17 @@ def _unknown_values(where: str, entry: ExportEntry, export: DeclaredExport) -> l
             out.append(f"{where}.{label}: {raw!r} is not a {label} CleverTap is known to send "
                        f"({hint}); its webhooks will not match unless they spell it so")
     return out
+
+
+def _destination(where: str, entry: DestinationEntry | None) -> Destination | None:
+    if entry is None:
+        return None
+    try:
+        return parse_destination(entry.url, account=entry.account, endpoint=entry.endpoint,
+                                 region=entry.region, folder=entry.folder, names=entry.names,
+                                 clevertap_account_id=entry.clevertap_account_id)
+    except DestinationError as exc:
+        raise ConfigError(f"{where}.{exc}") from None
 
 
 def load_config(path: str | Path) -> DeclaredConfig:

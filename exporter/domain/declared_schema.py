@@ -83,6 +83,26 @@ class Thresholds(BaseModel):
         return self
 
 
+class DestinationEntry(BaseModel):
+    """An entry's ``destination:``, as written; ``destination.parse_destination`` checks the
+    values (``declared.parse_config``), so each error names its field."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: Text
+    account: Text | None = None
+    endpoint: Text | None = None
+    region: Text | None = None
+    folder: Annotated[str, Field(max_length=256)] = ""
+    names: Text = "default"
+    clevertap_account_id: Text | None = None
+
+
+def _destination(value: Any) -> Any:
+    """``destination: s3://bucket/prefix`` is short for ``destination: {url: ...}``."""
+    return {"url": value} if isinstance(value, str) else value
+
+
 class ExportEntry(Thresholds):
     """One ``exports:`` entry as written in the file."""
 
@@ -94,6 +114,7 @@ class ExportEntry(Thresholds):
     frequency: Text
     #: The schedule, when the webhooks' Frequency does not give it: wins over a learned one.
     interval: Duration | None = None
+    destination: Annotated[DestinationEntry | None, BeforeValidator(_destination)] = None
 
 
 class ConfigFile(BaseModel):
