@@ -7,5 +7,6 @@ Other layers may use the modules in ``__all__``. ``declared_schema`` (the pydant
 imported here, so each module costs only who uses it.
 """
 
-__all__ = ["declared", "durations", "keys", "labelcap", "limits", "model", "normalize", "payload",
-           "schedule", "status", "thresholds", "timefmt", "tracker", "usual"]
+__all__ = ["declared", "destination", "durations", "keys", "labelcap", "landing", "limits",
+           "model", "normalize", "payload", "schedule", "status", "thresholds", "timefmt",
+           "tracker", "usual"]

@@ -5,3 +5,5 @@
 each imported only when a destination of its kind is configured; ``check`` retries a listing
 into a ``LandingResult`` and runs checks off the request path, a bounded number at once.
 """
+
+__all__ = ["check", "credentials", "lister"]

@@ -169,7 +169,7 @@ def test_the_config_file_refuses_a_malformed_destination(destination: str,
 
 
 def test_the_example_file_has_destinations_and_is_shown_whole_in_the_operator_guide() -> None:
-    from tests.conftest import ROOT
+    from tests.helpers import ROOT
 
     example = (ROOT / "docs" / "exports.example.yml").read_text()
     kinds = [e.destination.kind for e in parse_config(example).exports.values() if e.destination]

@@ -22,7 +22,7 @@ from aiobotocore.session import get_session
 from exporter.domain.destination import Destination, parse_destination
 from exporter.landing.lister import Lister, open_lister
 from tests.bundle.conftest import run_tool
-from tests.conftest import ROOT, free_port, require_binary
+from tests.helpers import ROOT, free_port, require_binary
 
 AZURITE: Final = ROOT / "tests" / "landing" / "azurite"
 #: Azurite's well-known development account (public, in Azure's documentation).

@@ -8,7 +8,7 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 CLIENTS = ["aiobotocore", "botocore", "gcloud.aio.storage", "azure.storage.blob",
            "azure.identity"]
