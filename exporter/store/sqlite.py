@@ -422,7 +422,9 @@ class SQLiteStore:
             if now == self._identity and wal is None:
                 return True
             problem = "was replaced by another file" if wal is None else wal
-            if wal is not None and now == self._identity:
+            # A checkpoint copies a lost log's frames into the intact file; frames cut off in
+            # place would be copied as zeros, so those are left for the restart to ignore.
+            if wal is not None and now == self._identity and statefile.WAL_TRUNCATED not in wal:
                 problem += self._rescue()
         with self._lost_lock:
             if self._lost is None:

@@ -19,6 +19,10 @@ from exporter.store.base import StoreError
 
 #: Files beside the database that prove one existed there.
 TRACES: Final = ("-wal", "-shm", ".lock")
+#: The first four bytes of a write-ahead log SQLite wrote (either byte order of checksums).
+_WAL_MAGIC: Final = (bytes.fromhex("377f0682"), bytes.fromhex("377f0683"))
+#: What ``wal_problem`` says of a log cut in place (the one problem a checkpoint cannot mend).
+WAL_TRUNCATED: Final = "truncated or overwritten"
 Corrupt = tuple[str, tuple[object, ...], str]  # table, key, what is wrong
 
 #: Per table: its key columns, then the other columns, each with the types SQLite may hold in
@@ -48,18 +52,23 @@ def wal_path(db: Path) -> Path:
 def wal_problem(db: Path, opened: tuple[int, int]) -> str | None:
     """What is wrong with the write-ahead log of ``db`` that was ``opened``, or None.
 
-    SQLite keeps writing to a log deleted or replaced under it (the old inode): a commit it
-    reports is then in no file a restart reads. The store writes once at start-up, so the log
-    exists while the store runs.
+    SQLite keeps writing to a log deleted or replaced under it (the old inode), and to a log
+    cut in place at the offsets it had, behind a header of zeros that a restart ignores: a
+    commit it reports is then in no file a restart reads. The store writes once at start-up,
+    so the log exists while the store runs; it is empty only until SQLite's next write.
     """
     wal = wal_path(db)
     try:
         if identity(wal) != opened:
             return f"has had its write-ahead log {wal.name} replaced by another file"
+        with open(wal, "rb") as fh:
+            head = fh.read(4)
     except FileNotFoundError:
         return f"has had its write-ahead log {wal.name} deleted"
     except OSError as exc:
         return f"has a write-ahead log {wal.name} that cannot be checked ({exc})"
+    if head and head not in _WAL_MAGIC:
+        return f"has had its write-ahead log {wal.name} {WAL_TRUNCATED}"
     return None
 
 

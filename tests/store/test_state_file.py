@@ -198,7 +198,7 @@ def test_a_second_store_on_the_same_file_is_refused_by_any_path(tmp_path: Path,
     SQLiteStore(tmp_path / "state.db").close()  # released with the first store
 
 
-@pytest.mark.parametrize("damage", ["deleted", "replaced"])
+@pytest.mark.parametrize("damage", ["deleted", "replaced", "truncated"])
 async def test_a_lost_write_ahead_log_answers_503_and_logs_once(
         start_exporter: Start, caplog: pytest.LogCaptureFixture, damage: str) -> None:
     exp = await start_exporter()
@@ -206,6 +206,8 @@ async def test_a_lost_write_ahead_log_answers_503_and_logs_once(
     wal = Path(f"{exp.state}-wal")
     if damage == "deleted":
         wal.unlink()
+    elif damage == "truncated":  # `: > state.db-wal`: SQLite writes on at its offsets
+        os.truncate(wal, 0)
     else:
         replacement = wal.with_name("other-wal")
         replacement.write_bytes(wal.read_bytes())
