@@ -7,10 +7,10 @@ PYTEST_ARGS ?=
 
 .PHONY: run deps lint docs test test-fast bench bench-smoke clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml tests/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' -c tests/constraints.txt
 	touch $(STAMP)
 
 ## Run the exporter on its embedded default (SQLite state in ./data/state.db).
