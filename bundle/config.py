@@ -39,6 +39,8 @@ RUNBOOK_URL = (
 #: Severity label of each alert.
 SEVERITIES: dict[str, str] = {
     "ClevertapExportOverdue": "critical",
+    # The schedule is the exporter's guess from past runs: "look" until the user declares it.
+    "ClevertapExportOverdueOnLearnedSchedule": "warning",
     "ClevertapExportStuck": "warning",
     "ClevertapExportFailed": "critical",
     "ClevertapExportAbandoned": "warning",

@@ -74,6 +74,7 @@ def _t(name: str) -> str:
 LAST_COMPLETED = "clevertap_export:last_completed_timestamp_seconds:max"
 LAST_FAILED = "clevertap_export:last_failed_timestamp_seconds:max"
 INTERVAL = "clevertap_export:expected_interval_seconds:max"
+LEARNED = "clevertap_export:expected_interval_seconds:learned"
 USUAL_MEDIAN = "clevertap_export:usual_duration_median_seconds:max"
 USUAL_HIGH = "clevertap_export:usual_duration_high_seconds:max"
 SLOW = "clevertap_export:usual_slow_threshold_seconds"
@@ -116,6 +117,8 @@ def recording_rules() -> list[dict[str, Any]]:
         # Declared, CleverTap's or learned: one source at a time, so the label goes.
         _record(INTERVAL,
                 across("max", sel("clevertap_export_expected_interval_seconds"), "source")),
+        _record(LEARNED, across("max", sel("clevertap_export_expected_interval_seconds",
+                                           'source="learned"'), "source")),
         *_freshest_rules(),
         _record(
             "clevertap_export:overdue_threshold_seconds",
@@ -236,19 +239,32 @@ def _counted(op: str, metric: str, window: float, *matchers: str) -> str:
     return f"round({across(op, increase)})"
 
 
+_OVERDUE = ("clevertap_export:time_since_last_completion_seconds\n"
+            "> clevertap_export:overdue_threshold_seconds\n")
+
+
 def _export_alerts() -> list[dict[str, Any]]:
     """One alert per export: every input is aggregated across replicas."""
     t = THRESHOLDS
     return [
         _alert(
             "ClevertapExportOverdue",
-            "clevertap_export:time_since_last_completion_seconds\n"
-            "> clevertap_export:overdue_threshold_seconds\n",
+            f"{_OVERDUE}unless\n{LEARNED}\n",
             "A recurring CleverTap export has not completed within its expected interval.",
             f"{_WHICH} has not completed for {{{{ $value | humanizeDuration }}}} (since its "
             "last completion or, if it never completed, since it was declared), longer than "
             f"its expected interval times {number(t['overdue_tolerance'])} plus its grace period "
             f"(default {human(t['overdue_grace_seconds'])}).",
+        ),
+        _alert(
+            "ClevertapExportOverdueOnLearnedSchedule",
+            f"{_OVERDUE}and\n{LEARNED}\n",
+            "A CleverTap export has not completed within the interval learned from its runs.",
+            f"{_WHICH} has not completed for {{{{ $value | humanizeDuration }}}}, longer than "
+            "the interval the exporter learned from its past runs times "
+            f"{number(t['overdue_tolerance'])} plus its grace period (default "
+            f"{human(t['overdue_grace_seconds'])}). Its Frequency gives no schedule; declare "
+            "its interval in --config.file to page on it instead.",
         ),
         _alert(
             "ClevertapExportStuck",

@@ -3,7 +3,8 @@
 Prometheus runs a temporary copy of prometheus/prometheus.yml with 1 s scrape and evaluation
 intervals and loopback targets; the rule files and alertmanager/alertmanager.yml are used as
 shipped. Webhooks describe a healthy recurring export, an overdue one, a stuck one, a failed
-one and a one-time export completed long ago, plus one invalid request. The exporter also reads
+one and a one-time export completed long ago, plus one invalid request, and two the exporter
+learns from (learned_history): one overdue on its learned schedule, one slower than usual. The exporter also reads
 a --config.file declaring one recurring export that never reports: its series reach Prometheus
 from start-up, but it cannot become overdue within the test (its declaration time is the
 exporter's first start, and no schedule is shorter than 4h), so no alert fires for it.
@@ -24,6 +25,7 @@ import pytest
 
 from bundle.config import RUNBOOK_URL
 from tests.bundle.conftest import (
+    AZURE,
     EXPECTED_ALERTS,
     FOUR_HOURLY,
     HOUR,
@@ -60,7 +62,30 @@ exports:
     min_runtime: 1m
 """
 
-EXPECTED = EXPECTED_ALERTS
+
+def learned_history(now: int) -> list[dict[str, Any]]:
+    """What the exporter learns from: a One Time profile export re-run every 6h, last started
+    10h ago (overdue on its learned schedule: 6h x 1.5 + 30m = 9h30m), and a 12-hourly events
+    export whose runs take 10 minutes, in flight for an hour now (its usual high quantile is
+    15m: past twice that)."""
+    bodies = []
+    for k in range(5, -1, -1):
+        start = now - 10 * HOUR - 6 * HOUR * k
+        bodies += [export_event(7000 + k, "Initiated", start, S3, "Profiles", "One Time"),
+                   export_event(7000 + k, "Completed", start + 600, S3, "Profiles", "One Time")]
+    for k in range(5, 0, -1):
+        start = now - HOUR - 12 * HOUR * k
+        bodies += [export_event(8000 + k, "Initiated", start, AZURE, "Events", "Every 12 hours"),
+                   export_event(8000 + k, "Completed", start + 600, AZURE, "Events",
+                                "Every 12 hours")]
+    return [*bodies, export_event(8000, "Initiated", now - HOUR, AZURE, "Events",
+                                  "Every 12 hours")]
+
+
+EXPECTED = EXPECTED_ALERTS | {
+    ("ClevertapExportOverdueOnLearnedSchedule", ("amazon_s3", "profiles", "one_time")),
+    ("ClevertapExportRunLongerThanUsual", ("azure_blob_storage", "events", "12h")),
+}
 
 
 @dataclass
@@ -91,7 +116,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory,
 
     now = int(time.time())
     hook = f"{urls['exporter']}/webhook/{ACCOUNT}"
-    history = export_history(now)
+    history = export_history(now, *learned_history(now))
     for body in history:
         status, answer = http("POST", hook, body)
         assert (status, answer) == (200, {"status": "accepted"}), body
@@ -164,9 +189,11 @@ def test_series_have_the_posted_values(stack: Stack) -> None:
     assert abs(_value(base, f'clevertap_export_last_delivery_delay_seconds{{account="{ACCOUNT}"}}')
                ) < 60
     assert _value(base, 'clevertap_export_webhook_requests_total{outcome="invalid"}') == 1
-    assert _value(base, 'clevertap_export_webhook_requests_total{outcome="accepted"}') == 11
+    assert _value(base, 'clevertap_export_webhook_requests_total{outcome="accepted"}') == (
+        len(export_history(now, *learned_history(now))) + 1)
     assert _value(base, 'clevertap_export_webhook_requests_total{outcome="test"}') == 1
-    assert _value(base, "clevertap_export:webhook_silence_threshold_seconds") == 8 * HOUR + 7200
+    # The longest schedule known (the 12-hourly export of learned_history) plus the margin.
+    assert _value(base, "clevertap_export:webhook_silence_threshold_seconds") == 12 * HOUR + 7200
 
 
 def test_declared_export_reaches_prometheus_without_alerting(stack: Stack) -> None:

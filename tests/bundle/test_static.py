@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 import yaml
 
 from bundle.__main__ import render
-from bundle.config import RUNBOOK_URL, SELECTOR
+from bundle.config import RUNBOOK_URL, SELECTOR, SEVERITIES
 from tests.bundle.conftest import run_tool
 from tests.helpers import ROOT
 
@@ -82,6 +82,18 @@ def test_declared_export_alerts_are_generated() -> None:
 def test_amtool_check_config() -> None:
     out = run_tool("amtool", "check-config", ROOT / "alertmanager" / "alertmanager.yml")
     assert "SUCCESS" in out.stdout + out.stderr
+
+
+def test_the_exporter_being_absent_mutes_every_export_alert() -> None:
+    config = yaml.safe_load((ROOT / "alertmanager" / "alertmanager.yml").read_text())
+    [absent] = [r for r in config["inhibit_rules"]
+                if r["source_matchers"] == ['alertname="ClevertapExporterAbsent"']]
+    [matcher] = absent["target_matchers"]
+    pattern = re.fullmatch(r'alertname=~"(.*)"', matcher)
+    assert pattern, matcher
+    for name in SEVERITIES:  # Alertmanager anchors its regular expressions
+        muted = re.fullmatch(pattern.group(1), name) is not None
+        assert muted == (not name.startswith("ClevertapExporter")), name
 
 
 def test_docker_compose_config() -> None:
