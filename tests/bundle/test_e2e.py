@@ -4,10 +4,11 @@ Prometheus runs a temporary copy of prometheus/prometheus.yml with 1 s scrape an
 intervals and loopback targets; the rule files and alertmanager/alertmanager.yml are used as
 shipped. Webhooks describe a healthy recurring export, an overdue one, a stuck one, a failed
 one and a one-time export completed long ago, plus one invalid request, and two the exporter
-learns from (learned_history): one overdue on its learned schedule, one slower than usual. The exporter also reads
-a --config.file declaring one recurring export that never reports: its series reach Prometheus
-from start-up, but it cannot become overdue within the test (its declaration time is the
-exporter's first start, and no schedule is shorter than 4h), so no alert fires for it.
+learns from (learned_history): one overdue on its learned schedule, one slower than usual.
+The exporter also reads a --config.file declaring one recurring export that never reports: its
+series reach Prometheus from start-up, but it cannot become overdue within the test (its
+declaration time is the exporter's first start, and no schedule is shorter than 4h), so no
+alert fires for it.
 """
 
 from __future__ import annotations
