@@ -29,6 +29,7 @@ from tests.bundle.conftest import (
     AZURE,
     EXPECTED_ALERTS,
     FOUR_HOURLY,
+    GCS,
     HOUR,
     S3,
     Server,
@@ -66,9 +67,9 @@ exports:
 
 def learned_history(now: int) -> list[dict[str, Any]]:
     """What the exporter learns from: a One Time profile export re-run every 6h, last started
-    10h ago (overdue on its learned schedule: 6h x 1.5 + 30m = 9h30m), and a 12-hourly events
-    export whose runs take 10 minutes, in flight for an hour now (its usual high quantile is
-    15m: past twice that)."""
+    10h ago (overdue on its learned schedule: 6h x 1.5 + 30m = 9h30m); exports whose runs take
+    10 minutes (a usual high quantile of 15m): one in flight for an hour now (past twice
+    that), one whose last run took 30 s (under a tenth of its median), one 2000 s."""
     bodies = []
     for k in range(5, -1, -1):
         start = now - 10 * HOUR - 6 * HOUR * k
@@ -79,6 +80,14 @@ def learned_history(now: int) -> list[dict[str, Any]]:
         bodies += [export_event(8000 + k, "Initiated", start, AZURE, "Events", "Every 12 hours"),
                    export_event(8000 + k, "Completed", start + 600, AZURE, "Events",
                                 "Every 12 hours")]
+    # Runs of 10 minutes, then a last one of 30 s (24-hourly) and of 2000 s (12-hourly).
+    for first, partner, every, last in ((8100, S3, 24, 30), (8200, GCS, 12, 2000)):
+        for k in range(5, -1, -1):
+            start = now - 3 * HOUR - every * HOUR * k
+            end = start + (last if k == 0 else 600)
+            frequency = f"Every {every} hours"
+            bodies += [export_event(first + k, "Initiated", start, partner, "Events", frequency),
+                       export_event(first + k, "Completed", end, partner, "Events", frequency)]
     return [*bodies, export_event(8000, "Initiated", now - HOUR, AZURE, "Events",
                                   "Every 12 hours")]
 
@@ -86,6 +95,8 @@ def learned_history(now: int) -> list[dict[str, Any]]:
 EXPECTED = EXPECTED_ALERTS | {
     ("ClevertapExportOverdueOnLearnedSchedule", ("amazon_s3", "profiles", "one_time")),
     ("ClevertapExportRunLongerThanUsual", ("azure_blob_storage", "events", "12h")),
+    ("ClevertapExportLastRunShorterThanUsual", ("amazon_s3", "events", "24h")),
+    ("ClevertapExportLastRunLongerThanUsual", ("google_cloud_storage", "events", "12h")),
 }
 
 
@@ -193,8 +204,8 @@ def test_series_have_the_posted_values(stack: Stack) -> None:
     assert _value(base, 'clevertap_export_webhook_requests_total{outcome="accepted"}') == (
         len(export_history(now, *learned_history(now))) + 1)
     assert _value(base, 'clevertap_export_webhook_requests_total{outcome="test"}') == 1
-    # The longest schedule known (the 12-hourly export of learned_history) plus the margin.
-    assert _value(base, "clevertap_export:webhook_silence_threshold_seconds") == 12 * HOUR + 7200
+    # The longest schedule known (the 24-hourly export of learned_history) plus the margin.
+    assert _value(base, "clevertap_export:webhook_silence_threshold_seconds") == 24 * HOUR + 7200
 
 
 def test_declared_export_reaches_prometheus_without_alerting(stack: Stack) -> None:
