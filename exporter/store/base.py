@@ -161,6 +161,21 @@ class Snapshot:
     gauges: dict[str, float]
 
 
+class Freshness(NamedTuple):
+    """How current a store's view of the shared state is, for the metrics."""
+
+    #: The last committed change set the model holds (PostgreSQL: the log's ``seq``; SQLite:
+    #: batches committed since the store opened): the replica with the highest is the freshest.
+    sequence: int
+    #: Change sets other writers committed that the model does not hold yet, as last heard.
+    behind_changes: int
+    #: Seconds since the model last held every committed change; 0 while it does.
+    behind_seconds: float
+    #: The database's clock now (Unix seconds), or None where the process's clock is the
+    #: database's (SQLite).
+    database_time: float | None
+
+
 class Follower(Protocol):
     """The owner of the in-memory model, as a store shared with other writers sees it."""
 
@@ -201,6 +216,9 @@ class Store(Protocol):
 
     def size_bytes(self) -> int:
         """Bytes the state takes in the backend."""
+
+    def freshness(self) -> Freshness:
+        """How current the model is with the shared state, and the database's clock."""
 
 
 def settle(futures: Iterable[asyncio.Future[None]], error: StoreError | None) -> None:

@@ -40,6 +40,7 @@ from exporter.store.base import (
     WRITE_ORDER,
     Changes,
     Follower,
+    Freshness,
     RunRow,
     SeriesRow,
     Snapshot,
@@ -88,6 +89,7 @@ class SQLiteStore:
                  skip_corrupt: bool = False) -> None:
         self.path = Path(path)
         self.failures = 0
+        self._commits = 0
         self._pending: _Pending = []
         self._flush_scheduled = False
         #: The batch the writer thread is committing; changes queue in ``_pending`` meanwhile.
@@ -225,6 +227,10 @@ class SQLiteStore:
             return False
         return True
 
+    def freshness(self) -> Freshness:
+        """Always current: this process is the file's only writer, on its own clock."""
+        return Freshness(self._commits, 0, 0.0, None)
+
     def size_bytes(self) -> int:
         """Bytes on disk of the database and its write-ahead log."""
         total = 0
@@ -312,6 +318,8 @@ class SQLiteStore:
         if error is not None:
             self.failures += 1
             self._rejecting = True
+        else:
+            self._commits += 1
         settle((f for _, f in batch), error)
         if self._pending and not self._flush_scheduled:
             self._flush()
