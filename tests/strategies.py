@@ -3,7 +3,8 @@
 ``hostile_bodies`` yields ``(kind, bytes)`` pairs so a test can report how many of each kind it
 tried: valid and near-valid CleverTap payloads, wrong types, huge numbers, NaN and Infinity,
 deep nesting, unicode and control characters, duplicated keys, a byte order mark, empty
-bodies, other encodings and arbitrary bytes.
+bodies, other encodings and arbitrary bytes. ``change_sets`` yields what the domain hands a
+store to write.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import json
 from typing import Any
 
 from hypothesis import strategies as st
+
+from exporter.domain.model import Series
+from exporter.store.base import Changes, DeliveryRow, RunRow, SeriesRow
 
 FIELDS = ["Export Request Id", "Partner", "Type", "Status", "Frequency", "Date and Time"]
 
@@ -129,4 +133,31 @@ hostile_bodies = st.one_of(
                      b"\x00", b"{", b'{"is_test": true}', b'{"is_test": "true"}'])
     .map(lambda b: ("edge", b)),
     st.binary(max_size=200).map(lambda b: ("bytes", b)),
+)
+
+
+# Change sets as the domain hands them to a store, over a small key space so that rows recur,
+# are deleted and written again within a batch (``base.net``).
+_accounts = st.sampled_from(["a", "b"])
+_ids = st.sampled_from(["1", "2", "3"])
+_times = st.sampled_from([10.0, 20.0, 30.0])
+_series_rows = st.builds(SeriesRow, _accounts, st.just("s3"), st.just("events"),
+                         st.just("daily"),
+                         st.sampled_from([Series().encode(), Series(abandoned=1).encode()]))
+_run_rows = st.builds(RunRow, _accounts, _ids, st.just("s3"), st.just("events"),
+                      st.just("daily"), st.none() | _times, st.none() | _times, _times)
+_delivery_rows = st.builds(DeliveryRow, _accounts, _ids, st.just("Initiated"), _times, _times)
+change_sets = st.builds(
+    Changes,
+    series=st.lists(_series_rows, max_size=3),
+    runs=st.lists(_run_rows, max_size=3),
+    deleted_runs=st.lists(st.tuples(_accounts, _ids), max_size=2),
+    deliveries=st.lists(_delivery_rows, max_size=3),
+    deleted_deliveries=st.lists(st.tuples(_accounts, _ids, st.just("Initiated"), _times),
+                                max_size=2),
+    deliveries_received_before=st.none() | _times,
+    label_values=st.lists(st.tuples(st.just("partner"), st.sampled_from(["x", "y"])),
+                          max_size=2),
+    gauges=st.lists(st.tuples(st.sampled_from(["last_received", "delay:a"]), _times),
+                    max_size=3),
 )

@@ -188,7 +188,7 @@ class ExportTracker:
 
         def work() -> Changes:
             # Decided on the current model, so another replica's first declaration stands.
-            now = self.clock()
+            now = self.now()
             changes = Changes()
             for key in [k for k in declared if k not in self.declared_since]:
                 self.declared_since[key] = now
@@ -241,7 +241,7 @@ class ExportTracker:
 
         def work() -> Changes:
             nonlocal abandoned
-            changes, abandoned = self._expire_now(self.clock())
+            changes, abandoned = self._expire_now(self.now())
             return changes
 
         await self._submit(work)
@@ -250,6 +250,20 @@ class ExportTracker:
                         abandoned, self.limits.in_flight_timeout)
         self._log_forgotten()
         return abandoned
+
+    def now(self) -> float:
+        """The time that expiry and declarations are decided on: the shared database's clock
+        where there is one (read in the transaction the work runs in), so that a replica whose
+        own clock is days ahead abandons no run and forgets no delivery early for all of
+        them; else this process's clock. ``clock_skew`` exposes the difference."""
+        database = self.store.freshness().database_time
+        return self.clock() if database is None else database
+
+    def clock_skew(self) -> float:
+        """This process's clock minus the shared database's (0 where this process's clock is
+        the database's, or before it was first read)."""
+        database = self.store.freshness().database_time
+        return 0.0 if database is None else self.clock() - database
 
     def _expire_now(self, now: float) -> tuple[Changes, int]:
         changes = Changes()

@@ -94,6 +94,7 @@ class TrackerCollector(Collector):
             "Size in bytes of the state database and its write-ahead log.",
             value=t.store.size_bytes(),
         )
+        yield from _freshness_view(t)
 
     def _declared_view(self) -> Iterator[Metric]:
         """Declared exports, their thresholds, and the configuration file's reload status."""
@@ -169,6 +170,36 @@ class TrackerCollector(Collector):
 
 
 SERIES_LABELS: Final = ["account", "partner", "export_type", "frequency"]
+
+
+def _freshness_view(t: ExportTracker) -> Iterator[Metric]:
+    """How current this replica is with the shared state, and its clock against the
+    database's."""
+    fresh = t.store.freshness()
+    yield GaugeMetricFamily(
+        "clevertap_export_state_sequence",
+        "The last committed state change set this replica holds (PostgreSQL: the log's "
+        "sequence number; SQLite: batches committed since start): the highest is the freshest "
+        "replica.",
+        value=fresh.sequence,
+    )
+    yield GaugeMetricFamily(
+        "clevertap_export_state_behind_changes",
+        "State change sets other replicas committed that this one has heard of and not "
+        "applied yet.",
+        value=fresh.behind_changes,
+    )
+    yield GaugeMetricFamily(
+        "clevertap_export_state_behind_seconds",
+        "Seconds since this replica last held every committed state change; 0 while it does.",
+        value=fresh.behind_seconds,
+    )
+    yield GaugeMetricFamily(
+        "clevertap_export_state_clock_skew_seconds",
+        "This replica's clock minus the state database's, in seconds (0 on SQLite, whose "
+        "clock is the process's); expiry runs on the database's clock.",
+        value=t.clock_skew(),
+    )
 
 
 def _series_gauge(name: str, doc: str) -> GaugeMetricFamily:

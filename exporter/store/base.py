@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
+from typing import Final, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 
@@ -67,49 +67,81 @@ class Changes:
                     or self.label_values or self.gauges)
 
 
-def combine(batch: Iterable[Changes]) -> Changes:
-    """One change set with the effect of applying ``batch`` in order: a row written or deleted
-    again later keeps only its last state, so a commit writes each row once (the gauges, the
-    series and a run's Initiated and Completed recur within a batch).
+#: The order a backend applies one change set of ``net`` in, then its expiry: no run is both
+#: written and deleted in it, and a delivery deleted and written again is deleted first.
+WRITE_ORDER: Final = ("label_values", "series", "runs", "deleted_runs", "deleted_deliveries",
+                      "deliveries", "gauges")
 
-    Deliveries are written with INSERT OR IGNORE, so the first write after a key's last
-    deletion is the one that stands; the combined set deletes before it inserts. The expiry
-    (``deliveries_received_before``) deletes by time, so where it falls matters: it is left
-    out, for the store to apply change by change.
+
+def net(batch: Iterable[Changes]) -> list[Changes]:
+    """The effect of applying ``batch`` in order, as the fewest change sets: a commit writes
+    each row once (the gauges, the series and a run's Initiated and Completed recur within a
+    batch). Both stores apply each set in ``WRITE_ORDER``, then delete the deliveries received
+    before its ``deliveries_received_before``, with one rule for a delivery: it is written only
+    where its key is not stored, so the first receipt stands, within a batch as across them.
+
+    An expiry deletes by time, so where it falls matters: a set ends with each change that
+    expires (at most one every EXPIRE_EVERY_SECONDS), and the changes after it start the next.
     """
-    series: dict[tuple[str, str, str, str], SeriesRow] = {}
-    runs: dict[tuple[str, str], RunRow | None] = {}
-    deliveries: dict[tuple[str, str, str, float], DeliveryRow | None] = {}
-    dropped: dict[tuple[str, str, str, float], None] = {}
-    labels: dict[tuple[str, str], None] = {}
-    gauges: dict[str, float] = {}
-    # Plain loops, and the lists most changes leave empty skipped: this runs for every change.
+    steps: list[Changes] = []
+    step = _Step()
     for c in batch:
+        step.add(c)
+        if c.deliveries_received_before is not None:
+            steps.append(step.changes(c.deliveries_received_before))
+            step = _Step()
+    if step.touched or not steps:
+        steps.append(step.changes(None))
+    return steps
+
+
+class _Step:
+    """The last state of each row that changes in turn wrote or deleted."""
+
+    __slots__ = ("deliveries", "dropped", "gauges", "labels", "runs", "series", "touched")
+
+    def __init__(self) -> None:
+        self.series: dict[tuple[str, str, str, str], SeriesRow] = {}
+        self.runs: dict[tuple[str, str], RunRow | None] = {}
+        self.deliveries: dict[tuple[str, str, str, float], DeliveryRow | None] = {}
+        self.dropped: dict[tuple[str, str, str, float], None] = {}
+        self.labels: dict[tuple[str, str], None] = {}
+        self.gauges: dict[str, float] = {}
+        self.touched = False
+
+    def add(self, c: Changes) -> None:
+        # Plain loops, and the lists most changes leave empty skipped: this runs for every
+        # change.
+        self.touched = True
         if c.label_values:
-            labels.update(dict.fromkeys(c.label_values))
+            self.labels.update(dict.fromkeys(c.label_values))
         for row in c.series:
-            series[row[:4]] = row
+            self.series[row[:4]] = row
         for run in c.runs:
-            runs[run[:2]] = run
+            self.runs[run[:2]] = run
         if c.deleted_runs:
-            runs.update(dict.fromkeys(c.deleted_runs))
+            self.runs.update(dict.fromkeys(c.deleted_runs))
+        deliveries = self.deliveries
         for delivery in c.deliveries:
             key = delivery[:4]
             if deliveries.get(key) is None:
                 deliveries[key] = delivery
         if c.deleted_deliveries:
             deliveries.update(dict.fromkeys(c.deleted_deliveries))
-            dropped.update(dict.fromkeys(c.deleted_deliveries))
-        gauges.update(c.gauges)
-    return Changes(
-        series=list(series.values()),
-        runs=[row for row in runs.values() if row is not None],
-        deleted_runs=[key for key, row in runs.items() if row is None],
-        deliveries=[row for row in deliveries.values() if row is not None],
-        deleted_deliveries=list(dropped),
-        label_values=list(labels),
-        gauges=list(gauges.items()),
-    )
+            self.dropped.update(dict.fromkeys(c.deleted_deliveries))
+        self.gauges.update(c.gauges)
+
+    def changes(self, expiry: float | None) -> Changes:
+        return Changes(
+            series=list(self.series.values()),
+            runs=[row for row in self.runs.values() if row is not None],
+            deleted_runs=[key for key, row in self.runs.items() if row is None],
+            deliveries=[row for row in self.deliveries.values() if row is not None],
+            deleted_deliveries=list(self.dropped),
+            deliveries_received_before=expiry,
+            label_values=list(self.labels),
+            gauges=list(self.gauges.items()),
+        )
 
 
 #: Called by the store when the model is current: changes the model and returns what to write.
@@ -127,6 +159,21 @@ class Snapshot:
     deliveries: dict[tuple[str, str, str, float], float]
     label_values: list[tuple[str, str]]
     gauges: dict[str, float]
+
+
+class Freshness(NamedTuple):
+    """How current a store's view of the shared state is, for the metrics."""
+
+    #: The last committed change set the model holds (PostgreSQL: the log's ``seq``; SQLite:
+    #: batches committed since the store opened): the replica with the highest is the freshest.
+    sequence: int
+    #: Change sets other writers committed that the model does not hold yet, as last heard.
+    behind_changes: int
+    #: Seconds since the model last held every committed change; 0 while it does.
+    behind_seconds: float
+    #: The database's clock now (Unix seconds), or None where the process's clock is the
+    #: database's (SQLite).
+    database_time: float | None
 
 
 class Follower(Protocol):
@@ -169,6 +216,9 @@ class Store(Protocol):
 
     def size_bytes(self) -> int:
         """Bytes the state takes in the backend."""
+
+    def freshness(self) -> Freshness:
+        """How current the model is with the shared state, and the database's clock."""
 
 
 def settle(futures: Iterable[asyncio.Future[None]], error: StoreError | None) -> None:

@@ -28,6 +28,7 @@ import asyncpg
 
 from exporter.store.base import (
     Follower,
+    Freshness,
     RunRow,
     SeriesRow,
     Snapshot,
@@ -37,7 +38,7 @@ from exporter.store.base import (
     settle,
 )
 from exporter.store.postgres_rows import Conn, decode, encode, write_rows
-from exporter.store.postgres_schema import TABLES, migrate
+from exporter.store.postgres_schema import TABLES, check_version, migrate
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,13 @@ _SESSION: Final = {"application_name": "clevertap-export-exporter",
                    "idle_in_transaction_session_timeout": "2000",
                    "lock_timeout": str(int(LOCK_WAIT_SECONDS * 1000)),
                    "synchronous_commit": "on"}
+#: Both return the database's clock, read with every write and probe: the time expiry is
+#: decided on.
 _PROBE: Final = ("INSERT INTO meta (key, value) VALUES ('write_probe', $1) "
-                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value "
+                 "RETURNING extract(epoch FROM clock_timestamp())::float8")
+_LOCK: Final = ("SELECT extract(epoch FROM clock_timestamp())::float8 "
+                "FROM (SELECT pg_advisory_xact_lock($1)) AS locked")
 #: The rows after ``$1``, preceded by a row of seq -1 when pruning removed some of them.
 _CATCH_UP: Final = """
 SELECT seq, data FROM log WHERE seq > $1
@@ -77,10 +83,11 @@ UNION ALL
 SELECT -1, NULL FROM meta WHERE key = 'log_pruned_through' AND value::bigint > $1
 ORDER BY seq
 """
-#: One log row and the NOTIFY that other replicas receive when it commits.
+#: One log row and the NOTIFY that other replicas receive when it commits: the writer's id
+#: and the row's seq, so that a replica knows how far behind it is before it applies the row.
 _APPEND: Final = """
 WITH row AS (INSERT INTO log (data) VALUES ($1) RETURNING seq)
-SELECT seq FROM row, pg_notify($2, $3)
+SELECT seq, pg_notify($2, $3 || ' ' || seq) FROM row
 """
 #: A prefix of the log (by seq, so no replica sees a hole that is not recorded as pruned).
 _PRUNE: Final = """
@@ -117,9 +124,14 @@ class PostgresStore:
         self._news = asyncio.Event()
         self._snapshot: Snapshot | None = None
         self._seq = 0  # the last log row the model holds
+        self._head = 0  # the last log row heard of (committed by any replica)
+        self._current_at = time.monotonic()  # when the model last held every committed row
+        #: The database's clock as last read, and this host's monotonic clock then.
+        self._clock: tuple[float, float] | None = None
         self._live = False  # connected and caught up
         self._dirty = False  # the model may hold changes the database does not
         self._closed = False
+        self._refused = ""  # why the database was last refused, logged once
         self._size = 0
         self._size_at = 0.0
         self._prune_at = 0.0
@@ -142,6 +154,7 @@ class PostgresStore:
                 await migrate(conn)
             await store._connect_listener()
             store._snapshot, store._seq = await store._read_snapshot()
+            store._head = store._seq
         except BaseException as exc:
             await store.close()
             if isinstance(exc, _DB_ERRORS):
@@ -175,6 +188,15 @@ class PostgresStore:
     def size_bytes(self) -> int:
         """Bytes of the tables and their indexes, as last measured."""
         return self._size
+
+    def freshness(self) -> Freshness:
+        """The log row the model holds, how far it is behind what was heard of, and the
+        database's clock as last read (every write and probe), advanced by the monotonic
+        clock, which a change of this host's clock leaves alone."""
+        now = time.monotonic()
+        behind = 0.0 if self.healthy and self._head <= self._seq else now - self._current_at
+        database = None if self._clock is None else self._clock[1] + now - self._clock[0]
+        return Freshness(self._seq, max(0, self._head - self._seq), behind, database)
 
     def load(self) -> Snapshot:
         """The state as read when the store opened, handed over once (the owner keeps it)."""
@@ -233,10 +255,11 @@ class PostgresStore:
     async def _write(self, batch: _Pending) -> None:
         async with self._lock, self._pool.acquire() as conn:
             async with conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK_WRITE)
+                self._read_clock(await conn.fetchval(_LOCK, LOCK_WRITE))
                 # After the lock: every earlier writer has committed, this sees all of it.
                 if not self._apply(await conn.fetch(_CATCH_UP, self._seq)):
                     raise StoreError("the log was pruned past this replica's state")
+                self._caught_up()
                 changes = [c for c in (work() for work, _ in batch) if c]
                 seq = None
                 if changes:
@@ -247,6 +270,15 @@ class PostgresStore:
                     await conn.execute(_PRUNE, LOG_RETENTION_SECONDS)
             if seq is not None:  # committed: the model holds it already
                 self._seq = seq
+                self._caught_up()
+
+    def _caught_up(self) -> None:
+        self._head = max(self._head, self._seq)
+        if self._head <= self._seq:
+            self._current_at = time.monotonic()
+
+    def _read_clock(self, database: float) -> None:
+        self._clock = (time.monotonic(), database)
 
     def _apply(self, rows: Sequence[asyncpg.Record]) -> bool:
         """Apply log rows to the follower; False when some were pruned before it saw them."""
@@ -266,6 +298,9 @@ class PostgresStore:
                     # Not ready until caught up: what it missed meanwhile is not in the model.
                     self._lost("connection closed")
                     await self._connect_listener()
+                    assert self._listener is not None
+                    # A newer exporter may have migrated the schema meanwhile.
+                    await check_version(self._listener)
                 await self._catch_up()
                 if not self._live:
                     log.info("state database %s: connected and caught up", describe(self.url))
@@ -276,6 +311,13 @@ class PostgresStore:
                     async with asyncio.timeout(POLL_SECONDS):
                         await self._news.wait()
                 self._news.clear()
+            except StoreError as exc:  # a newer schema: refused until this exporter is too
+                if self._live or str(exc) != self._refused:
+                    log.error("state database %s: %s", describe(self.url), exc)
+                self._refused = str(exc)
+                self._lost(str(exc))
+                await self._drop_listener()
+                await asyncio.sleep(RECONNECT_SECONDS)
             except _DB_ERRORS as exc:
                 self._lost(str(exc) or type(exc).__name__)
                 await self._drop_listener()
@@ -297,12 +339,14 @@ class PostgresStore:
             if not self._dirty:
                 assert self._listener is not None
                 if self._apply(await self._listener.fetch(_CATCH_UP, self._seq)):
+                    self._caught_up()
                     return
                 log.warning("the state log was pruned past this replica's state: reloading")
             snapshot, seq = await self._read_snapshot()
             assert self._follower is not None
             self._follower.restore(snapshot)
             self._seq, self._dirty = seq, False
+            self._caught_up()
 
     async def _read_snapshot(self) -> tuple[Snapshot, int]:
         async with self._pool.acquire() as conn, conn.transaction(
@@ -338,7 +382,10 @@ class PostgresStore:
             conn.terminate()  # no goodbye: the server may be gone
 
     def _on_notify(self, conn: Any, pid: int, channel: str, payload: object) -> None:
-        if payload != self._id:
+        writer, _, seq = str(payload).partition(" ")
+        if writer != self._id:
+            if seq.isdigit():
+                self._head = max(self._head, int(seq))
             self._news.set()
 
     def _on_lost(self, conn: Any) -> None:
@@ -349,7 +396,7 @@ class PostgresStore:
         if self._live and time.monotonic() < self._probe_at:
             return
         assert self._listener is not None
-        await self._listener.execute(_PROBE, repr(time.time()))
+        self._read_clock(await self._listener.fetchval(_PROBE, repr(time.time())))
         self._probe_at = time.monotonic() + PROBE_EVERY_SECONDS
 
     async def _measure(self) -> None:

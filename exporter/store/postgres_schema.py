@@ -44,17 +44,24 @@ async def migrate(conn: Conn) -> None:
     """Bring the schema to ``SCHEMA_VERSION`` under an advisory lock; refuse a newer one."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK_MIGRATE)
-        version = await _version(conn)
+        version = await check_version(conn)
         if version == 0:
             await conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        if version > SCHEMA_VERSION:
-            raise StoreError(f"state database schema version {version} is newer than this "
-                             f"exporter's ({SCHEMA_VERSION}): run a newer exporter")
         for script in MIGRATIONS[version:]:
             await conn.execute(script)
         await conn.execute(
             "INSERT INTO meta (key, value) VALUES ('schema_version', $1) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value", str(SCHEMA_VERSION))
+
+
+async def check_version(conn: Conn) -> int:
+    """The schema version, checked at start-up and on every reconnection: a newer exporter
+    may have migrated it meanwhile, whose tables this one must not write."""
+    version = await _version(conn)
+    if version > SCHEMA_VERSION:
+        raise StoreError(f"state database schema version {version} is newer than this "
+                         f"exporter's ({SCHEMA_VERSION}): run a newer exporter")
+    return version
 
 
 async def _version(conn: Conn) -> int:

@@ -35,64 +35,38 @@ import time
 from pathlib import Path
 from typing import Final
 
-from exporter.store import statefile
+from exporter.store import sqlite_schema, statefile
 from exporter.store.base import (
+    WRITE_ORDER,
     Changes,
     Follower,
+    Freshness,
     RunRow,
     SeriesRow,
     Snapshot,
     StoreError,
     Work,
-    combine,
+    net,
     settle,
 )
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 1
 _WAL_SIZE_LIMIT: Final = 4 * 1024 * 1024
 #: Seconds a readiness write probe waits for the write lock before it calls the store busy.
 _PROBE_TIMEOUT: Final = 2.0
 
-_TABLES: Final = ("meta", "series", "runs", "deliveries", "label_values", "gauges")
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS series (
-    account TEXT NOT NULL, partner TEXT NOT NULL, export_type TEXT NOT NULL,
-    frequency TEXT NOT NULL, data BLOB NOT NULL,
-    PRIMARY KEY (account, partner, export_type, frequency)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS runs (
-    account TEXT NOT NULL, export_id TEXT NOT NULL, partner TEXT NOT NULL,
-    export_type TEXT NOT NULL, frequency TEXT NOT NULL,
-    started REAL, last_finished REAL, updated REAL NOT NULL,
-    PRIMARY KEY (account, export_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS deliveries (
-    account TEXT NOT NULL, export_id TEXT NOT NULL, status TEXT NOT NULL,
-    event_time REAL NOT NULL, received REAL NOT NULL,
-    PRIMARY KEY (account, export_id, status, event_time)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS deliveries_received ON deliveries (received);
-CREATE TABLE IF NOT EXISTS label_values (
-    label TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (label, value)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS gauges (key TEXT PRIMARY KEY, value REAL NOT NULL) WITHOUT ROWID;
-"""
-
-#: One statement per kind of change, in the order a combined change set (``combine``, which
-#: leaves no key both written and deleted but deletes before it inserts) is applied.
-_WRITES: Final = (
-    ("label_values", "INSERT OR IGNORE INTO label_values VALUES (?, ?)"),
-    ("series", "INSERT OR REPLACE INTO series VALUES (?,?,?,?,?)"),
-    ("runs", "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?)"),
-    ("deleted_runs", "DELETE FROM runs WHERE account = ? AND export_id = ?"),
-    ("deleted_deliveries", "DELETE FROM deliveries WHERE account = ? AND export_id = ? "
-     "AND status = ? AND event_time = ?"),
-    ("deliveries", "INSERT OR IGNORE INTO deliveries VALUES (?,?,?,?,?)"),
-    ("gauges", "INSERT OR REPLACE INTO gauges VALUES (?, ?)"),
-)
+#: The statement of each kind of change in a set of ``net`` (applied in ``WRITE_ORDER``).
+_WRITES: Final = {
+    "label_values": "INSERT OR IGNORE INTO label_values VALUES (?, ?)",
+    "series": "INSERT OR REPLACE INTO series VALUES (?,?,?,?,?)",
+    "runs": "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?)",
+    "deleted_runs": "DELETE FROM runs WHERE account = ? AND export_id = ?",
+    "deleted_deliveries": "DELETE FROM deliveries WHERE account = ? AND export_id = ? "
+                          "AND status = ? AND event_time = ?",
+    "deliveries": "INSERT OR IGNORE INTO deliveries VALUES (?,?,?,?,?)",
+    "gauges": "INSERT OR REPLACE INTO gauges VALUES (?, ?)",
+}
 
 _Pending = list[tuple[Changes, asyncio.Future[None]]]
 #: What the loop hands the writer thread: where to answer, the rows, and whom to answer.
@@ -115,6 +89,7 @@ class SQLiteStore:
                  skip_corrupt: bool = False) -> None:
         self.path = Path(path)
         self.failures = 0
+        self._commits = 0
         self._pending: _Pending = []
         self._flush_scheduled = False
         #: The batch the writer thread is committing; changes queue in ``_pending`` meanwhile.
@@ -151,13 +126,11 @@ class SQLiteStore:
     def _open(self, skip_corrupt: bool, init: bool) -> None:
         conn: sqlite3.Connection | None = None
         try:
-            self._check_schema(init)  # before anything is written to the file
+            sqlite_schema.check(self.path, init)  # before anything is written to the file
             self._conn = conn = self._connect(create=True)
             self._identity = statefile.identity(self.path)
-            conn.executescript(_SCHEMA)
-            conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-                         (str(SCHEMA_VERSION),))
-            self._check_rows(skip_corrupt)
+            sqlite_schema.create(conn)
+            sqlite_schema.check_rows(conn, self.path, skip_corrupt)
             # A write now, so the write-ahead log exists from here on (wal_problem).
             conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('opened', ?)",
                          (repr(time.time()),))
@@ -168,54 +141,6 @@ class SQLiteStore:
             if isinstance(exc, sqlite3.Error | OSError):
                 raise StoreError(f"cannot open state database {self.path}: {exc}") from exc
             raise
-
-    def _check_schema(self, init: bool) -> None:
-        """Refuse another program's file, a newer schema, or a dropped table, read-only."""
-        ro = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True)
-        try:
-            tables = statefile.tables(ro)
-            if not tables:
-                return  # an empty SQLite file (e.g. made by touch) is as good as none
-            row = (ro.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-                   if "meta" in tables else None)
-        finally:
-            ro.close()
-        if "meta" not in tables:
-            raise StoreError(
-                f"{self.path} is not a clevertap-export-exporter state database (it has the "
-                f"tables {', '.join(sorted(tables))} and no schema_version); refusing to "
-                "add tables to another program's file")
-        version = str(row[0]) if row else ""
-        if not version.isdigit():
-            raise StoreError(f"{self.path} is not a clevertap-export-exporter state database "
-                             f"(schema_version {version or 'missing'})")
-        if int(version) > SCHEMA_VERSION:
-            raise StoreError(
-                f"state database {self.path} has schema_version {version}, written by a newer "
-                f"exporter; this one reads up to {SCHEMA_VERSION}: upgrade the exporter")
-        missing = [t for t in _TABLES if t not in tables]
-        if missing and not init:
-            raise StoreError(
-                f"state database {self.path} lacks the table(s) {', '.join(missing)}: it is "
-                "damaged; restore it, or start with --state-init to recreate them empty")
-
-    def _check_rows(self, skip_corrupt: bool) -> None:
-        corrupt = list(statefile.corrupt_rows(self._conn))
-        if not corrupt:
-            return
-        listing = "; ".join(f"{table} {key!r}: {why}" for table, key, why in corrupt[:20])
-        more = f" (and {len(corrupt) - 20} more)" if len(corrupt) > 20 else ""
-        if not skip_corrupt:
-            raise StoreError(
-                f"state database {self.path} has {len(corrupt)} corrupt row(s): {listing}{more}; "
-                "start with --state-skip-corrupt to delete them and start without them")
-        self._conn.execute("BEGIN IMMEDIATE")
-        for table, key, why in corrupt:
-            log.warning("state database %s: deleting corrupt row of %s %r: %s",
-                        self.path, table, key, why)
-            where = " AND ".join(f"{c} IS ?" for c in statefile.key_columns(table))
-            self._conn.execute(f"DELETE FROM {table} WHERE {where}", key)  # noqa: S608
-        self._conn.execute("COMMIT")
 
     def _connect(self, *, create: bool = False, timeout: float = 30) -> sqlite3.Connection:
         # Only the start-up may create the file: a later connection to a path whose file was
@@ -301,6 +226,10 @@ class SQLiteStore:
             log.warning("state database %s: write probe failed: %s", self.path, exc)
             return False
         return True
+
+    def freshness(self) -> Freshness:
+        """Always current: this process is the file's only writer, on its own clock."""
+        return Freshness(self._commits, 0, 0.0, None)
 
     def size_bytes(self) -> int:
         """Bytes on disk of the database and its write-ahead log."""
@@ -389,6 +318,8 @@ class SQLiteStore:
         if error is not None:
             self.failures += 1
             self._rejecting = True
+        else:
+            self._commits += 1
         settle((f for _, f in batch), error)
         if self._pending and not self._flush_scheduled:
             self._flush()
@@ -450,19 +381,13 @@ class SQLiteStore:
 
     def _apply(self, batch: list[Changes]) -> None:
         conn = self._conn
-        # An expiry deletes by time, so its place in the batch matters: a batch with one (at
-        # most one every EXPIRE_EVERY_SECONDS) is written change by change.
-        expiring = any(c.deliveries_received_before is not None for c in batch)
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for group in ([c] for c in batch) if expiring else [batch]:
-                changes = combine(group)
-                for attr, sql in _WRITES:
-                    rows = getattr(changes, attr)
-                    if rows:
-                        conn.executemany(sql, rows)
-                cut = group[-1].deliveries_received_before
-                if cut is not None:
+            for step in net(batch):
+                for attr in WRITE_ORDER:
+                    if rows := getattr(step, attr):
+                        conn.executemany(_WRITES[attr], rows)
+                if (cut := step.deliveries_received_before) is not None:
                     conn.execute("DELETE FROM deliveries WHERE received < ?", (cut,))
             conn.execute("COMMIT")
         except BaseException:

@@ -153,7 +153,7 @@ async def test_corrupt_rows_are_named_and_can_be_skipped(
         proc.start()
     assert "Traceback" not in str(perr.value)
 
-    caplog.set_level(logging.WARNING, logger="exporter.store.sqlite")
+    caplog.set_level(logging.WARNING, logger="exporter.store")
     store = SQLiteStore(path, skip_corrupt=True)
     snap = store.load()
     store.close()
