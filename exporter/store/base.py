@@ -39,6 +39,22 @@ class RunRow(NamedTuple):
     updated: float
 
 
+class CheckRow(NamedTuple):
+    """A landing check to make: the run (account, Export Request Id, start) whose Completed
+    was accepted, its series, and when that Completed arrived (the settle time counts from it)."""
+
+    account: str
+    export_id: str
+    started: float
+    partner: str
+    export_type: str
+    frequency: str
+    completed: float
+
+
+CheckKey = tuple[str, str, float]  # account, export id, started
+
+
 class DeliveryRow(NamedTuple):
     account: str
     export_id: str
@@ -59,12 +75,16 @@ class Changes:
     deliveries_received_before: float | None = None
     label_values: list[tuple[str, str]] = field(default_factory=list)
     gauges: list[tuple[str, float]] = field(default_factory=list)
+    #: Landing checks to make, and those made (their result is in the series): written with
+    #: the Completed and with the result, so a check is neither lost nor made twice.
+    checks: list[CheckRow] = field(default_factory=list)
+    checked: list[CheckKey] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         """Whether there is anything to write."""
         return bool(self.series or self.runs or self.deleted_runs or self.deliveries
                     or self.deleted_deliveries or self.deliveries_received_before is not None
-                    or self.label_values or self.gauges)
+                    or self.label_values or self.gauges or self.checks or self.checked)
 
 
 def combine(batch: Iterable[Changes]) -> Changes:
@@ -83,6 +103,8 @@ def combine(batch: Iterable[Changes]) -> Changes:
     dropped: dict[tuple[str, str, str, float], None] = {}
     labels: dict[tuple[str, str], None] = {}
     gauges: dict[str, float] = {}
+    checks: list[CheckRow] = []
+    checked: list[CheckKey] = []
     # Plain loops, and the lists most changes leave empty skipped: this runs for every change.
     for c in batch:
         if c.label_values:
@@ -101,6 +123,9 @@ def combine(batch: Iterable[Changes]) -> Changes:
             deliveries.update(dict.fromkeys(c.deleted_deliveries))
             dropped.update(dict.fromkeys(c.deleted_deliveries))
         gauges.update(c.gauges)
+        if c.checks or c.checked:  # a key is added once (its Completed), then checked once
+            checks.extend(c.checks)
+            checked.extend(c.checked)
     return Changes(
         series=list(series.values()),
         runs=[row for row in runs.values() if row is not None],
@@ -109,6 +134,8 @@ def combine(batch: Iterable[Changes]) -> Changes:
         deleted_deliveries=list(dropped),
         label_values=list(labels),
         gauges=list(gauges.items()),
+        checks=checks,
+        checked=checked,
     )
 
 
@@ -169,6 +196,12 @@ class Store(Protocol):
 
     def size_bytes(self) -> int:
         """Bytes the state takes in the backend."""
+
+    async def claim_checks(self, owner: str, completed_before: float, now: float,
+                           lease: float, limit: int) -> list[CheckRow]:
+        """Up to ``limit`` landing checks whose Completed arrived before ``completed_before``,
+        claimed for ``owner`` until ``now + lease``: no other caller (or replica) gets them
+        meanwhile. A check stays claimable until a change marks it ``checked``."""
 
 
 def settle(futures: Iterable[asyncio.Future[None]], error: StoreError | None) -> None:

@@ -78,6 +78,20 @@ async def write_rows(conn: Conn, batch: Sequence[Changes]) -> None:
         await conn.executemany(
             "INSERT INTO gauges VALUES ($1, $2) ON CONFLICT (key) DO UPDATE "
             "SET value = excluded.value", list(net.gauges.items()))
+    await _write_checks(conn, batch)
+
+
+async def _write_checks(conn: Conn, batch: Sequence[Changes]) -> None:
+    """Landing checks to make and made; not in the log: the other replicas claim them from
+    the table, and see their results in the series."""
+    added = [r for c in batch for r in c.checks]
+    if added:
+        await conn.executemany("INSERT INTO checks VALUES ($1, $2, $3, $4, $5, $6, $7) "
+                               "ON CONFLICT DO NOTHING", added)
+    done = [k for c in batch for k in c.checked]
+    if done:
+        await conn.executemany("DELETE FROM checks WHERE account = $1 AND export_id = $2 "
+                               "AND started = $3", done)
 
 
 async def _write_runs(conn: Conn, net: _Net) -> None:

@@ -38,6 +38,8 @@ from typing import Final
 from exporter.store import statefile
 from exporter.store.base import (
     Changes,
+    CheckKey,
+    CheckRow,
     Follower,
     RunRow,
     SeriesRow,
@@ -50,12 +52,14 @@ from exporter.store.base import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 _WAL_SIZE_LIMIT: Final = 4 * 1024 * 1024
 #: Seconds a readiness write probe waits for the write lock before it calls the store busy.
 _PROBE_TIMEOUT: Final = 2.0
 
-_TABLES: Final = ("meta", "series", "runs", "deliveries", "label_values", "gauges")
+_TABLES: Final = ("meta", "series", "runs", "deliveries", "label_values", "gauges", "checks")
+#: Tables a schema version added: a file of an older version lacks them by right (it gets them).
+_ADDED_IN: Final = {"checks": 2}
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS series (
@@ -79,6 +83,12 @@ CREATE TABLE IF NOT EXISTS label_values (
     label TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (label, value)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS gauges (key TEXT PRIMARY KEY, value REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checks (
+    account TEXT NOT NULL, export_id TEXT NOT NULL, started REAL NOT NULL,
+    partner TEXT NOT NULL, export_type TEXT NOT NULL, frequency TEXT NOT NULL,
+    completed REAL NOT NULL,
+    PRIMARY KEY (account, export_id, started)
+) WITHOUT ROWID;
 """
 
 #: One statement per kind of change, in the order a combined change set (``combine``, which
@@ -92,6 +102,8 @@ _WRITES: Final = (
      "AND status = ? AND event_time = ?"),
     ("deliveries", "INSERT OR IGNORE INTO deliveries VALUES (?,?,?,?,?)"),
     ("gauges", "INSERT OR REPLACE INTO gauges VALUES (?, ?)"),
+    ("checks", "INSERT OR IGNORE INTO checks VALUES (?,?,?,?,?,?,?)"),
+    ("checked", "DELETE FROM checks WHERE account = ? AND export_id = ? AND started = ?"),
 )
 
 _Pending = list[tuple[Changes, asyncio.Future[None]]]
@@ -127,6 +139,8 @@ class SQLiteStore:
         #: The writer thread's connection, also used by a readiness check that finds the
         #: write-ahead log lost (``_rescue``).
         self._conn_lock = threading.Lock()
+        #: Landing checks handed out, until when: the only claimant is this process (the lock).
+        self._claims: dict[CheckKey, float] = {}
         traces = statefile.traces(self.path)
         if not self.path.exists() and traces and not init:
             raise StoreError(
@@ -156,6 +170,9 @@ class SQLiteStore:
             self._identity = statefile.identity(self.path)
             conn.executescript(_SCHEMA)
             conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                         (str(SCHEMA_VERSION),))
+            # An older file has just been given the tables it lacked.
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
                          (str(SCHEMA_VERSION),))
             self._check_rows(skip_corrupt)
             # A write now, so the write-ahead log exists from here on (wal_problem).
@@ -193,7 +210,8 @@ class SQLiteStore:
             raise StoreError(
                 f"state database {self.path} has schema_version {version}, written by a newer "
                 f"exporter; this one reads up to {SCHEMA_VERSION}: upgrade the exporter")
-        missing = [t for t in _TABLES if t not in tables]
+        missing = [t for t in _TABLES
+                   if t not in tables and _ADDED_IN.get(t, 0) <= int(version)]
         if missing and not init:
             raise StoreError(
                 f"state database {self.path} lacks the table(s) {', '.join(missing)}: it is "
@@ -310,6 +328,30 @@ class SQLiteStore:
                 total += Path(f"{self.path}{suffix}").stat().st_size
         return total
 
+    async def claim_checks(self, owner: str, completed_before: float, now: float,
+                           lease: float, limit: int) -> list[CheckRow]:
+        """The due checks not handed out in the last ``lease`` seconds; the file has one
+        process (its lock), so the claims live in memory and a restart resumes them all."""
+        for key in [k for k, until in self._claims.items() if until <= now]:
+            del self._claims[key]
+        rows = await asyncio.to_thread(self._due_checks, completed_before,
+                                       limit + len(self._claims))
+        claimed = [r for r in rows if r[:3] not in self._claims][:limit]
+        self._claims.update((r[:3], now + lease) for r in claimed)
+        return claimed
+
+    def _due_checks(self, completed_before: float, limit: int) -> list[CheckRow]:
+        try:
+            conn = self._connect()
+            try:
+                return [CheckRow(*r) for r in conn.execute(
+                    "SELECT * FROM checks WHERE completed < ? ORDER BY completed LIMIT ?",
+                    (completed_before, limit))]
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read state database {self.path}: {exc}") from exc
+
     async def commit(self, changes: Changes) -> None:
         """Make ``changes`` durable; returns once they are synced, raises ``StoreError`` if not."""
         if self._closed:
@@ -390,6 +432,10 @@ class SQLiteStore:
             self.failures += 1
             self._rejecting = True
         settle((f for _, f in batch), error)
+        if error is None:
+            for changes, _ in batch:
+                for key in changes.checked:
+                    self._claims.pop(key, None)
         if self._pending and not self._flush_scheduled:
             self._flush()
 
