@@ -80,9 +80,10 @@ THRESHOLDS: dict[str, float] = {
     # Landing checks (exporter/landing, docs/landing.md): a run whose listing found fewer
     # bytes than landing_small_fraction x the median of the export's last checked runs (the
     # usual duration's usual_runs and usual_min_runs) is smaller_than_usual. Checks that could
-    # not list the destination landing_failing_checks times in a row alert.
+    # not list the destination landing_failing_checks times in a row (each after its retries)
+    # alert.
     "landing_small_fraction": 0.1,
-    "landing_failing_checks": 3,
+    "landing_failing_checks": 2,
     # The landing alerts of a run last until the next check, at most this long.
     "landing_alert_window_seconds": 1 * DAY,
 }
