@@ -56,4 +56,10 @@ SEVERITIES: dict[str, str] = {
     "ClevertapExportRunLongerThanUsual": "warning",
     "ClevertapExportLastRunLongerThanUsual": "warning",
     "ClevertapExportLastRunShorterThanUsual": "warning",
+    # An export whose own history shows it lands files, and landed none: the data is missing
+    # (docs/runbook.md#clevertapexportlandednothing says why this one pages).
+    "ClevertapExportLandedNothing": "critical",
+    "ClevertapExportLandedNothingNew": "warning",
+    "ClevertapExportLandedLessThanUsual": "warning",
+    "ClevertapExportLandingChecksFailing": "warning",
 }

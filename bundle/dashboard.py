@@ -394,10 +394,30 @@ def dashboard() -> dict[str, Any]:
                          (None, "green"), (THRESHOLDS["delivery_delay_max_seconds"], "red")),
                      threshold_style="line"), 12, 8),
     ]
+    landing = [
+        (_timeseries("Landed bytes",
+                     "Bytes the last checked run of each export with a destination landed, "
+                     "and its usual size (the median of its last checked runs; absent while "
+                     "the history is short). Far below the usual raises "
+                     "ClevertapExportLandedLessThanUsual; none at all, "
+                     "ClevertapExportLandedNothing.",
+                     [_target("A", _max("clevertap_export_landing_last_bytes"),
+                              f"landed {LEGEND}"),
+                      _target("B", _max("clevertap_export_landing_usual_bytes"),
+                              f"usual {LEGEND}")], "bytes"), 12, 8),
+        (_timeseries("Landing checks by outcome",
+                     "Landing checks per outcome: landed, smaller_than_usual, empty, and the "
+                     "listings that failed (cannot_list_permission, not_found, error).",
+                     [_target("A", "sum by (outcome) ("
+                                   + _counted("increase", "clevertap_export_landing_checks_total",
+                                              "$__interval") + ")", "{{outcome}}")],
+                     "none", bars=True, interval="1h"), 12, 8),
+    ]
     panels = _layout([
         (None, overview),
         (_row("Activity"), activity),
         (_row("Durations"), durations),
+        (_row("Landing"), landing),
         (_row("Webhooks"), webhooks),
     ])
     return {

@@ -81,6 +81,12 @@ SLOW = "clevertap_export:usual_slow_threshold_seconds"
 FAST = "clevertap_export:usual_fast_threshold_seconds"
 # Per replica, only for the replicas whose view of an export is the freshest (see below).
 FRESHEST = "clevertap_export:replica_last_event_timestamp_seconds:freshest"
+# Landing checks, per export across replicas: from the replicas that applied the last check.
+LANDING_CHECKED = "clevertap_export:landing_last_check_timestamp_seconds:max"
+LANDING_FRESHEST = "clevertap_export:replica_landing_last_check_timestamp_seconds:freshest"
+LANDING_OUTCOME = "clevertap_export:landing_last_outcome:freshest"
+LANDING_FAILED = "clevertap_export:landing_failed_checks:freshest"
+LANDING_USUAL = "clevertap_export:landing_usual_bytes:max"
 
 
 def _record(name: str, expr: str) -> dict[str, Any]:
@@ -177,6 +183,24 @@ def recording_rules() -> list[dict[str, Any]]:
             + f"\n+ {number(t['webhooks_missing_margin_seconds'])}",
         ),
         *_usual_rules(),
+        *_landing_rules(),
+    ]
+
+
+def _landing_rules() -> list[dict[str, Any]]:
+    """The last landing check of each export, as the replicas that applied it show it: a
+    replica a moment behind still shows the check before, which must not raise or end an
+    alert. Exposed values only, the usual size included: no long range query."""
+    checked = sel("clevertap_export_landing_last_check_timestamp_seconds")
+    return [
+        _record(LANDING_CHECKED, across("max", checked)),
+        _record(LANDING_FRESHEST, f"{checked}\n== {ignoring_replicas()}\n{LANDING_CHECKED}"),
+        _record(LANDING_OUTCOME, across("max", (
+            f"{sel('clevertap_export_landing_last_outcome')} == 1\n"
+            f"and ignoring (outcome)\n{LANDING_FRESHEST}"))),
+        _record(LANDING_FAILED, across("max", (
+            f"{sel('clevertap_export_landing_failed_checks')}\nand\n{LANDING_FRESHEST}"))),
+        _record(LANDING_USUAL, across("max", sel("clevertap_export_landing_usual_bytes"))),
     ]
 
 
@@ -328,6 +352,55 @@ def _export_alerts() -> list[dict[str, Any]]:
             "its declared min_runtime; it probably exported nothing.",
         ),
         *_usual_alerts(),
+        *_landing_alerts(),
+    ]
+
+
+def _last_landing(outcome: str) -> str:
+    """The export whose last check ended with ``outcome``, while that check is recent."""
+    return (f'max without (outcome) (\n  {LANDING_OUTCOME}{{outcome="{outcome}"}}\n)\n'
+            f"and\n(\n  time() - {LANDING_CHECKED}\n"
+            f"  < {_t('landing_alert_window_seconds')}\n)\n")
+
+
+def _landing_alerts() -> list[dict[str, Any]]:
+    """What the landing checks found (docs/landing.md). Only an export whose own history
+    shows it lands files pages when it landed nothing; docs/runbook.md says why."""
+    t = THRESHOLDS
+    return [
+        _alert(
+            "ClevertapExportLandedNothing",
+            f"(\n{_last_landing('empty')})\nand\n{LANDING_USUAL} > 0\n",
+            "A CleverTap export completed and its destination holds none of its files.",
+            f"{_WHICH} reported Completed, but the listing of its destination found none of "
+            "the run's objects, after retries, although its last checked runs usually land "
+            "files.",
+        ),
+        _alert(
+            "ClevertapExportLandedNothingNew",
+            f"(\n{_last_landing('empty')})\nunless\n{LANDING_USUAL} > 0\n",
+            "A CleverTap export without a landing history completed and landed nothing.",
+            f"{_WHICH} reported Completed, but the listing of its destination found none of "
+            "the run's objects, after retries. It has no usual size yet (fewer than "
+            f"{number(t['usual_min_runs'])} checked runs, or most landed nothing): check the "
+            "destination's prefix and folder template before trusting this export.",
+        ),
+        _alert(
+            "ClevertapExportLandedLessThanUsual",
+            _last_landing("smaller_than_usual"),
+            "A CleverTap export landed far fewer bytes than usual.",
+            f"{_WHICH} landed less than {number(t['landing_small_fraction'])} of the median "
+            "bytes of its last checked runs (default; learn: landing_small_fraction in "
+            "--config.file): a filter, a prefix or a lifecycle rule may have changed.",
+        ),
+        _alert(
+            "ClevertapExportLandingChecksFailing",
+            f"{LANDING_FAILED}\n>= {_t('landing_failing_checks')}\n",
+            "The exporter cannot list a CleverTap export's destination.",
+            f"{_WHICH}: its last {{{{ $value }}}} landing checks could not list its "
+            "destination (permission, not_found or error, after retries); whether its files "
+            "land is unknown until a listing works.",
+        ),
     ]
 
 

@@ -226,6 +226,16 @@ FLAGS: Final[dict[str, list[Flag]]] = {
              "limits.max_concurrent_requests", "webhook requests handled at once; more are "
              "refused with 503 and Retry-After", _positive_int, 256),
     ],
+    "landing checks": [
+        Flag("--landing-settle", "EXPORTER_LANDING_SETTLE", "landing.settle", "after a "
+             "Completed of an export with a destination, wait this long before listing its "
+             "files (they may still be arriving)", duration, "1m"),
+        Flag("--landing-retry-for", "EXPORTER_LANDING_RETRY_FOR", "landing.retry_for", "retry "
+             "an empty or failed listing with backoff for this long before recording it",
+             duration, "15m"),
+        Flag("--landing-concurrency", "EXPORTER_LANDING_CONCURRENCY", "landing.concurrency",
+             "landing checks listing at once (per replica)", _positive_int, 4),
+    ],
     "logging": [
         Flag("--log-level", "EXPORTER_LOG_LEVEL", "logging.level", "DEBUG, INFO, WARNING or "
              "ERROR", str.upper, "INFO"),

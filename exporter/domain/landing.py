@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Final
 
 from exporter.domain.destination import Destination, LandingRun
 
@@ -18,6 +19,8 @@ class Outcome(StrEnum):
     LANDED = "landed"
     #: The listing worked and found none of the run's objects.
     EMPTY = "empty"
+    #: Objects were found, far fewer bytes than the export's usual (``landing_small_fraction``).
+    SMALLER_THAN_USUAL = "smaller_than_usual"
     #: The store refused the listing: the credential lacks the list permission, or is wrong.
     CANNOT_LIST_PERMISSION = "cannot_list_permission"
     #: The bucket (or container, or storage account) does not exist.
@@ -48,3 +51,7 @@ class LandingResult:
     newest: float | None = None
     #: Why, for cannot_list_permission, not_found and error: the store's words, no secrets.
     detail: str = ""
+
+
+#: Outcomes of a listing that worked: a check that ends otherwise could not tell.
+LISTED: Final = frozenset({Outcome.LANDED, Outcome.EMPTY, Outcome.SMALLER_THAN_USUAL})

@@ -12,7 +12,7 @@ from exporter.domain.keys import SeriesKey
 
 if TYPE_CHECKING:
     from exporter.domain.schedule import Expected
-    from exporter.domain.usual import Usual
+    from exporter.domain.usual import Usual, UsualSize
 
 #: Upper bounds (seconds) of the duration histogram: 1 min to 48 h.
 DURATION_BUCKETS: Final[tuple[float, ...]] = (
@@ -29,6 +29,19 @@ class Completed(NamedTuple):
     landed_bytes: int | None = None
     #: The series' first completed run (for a profile export CleverTap makes it a full one).
     first: bool = False
+
+
+class Landed(NamedTuple):
+    """The last landing check of a series: which run, when, what it found, how it ended."""
+
+    request_id: str
+    started: float  # the run's start (event time of its Initiated)
+    checked: float  # when the check's last listing ended
+    outcome: str  # an ``exporter.domain.landing.Outcome`` value
+    objects: int
+    bytes: int
+    truncated: bool
+    prefix: str
 
 
 @dataclass(slots=True)
@@ -48,19 +61,24 @@ class Series:
     #: keeps their number and their encoding (``history_json``, written with every event).
     history: list[Completed] = field(default_factory=list)
     history_json: bytes = b"[]"
+    #: The last landing check, and how many checks in a row could not list the destination.
+    landing: Landed | None = None
+    failed_checks: int = 0
     # Derived, not stored: start times of this series' in-flight runs, what the history
     # teaches (set by the tracker), and a revision that changes whenever anything above does,
     # so the metrics view re-renders only what changed.
     running: dict[tuple[str, str], float] = field(default_factory=dict)
     usual: Usual | None = None
     expected: Expected | None = None
+    usual_landed: UsualSize | None = None
     rev: int = 0
 
     def encode(self) -> bytes:
         return orjson.dumps(
             [self.last_initiated, self.last_completed, self.last_failed, self.last_duration,
              self.abandoned, self.status_counts, self.duration_buckets, self.duration_sum,
-             orjson.Fragment(self.history_json)]
+             orjson.Fragment(self.history_json),
+             None if self.landing is None else tuple(self.landing), self.failed_checks]
         )
 
     @classmethod
@@ -69,7 +87,11 @@ class Series:
         # An encoding written before the history had eight fields: it loads with none.
         li, lc, lf, ld, ab, counts, buckets, dsum = fields[:8]
         history = [Completed(*run) for run in fields[8]] if len(fields) > 8 else []
-        return cls(li, lc, lf, ld, ab, counts, buckets, dsum, history, _encode(history))
+        # And one written before the landing checks, with none.
+        landing = Landed(*fields[9]) if len(fields) > 9 and fields[9] is not None else None
+        failed = fields[10] if len(fields) > 10 else 0
+        return cls(li, lc, lf, ld, ab, counts, buckets, dsum, history, _encode(history),
+                   landing, failed)
 
     @property
     def never_seen(self) -> bool:
@@ -91,6 +113,16 @@ class Series:
         bisect.insort(self.history, Completed(start, duration, None, first), key=_start)
         del self.history[:-keep]
         self.history_json = _encode(self.history)
+
+    def record_landed(self, start: float, landed_bytes: int) -> bool:
+        """Fill the landed-bytes slot of the run that started at ``start``; False when the
+        history no longer holds it."""
+        for i, run in enumerate(self.history):
+            if run.start == start:
+                self.history[i] = run._replace(landed_bytes=landed_bytes)
+                self.history_json = _encode(self.history)
+                return True
+        return False
 
 
 @dataclass(slots=True)

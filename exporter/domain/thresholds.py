@@ -77,6 +77,15 @@ THRESHOLDS: dict[str, float] = {
     "schedule_max_spread": 0.1,
     "schedule_round_fraction": 0.1,
     "schedule_min_interval_seconds": 4 * HOUR,
+    # Landing checks (exporter/landing, docs/landing.md): a run whose listing found fewer
+    # bytes than landing_small_fraction x the median of the export's last checked runs (the
+    # usual duration's usual_runs and usual_min_runs) is smaller_than_usual. Checks that could
+    # not list the destination landing_failing_checks times in a row (each after its retries)
+    # alert.
+    "landing_small_fraction": 0.1,
+    "landing_failing_checks": 2,
+    # The landing alerts of a run last until the next check, at most this long.
+    "landing_alert_window_seconds": 1 * DAY,
 }
 
 #: The schedules CleverTap offers (seconds): a learned interval close to one is rounded to it.
@@ -101,6 +110,7 @@ class Learning:
     schedule_max_spread: float
     schedule_round_fraction: float
     schedule_min_interval_seconds: float
+    landing_small_fraction: float
 
     @classmethod
     def of(cls, overrides: Mapping[str, float] = {}) -> Learning:
@@ -115,7 +125,8 @@ class Learning:
 LEARNING_KNOBS: Final = tuple(f.name for f in fields(Learning))
 WHOLE_KNOBS: Final = frozenset({"usual_runs", "usual_min_runs", "schedule_min_intervals"})
 FRACTION_KNOBS: Final = frozenset({"usual_min_margin_fraction", "usual_fast_fraction",
-                                   "schedule_max_spread", "schedule_round_fraction"})
+                                   "schedule_max_spread", "schedule_round_fraction",
+                                   "landing_small_fraction"})
 #: The longest history kept per series, whatever an export's ``usual_runs`` asks.
 MAX_HISTORY: Final = 100
 DEFAULT_LEARNING: Final = Learning.of()

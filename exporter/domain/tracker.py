@@ -31,14 +31,16 @@ from exporter.domain import normalize
 from exporter.domain.declared import DeclaredExport
 from exporter.domain.keys import DeliveryKey, RunKey, SeriesKey
 from exporter.domain.labelcap import LabelCap
+from exporter.domain.landing import LISTED, LandingResult, Outcome
 from exporter.domain.limits import Limits
-from exporter.domain.model import Run, Series
+from exporter.domain.model import Landed, Run, Series
 from exporter.domain.payload import StatusEvent
 from exporter.domain.schedule import expected_interval
 from exporter.domain.thresholds import DEFAULT_LEARNING, MAX_HISTORY, Learning
-from exporter.domain.usual import usual_duration
+from exporter.domain.usual import usual_duration, usual_landed
 from exporter.store.base import (
     Changes,
+    CheckRow,
     DeliveryRow,
     RunRow,
     SeriesRow,
@@ -92,6 +94,9 @@ class ExportTracker:
         self.time_problems: dict[str, int] = {}
         #: Entries dropped by the count limits (``delivery``, ``run``) before their retention.
         self.forgotten: dict[str, int] = {}
+        #: Landing checks recorded since start-up, by series and outcome (this replica's and,
+        #: as their rows arrive, the others'): every replica counts each check once.
+        self.landing_checks: dict[tuple[SeriesKey, str], int] = {}
         self._forgotten_logged: dict[str, int] = {}
         self._seen_failures = store.failures
         self.reload()
@@ -152,7 +157,11 @@ class ExportTracker:
                 series.last_completed = _later(series.last_completed, t)
             else:
                 series.last_failed = _later(series.last_failed, t)
+            started = run.started if run is not None else None
             run = self._finish_run(rkey, run, key, t, status, event.received, touched)
+            if (status == normalize.STATUS_COMPLETED and started is not None
+                    and run.started is None):
+                self._queue_check(rkey, run.series, started, event.received, changes)
 
         self.deliveries[dkey] = event.received
         self.last_received = _later(self.last_received, event.received)
@@ -167,6 +176,54 @@ class ExportTracker:
         self._limit_runs(changes, touched, keep=rkey)
         self._persist_series(touched, changes)
         return changes
+
+    def _queue_check(self, rkey: RunKey, key: SeriesKey, started: float, received: float,
+                     changes: Changes) -> None:
+        """A completed run of an export with a destination: its landing check, stored with
+        the Completed, so that neither a crash nor a restart loses it."""
+        export = self.declared.get(key)
+        if export is not None and export.destination is not None:
+            changes.checks.append(CheckRow(rkey[0], rkey[1], started, *key[1:], received))
+
+    async def record_landing(self, check: CheckRow, result: LandingResult | None) -> str | None:
+        """Store ``result`` as ``check``'s landing, with the run's landed bytes in its
+        history, and the check as made; None drops the check (its export no longer has a
+        destination). Returns the outcome recorded; raises ``StoreError``."""
+        recorded: str | None = None
+
+        def work() -> Changes:
+            nonlocal recorded
+            changes = Changes(checked=[check[:3]])
+            key = (check.account, check.partner, check.export_type, check.frequency)
+            series = self.series.get(key)
+            if result is None or series is None:
+                return changes
+            knobs = self.learning.get(key, DEFAULT_LEARNING)
+            outcome = result.outcome
+            if outcome is Outcome.LANDED:
+                usual = usual_landed(series.history, key[2], knobs, without=check.started)
+                if usual is not None and result.bytes < knobs.landing_small_fraction * \
+                        usual.median:
+                    outcome = Outcome.SMALLER_THAN_USUAL
+            if outcome in LISTED:
+                series.record_landed(check.started, result.bytes)
+                series.failed_checks = 0
+            else:
+                series.failed_checks += 1
+            series.landing = Landed(check.export_id, check.started, result.finished,
+                                    outcome.value, result.objects, result.bytes,
+                                    result.truncated, result.prefix)
+            self._count_check(key, outcome.value)
+            self._learn(key, series)
+            self._persist_series({key}, changes)
+            recorded = outcome.value
+            return changes
+
+        await self._submit(work)
+        return recorded
+
+    def _count_check(self, key: SeriesKey, outcome: str) -> None:
+        self.landing_checks[(key, outcome)] = self.landing_checks.get((key, outcome), 0) + 1
 
     async def declare(self, exports: Mapping[SeriesKey, DeclaredExport],
                       pinned: dict[str, set[str]]) -> None:
@@ -357,8 +414,10 @@ class ExportTracker:
         usual = usual_duration(series.history, key[2], knobs)
         expected = expected_interval(key[3], export.declared_interval if export else None,
                                      series.history, knobs)
-        changed = usual != series.usual or expected != series.expected
-        series.usual, series.expected = usual, expected
+        landed = usual_landed(series.history, key[2], knobs)
+        changed = (usual != series.usual or expected != series.expected
+                   or landed != series.usual_landed)
+        series.usual, series.expected, series.usual_landed = usual, expected, landed
         return changed
 
     def _series(self, key: SeriesKey) -> Series:
@@ -441,9 +500,13 @@ class ExportTracker:
                 if old is not None:
                     new.running, new.rev = old.running, old.rev
                 if old is not None and old.history == new.history:
-                    new.usual, new.expected = old.usual, old.expected  # most rows: no new run
+                    # Most rows: no new run.
+                    new.usual, new.expected = old.usual, old.expected
+                    new.usual_landed = old.usual_landed
                 else:
                     self._learn(key, new)
+                if new.landing is not None and (old is None or old.landing != new.landing):
+                    self._count_check(key, new.landing.outcome)  # another replica's check
                 self.series[key] = new
                 touched.add(key)
             for rr in c.runs:

@@ -47,3 +47,25 @@ def usual_duration(history: Sequence[Completed], export_type: str,
     margin = max(knobs.usual_mad_factor * MAD_TO_SIGMA * mad, knobs.usual_min_margin_seconds,
                  knobs.usual_min_margin_fraction * median)
     return Usual(median, median + margin, len(durations))
+
+
+@dataclass(frozen=True, slots=True)
+class UsualSize:
+    """The usual bytes an export's runs land, and how many checked runs it rests on."""
+
+    median: float
+    runs: int
+
+
+def usual_landed(history: Sequence[Completed], export_type: str, knobs: Learning,
+                 without: float | None = None) -> UsualSize | None:
+    """The median landed bytes of ``history``'s checked runs (leaving out the run that started
+    at ``without``), or None under the usual duration's minimum history, or when they landed
+    nothing: there is then no size to fall short of (the empty alert speaks for them)."""
+    sizes = [r.landed_bytes for r in history
+             if r.landed_bytes is not None and r.start != without
+             and not (r.first and export_type == PROFILES)][-knobs.usual_runs:]
+    if len(sizes) < knobs.usual_min_runs:
+        return None
+    median = statistics.median(sizes)
+    return UsualSize(median, len(sizes)) if median > 0 else None

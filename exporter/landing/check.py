@@ -99,7 +99,7 @@ class Checker:
     ``concurrency`` checks list at a time and at most ``max_pending`` wait; one lister (one
     client) per store, account and endpoint, closed by ``close``."""
 
-    def __init__(self, record: Record, *, policy: CheckPolicy = CheckPolicy(),
+    def __init__(self, record: Record | None = None, *, policy: CheckPolicy = CheckPolicy(),
                  concurrency: int = 4, max_pending: int = 1000,
                  listers: ListerFactory | None = None,
                  env: Mapping[str, str] | None = None) -> None:
@@ -118,18 +118,23 @@ class Checker:
         """Checks submitted and not yet recorded."""
         return len(self._tasks)
 
-    def submit(self, destination: Destination, run: LandingRun) -> bool:
-        """Schedule a check of ``run``; False (nothing scheduled) when closed or
-        ``max_pending`` checks are waiting already."""
+    def submit(self, destination: Destination, run: LandingRun,
+               record: Record | None = None) -> bool:
+        """Schedule a check of ``run``, its result to ``record`` (else the Checker's own);
+        False (nothing scheduled) when closed or ``max_pending`` checks are waiting already."""
         if self._closed or len(self._tasks) >= self.max_pending:
             return False
-        task = asyncio.get_running_loop().create_task(self._check(destination, run))
+        to = record or self.record
+        if to is None:
+            raise ValueError("no record callback for the check")
+        task = asyncio.get_running_loop().create_task(self._check(destination, run, to))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return True
 
-    async def _check(self, destination: Destination, run: LandingRun) -> None:
-        await asyncio.sleep(self.policy.settle)
+    async def _check(self, destination: Destination, run: LandingRun, record: Record) -> None:
+        if self.policy.settle > 0:
+            await asyncio.sleep(self.policy.settle)
         async with self._slots:
             try:
                 lister = self._lister(destination)
@@ -142,7 +147,7 @@ class Checker:
             else:
                 result = await check_landing(destination, run, lister, self.policy)
         try:
-            await self.record(result)
+            await record(result)
         except Exception:
             log.exception("recording the landing check of %s failed", destination.url)
 

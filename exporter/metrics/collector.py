@@ -16,6 +16,7 @@ from prometheus_client.registry import Collector
 
 from exporter.domain.declared import ConfigHolder
 from exporter.domain.labelcap import OVERFLOW_LABELS
+from exporter.domain.landing import Outcome
 from exporter.domain.payload import TIME_PROBLEMS
 from exporter.domain.tracker import ExportTracker
 
@@ -30,6 +31,7 @@ class TrackerCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         yield from self._process_view()
         yield from self._declared_view()
+        yield from self._landing_view()
 
     def _process_view(self) -> Iterator[Metric]:
         t = self.tracker
@@ -167,6 +169,64 @@ class TrackerCollector(Collector):
         for result, n in holder.reloads.items():
             reloads.add_metric([result], n)
         yield reloads
+
+    def _landing_view(self) -> Iterator[Metric]:
+        """The landing checks of the declared exports with a destination (docs/landing.md):
+        the same on every replica, since the results are in the series they all apply."""
+        objects = _series_gauge(
+            "clevertap_export_landing_last_objects",
+            "Objects the last checked run landed in its destination (a lower bound when the "
+            "listing was truncated).")
+        size = _series_gauge(
+            "clevertap_export_landing_last_bytes",
+            "Bytes the last checked run landed in its destination.")
+        checked = _series_gauge(
+            "clevertap_export_landing_last_check_timestamp_seconds",
+            "When (Unix seconds) the last landing check of the export ended.")
+        last = GaugeMetricFamily(
+            "clevertap_export_landing_last_outcome",
+            "1 for the outcome of the export's last landing check, 0 for the others.",
+            labels=[*SERIES_LABELS, "outcome"])
+        failed = _series_gauge(
+            "clevertap_export_landing_failed_checks",
+            "Landing checks in a row that could not list the destination (permission, "
+            "not_found, error); 0 once a listing works.")
+        usual = _series_gauge(
+            "clevertap_export_landing_usual_bytes",
+            "Median bytes of the export's last checked runs; absent while fewer than the "
+            "usual duration's minimum history were checked, or when they landed nothing.")
+        usual_runs = _series_gauge(
+            "clevertap_export_landing_usual_runs",
+            "Checked runs the usual landed bytes rest on.")
+        checks = CounterMetricFamily(
+            "clevertap_export_landing_checks",
+            "Landing checks recorded since the process started, by outcome (every replica "
+            "counts every replica's checks, each once).",
+            labels=[*SERIES_LABELS, "outcome"])
+        counted = self.tracker.landing_checks
+        exports = self.config.config.exports if self.config is not None else {}
+        for key, export in exports.items():
+            if export.destination is None:
+                continue
+            labels = list(key)
+            series = self.tracker.series.get(key)
+            landing = series.landing if series is not None else None
+            for outcome in Outcome:
+                checks.add_metric([*labels, outcome.value], counted.get((key, outcome.value), 0))
+                if landing is not None:
+                    last.add_metric([*labels, outcome.value],
+                                    1 if landing.outcome == outcome.value else 0)
+            if series is None:
+                continue
+            failed.add_metric(labels, series.failed_checks)
+            if landing is not None:
+                objects.add_metric(labels, landing.objects)
+                size.add_metric(labels, landing.bytes)
+                checked.add_metric(labels, landing.checked)
+            if series.usual_landed is not None:
+                usual.add_metric(labels, series.usual_landed.median)
+                usual_runs.add_metric(labels, series.usual_landed.runs)
+        yield from (objects, size, checked, last, failed, usual, usual_runs, checks)
 
 
 SERIES_LABELS: Final = ["account", "partner", "export_type", "frequency"]

@@ -39,6 +39,22 @@ class RunRow(NamedTuple):
     updated: float
 
 
+class CheckRow(NamedTuple):
+    """A landing check to make: the run (account, Export Request Id, start) whose Completed
+    was accepted, its series, and when that Completed arrived (the settle time counts from it)."""
+
+    account: str
+    export_id: str
+    started: float
+    partner: str
+    export_type: str
+    frequency: str
+    completed: float
+
+
+CheckKey = tuple[str, str, float]  # account, export id, started
+
+
 class DeliveryRow(NamedTuple):
     account: str
     export_id: str
@@ -59,18 +75,23 @@ class Changes:
     deliveries_received_before: float | None = None
     label_values: list[tuple[str, str]] = field(default_factory=list)
     gauges: list[tuple[str, float]] = field(default_factory=list)
+    #: Landing checks to make, and those made (their result is in the series): written with
+    #: the Completed and with the result, so a check is neither lost nor made twice.
+    checks: list[CheckRow] = field(default_factory=list)
+    checked: list[CheckKey] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         """Whether there is anything to write."""
         return bool(self.series or self.runs or self.deleted_runs or self.deliveries
                     or self.deleted_deliveries or self.deliveries_received_before is not None
-                    or self.label_values or self.gauges)
+                    or self.label_values or self.gauges or self.checks or self.checked)
 
 
 #: The order a backend applies one change set of ``net`` in, then its expiry: no run is both
-#: written and deleted in it, and a delivery deleted and written again is deleted first.
+#: written and deleted in it, a delivery deleted and written again is deleted first, and a
+#: check added and made in one set is gone.
 WRITE_ORDER: Final = ("label_values", "series", "runs", "deleted_runs", "deleted_deliveries",
-                      "deliveries", "gauges")
+                      "deliveries", "gauges", "checks", "checked")
 
 
 def net(batch: Iterable[Changes]) -> list[Changes]:
@@ -98,7 +119,8 @@ def net(batch: Iterable[Changes]) -> list[Changes]:
 class _Step:
     """The last state of each row that changes in turn wrote or deleted."""
 
-    __slots__ = ("deliveries", "dropped", "gauges", "labels", "runs", "series", "touched")
+    __slots__ = ("checked", "checks", "deliveries", "dropped", "gauges", "labels", "runs",
+                 "series", "touched")
 
     def __init__(self) -> None:
         self.series: dict[tuple[str, str, str, str], SeriesRow] = {}
@@ -107,6 +129,8 @@ class _Step:
         self.dropped: dict[tuple[str, str, str, float], None] = {}
         self.labels: dict[tuple[str, str], None] = {}
         self.gauges: dict[str, float] = {}
+        self.checks: list[CheckRow] = []
+        self.checked: list[CheckKey] = []
         self.touched = False
 
     def add(self, c: Changes) -> None:
@@ -130,6 +154,9 @@ class _Step:
             deliveries.update(dict.fromkeys(c.deleted_deliveries))
             self.dropped.update(dict.fromkeys(c.deleted_deliveries))
         self.gauges.update(c.gauges)
+        if c.checks or c.checked:  # a key is added once (its Completed), then checked once
+            self.checks.extend(c.checks)
+            self.checked.extend(c.checked)
 
     def changes(self, expiry: float | None) -> Changes:
         return Changes(
@@ -141,6 +168,8 @@ class _Step:
             deliveries_received_before=expiry,
             label_values=list(self.labels),
             gauges=list(self.gauges.items()),
+            checks=self.checks,
+            checked=self.checked,
         )
 
 
@@ -219,6 +248,12 @@ class Store(Protocol):
 
     def freshness(self) -> Freshness:
         """How current the model is with the shared state, and the database's clock."""
+
+    async def claim_checks(self, owner: str, completed_before: float, now: float,
+                           lease: float, limit: int) -> list[CheckRow]:
+        """Up to ``limit`` landing checks whose Completed arrived before ``completed_before``,
+        claimed for ``owner`` until ``now + lease``: no other caller (or replica) gets them
+        meanwhile. A check stays claimable until a change marks it ``checked``."""
 
 
 def settle(futures: Iterable[asyncio.Future[None]], error: StoreError | None) -> None:

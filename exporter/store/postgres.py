@@ -27,6 +27,7 @@ from typing import Any, Final
 import asyncpg
 
 from exporter.store.base import (
+    CheckRow,
     Follower,
     Freshness,
     RunRow,
@@ -99,6 +100,17 @@ WITH horizon AS (
 INSERT INTO meta (key, value) SELECT 'log_pruned_through', seq::text FROM horizon
 WHERE seq IS NOT NULL
 ON CONFLICT (key) DO UPDATE SET value = excluded.value
+"""
+
+#: Due checks nobody holds a live claim on, claimed in one statement: a row locked by another
+#: replica's claim is skipped, not waited for, so each check goes to exactly one replica.
+_CLAIM: Final = """
+UPDATE checks SET claimed_by = $1, claimed_until = $3 + $4
+WHERE (account, export_id, started) IN (
+    SELECT account, export_id, started FROM checks
+    WHERE completed < $2 AND (claimed_until IS NULL OR claimed_until <= $3)
+    ORDER BY completed LIMIT $5 FOR UPDATE SKIP LOCKED)
+RETURNING account, export_id, started, partner, export_type, frequency, completed
 """
 
 #: What a lost or refused connection raises, besides the server's own errors.
@@ -197,6 +209,16 @@ class PostgresStore:
         behind = 0.0 if self.healthy and self._head <= self._seq else now - self._current_at
         database = None if self._clock is None else self._clock[1] + now - self._clock[0]
         return Freshness(self._seq, max(0, self._head - self._seq), behind, database)
+
+    async def claim_checks(self, owner: str, completed_before: float, now: float,
+                           lease: float, limit: int) -> list[CheckRow]:
+        """Claim due checks for ``owner`` in the table every replica shares."""
+        try:
+            async with self._pool.acquire() as conn:
+                rows = await conn.fetch(_CLAIM, owner, completed_before, now, lease, limit)
+        except _DB_ERRORS as exc:
+            raise StoreError(f"cannot claim landing checks: {exc}") from exc
+        return [CheckRow(*r) for r in rows]
 
     def load(self) -> Snapshot:
         """The state as read when the store opened, handed over once (the owner keeps it)."""

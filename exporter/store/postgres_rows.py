@@ -30,6 +30,10 @@ _WRITES: Final = {
     "deliveries": "INSERT INTO deliveries VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
     "gauges": "INSERT INTO gauges VALUES ($1, $2) ON CONFLICT (key) DO UPDATE "
               "SET value = excluded.value",
+    # Landing checks are not in the log: the replicas claim them from the table, and see their
+    # results in the series.
+    "checks": "INSERT INTO checks VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+    "checked": "DELETE FROM checks WHERE account = $1 AND export_id = $2 AND started = $3",
 }
 
 

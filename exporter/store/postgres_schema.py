@@ -7,10 +7,11 @@ from typing import Final
 from exporter.store.base import StoreError
 from exporter.store.postgres_rows import Conn
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 #: Advisory lock key of migrations (any bigint unique to this application).
 LOCK_MIGRATE: Final = 0x63_74_65_78_00_01
-TABLES: Final = ("meta", "series", "runs", "deliveries", "label_values", "gauges", "log")
+TABLES: Final = ("meta", "series", "runs", "deliveries", "label_values", "gauges", "log",
+                  "checks")
 #: MIGRATIONS[n] takes the schema from version n to n + 1.
 MIGRATIONS: Final = ("""
 CREATE TABLE series (
@@ -37,7 +38,16 @@ CREATE TABLE log (
     at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
     data BYTEA NOT NULL
 );
-""",)
+""", """
+CREATE TABLE checks (
+    account TEXT NOT NULL, export_id TEXT NOT NULL, started DOUBLE PRECISION NOT NULL,
+    partner TEXT NOT NULL, export_type TEXT NOT NULL, frequency TEXT NOT NULL,
+    completed DOUBLE PRECISION NOT NULL,
+    claimed_by TEXT, claimed_until DOUBLE PRECISION,
+    PRIMARY KEY (account, export_id, started)
+);
+CREATE INDEX checks_completed ON checks (completed);
+""")
 
 
 async def migrate(conn: Conn) -> None:

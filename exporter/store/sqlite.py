@@ -39,6 +39,8 @@ from exporter.store import sqlite_schema, statefile
 from exporter.store.base import (
     WRITE_ORDER,
     Changes,
+    CheckKey,
+    CheckRow,
     Follower,
     Freshness,
     RunRow,
@@ -66,6 +68,8 @@ _WRITES: Final = {
                           "AND status = ? AND event_time = ?",
     "deliveries": "INSERT OR IGNORE INTO deliveries VALUES (?,?,?,?,?)",
     "gauges": "INSERT OR REPLACE INTO gauges VALUES (?, ?)",
+    "checks": "INSERT OR IGNORE INTO checks VALUES (?,?,?,?,?,?,?)",
+    "checked": "DELETE FROM checks WHERE account = ? AND export_id = ? AND started = ?",
 }
 
 _Pending = list[tuple[Changes, asyncio.Future[None]]]
@@ -102,6 +106,8 @@ class SQLiteStore:
         #: The writer thread's connection, also used by a readiness check that finds the
         #: write-ahead log lost (``_rescue``).
         self._conn_lock = threading.Lock()
+        #: Landing checks handed out, until when: the only claimant is this process (the lock).
+        self._claims: dict[CheckKey, float] = {}
         traces = statefile.traces(self.path)
         if not self.path.exists() and traces and not init:
             raise StoreError(
@@ -239,6 +245,30 @@ class SQLiteStore:
                 total += Path(f"{self.path}{suffix}").stat().st_size
         return total
 
+    async def claim_checks(self, owner: str, completed_before: float, now: float,
+                           lease: float, limit: int) -> list[CheckRow]:
+        """The due checks not handed out in the last ``lease`` seconds; the file has one
+        process (its lock), so the claims live in memory and a restart resumes them all."""
+        for key in [k for k, until in self._claims.items() if until <= now]:
+            del self._claims[key]
+        rows = await asyncio.to_thread(self._due_checks, completed_before,
+                                       limit + len(self._claims))
+        claimed = [r for r in rows if r[:3] not in self._claims][:limit]
+        self._claims.update((r[:3], now + lease) for r in claimed)
+        return claimed
+
+    def _due_checks(self, completed_before: float, limit: int) -> list[CheckRow]:
+        try:
+            conn = self._connect()
+            try:
+                return [CheckRow(*r) for r in conn.execute(
+                    "SELECT * FROM checks WHERE completed < ? ORDER BY completed LIMIT ?",
+                    (completed_before, limit))]
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read state database {self.path}: {exc}") from exc
+
     async def commit(self, changes: Changes) -> None:
         """Make ``changes`` durable; returns once they are synced, raises ``StoreError`` if not."""
         if self._closed:
@@ -320,6 +350,9 @@ class SQLiteStore:
             self._rejecting = True
         else:
             self._commits += 1
+            for changes, _ in batch:
+                for key in changes.checked:
+                    self._claims.pop(key, None)
         settle((f for _, f in batch), error)
         if self._pending and not self._flush_scheduled:
             self._flush()

@@ -12,8 +12,10 @@ from exporter.store.base import StoreError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 1
-TABLES: Final = ("meta", "series", "runs", "deliveries", "label_values", "gauges")
+SCHEMA_VERSION: Final = 2
+TABLES: Final = ("meta", "series", "runs", "deliveries", "label_values", "gauges", "checks")
+#: Tables a schema version added: a file of an older version lacks them by right (it gets them).
+_ADDED_IN: Final = {"checks": 2}
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS series (
@@ -37,6 +39,12 @@ CREATE TABLE IF NOT EXISTS label_values (
     label TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (label, value)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS gauges (key TEXT PRIMARY KEY, value REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checks (
+    account TEXT NOT NULL, export_id TEXT NOT NULL, started REAL NOT NULL,
+    partner TEXT NOT NULL, export_type TEXT NOT NULL, frequency TEXT NOT NULL,
+    completed REAL NOT NULL,
+    PRIMARY KEY (account, export_id, started)
+) WITHOUT ROWID;
 """
 
 
@@ -44,6 +52,9 @@ def create(conn: sqlite3.Connection) -> None:
     """The tables that are missing, and the schema version of a new file."""
     conn.executescript(_SCHEMA)
     conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                 (str(SCHEMA_VERSION),))
+    # An older file has just been given the tables it lacked.
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
                  (str(SCHEMA_VERSION),))
 
 
@@ -71,7 +82,8 @@ def check(path: Path, init: bool) -> None:
         raise StoreError(
             f"state database {path} has schema_version {version}, written by a newer "
             f"exporter; this one reads up to {SCHEMA_VERSION}: upgrade the exporter")
-    missing = [t for t in TABLES if t not in tables]
+    missing = [t for t in TABLES
+               if t not in tables and _ADDED_IN.get(t, 0) <= int(version)]
     if missing and not init:
         raise StoreError(
             f"state database {path} lacks the table(s) {', '.join(missing)}: it is "

@@ -35,9 +35,12 @@ _COLUMNS: Final[dict[str, tuple[tuple[str, ...], tuple[tuple[str, str], ...]]]] 
     "deliveries": (("account", "export_id", "status", "event_time"), (("received", "number"),)),
     "label_values": (("label", "value"), ()),
     "gauges": (("key",), (("value", "number"),)),
+    "checks": (("account", "export_id", "started"), (
+        ("partner", "text"), ("export_type", "text"), ("frequency", "text"),
+        ("completed", "number"))),
 }
 #: Key columns are text except these.
-_NUMERIC_KEYS: Final = frozenset({("deliveries", "event_time")})
+_NUMERIC_KEYS: Final = frozenset({("deliveries", "event_time"), ("checks", "started")})
 
 
 def identity(path: Path) -> tuple[int, int]:

@@ -21,6 +21,8 @@ from prometheus_client import (
 
 from exporter.domain.declared import ConfigHolder
 from exporter.domain.tracker import ExportTracker
+from exporter.landing.check import CheckPolicy
+from exporter.landing.dispatcher import Dispatcher
 from exporter.metrics.collector import TrackerCollector
 from exporter.metrics.exposition import SeriesExposition
 from exporter.metrics.instruments import Instruments
@@ -190,10 +192,17 @@ async def _state_context(app: web.Application) -> AsyncIterator[None]:
                         "or basic_auth_users in --web.config.file)")
         await _expire(tracker)
         task = asyncio.create_task(_expire_periodically(tracker))
+        landing = settings.landing
+        checks = Dispatcher(tracker, lambda: rt.config.config.exports,
+                            policy=CheckPolicy(settle=landing.settle,
+                                               retry_for=landing.retry_for),
+                            concurrency=landing.concurrency, zone=settings.events.timezone)
+        checks.start()
         try:
             yield
         finally:
             rt.tracker = rt.exposition = None  # webhooks now get 503, not a closed store
+            await checks.close()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -62,6 +62,18 @@ class EventSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LandingSettings:
+    """How the landing checks of declared destinations run (docs/landing.md)."""
+
+    #: Seconds after a Completed before the first listing, and for which failed or empty
+    #: listings are retried.
+    settle: float
+    retry_for: float
+    #: Checks listing at once.
+    concurrency: int
+
+
+@dataclass(frozen=True, slots=True)
 class LogSettings:
     level: str
     format: str
@@ -76,6 +88,7 @@ class Settings:
     events: EventSettings
     limits: Limits
     logging: LogSettings
+    landing: LandingSettings
     #: Serve ``POST /-/noop``: the hidden ``--bench-noop`` the benchmark harness sets, not a
     #: flag of the table (so not in ``--help`` or docs/configuration.md).
     bench_noop: bool = False

@@ -24,7 +24,8 @@ def test_every_flag_fills_one_field_and_every_field_has_one_flag() -> None:
                            for field in fields(record)}
     # Settings is its records, and the one switch no row defines (the hidden --bench-noop).
     assert {field.name for field in fields(Settings)} - RECORDS.keys() == {"bench_noop"}
-    assert set(RECORDS) == {"listen", "auth", "state", "events", "limits", "logging"}
+    assert set(RECORDS) == {"listen", "auth", "state", "events", "limits", "logging",
+                            "landing"}
 
 
 def test_every_flag_reaches_its_field() -> None:
@@ -39,7 +40,8 @@ def test_every_flag_reaches_its_field() -> None:
             "--max-series", "6", "--max-remembered-deliveries", "7", "--max-runs", "8",
             "--max-body-bytes", "9", "--read-timeout", "4s", "--idle-timeout", "5s",
             "--max-concurrent-requests", "10", "--log-level", "debug", "--log-format", "json",
-            "--access-log", "--host", "127.0.0.1"]
+            "--access-log", "--host", "127.0.0.1", "--landing-settle", "2m",
+            "--landing-retry-for", "1h", "--landing-concurrency", "2"]
     s = parse_settings(argv, env={})
     d = parse_settings([], env={})
     changed = {f"{name}.{field.name}" for name in RECORDS for field in fields(RECORDS[name])
@@ -47,6 +49,7 @@ def test_every_flag_reaches_its_field() -> None:
     # --web.config.file and --state-url have their own tests (they read a file, a database).
     assert changed == {flag.fills for flag in all_flags()} - {"listen.web_config", "state.url"}
     assert (s.limits.max_runs, s.auth.oauth_token_ttl, s.logging.level) == (8, 120, "DEBUG")
+    assert (s.landing.settle, s.landing.retry_for, s.landing.concurrency) == (120, 3600, 2)
 
 
 def test_bench_noop_works_but_is_left_out_of_help_and_docs() -> None:
