@@ -126,3 +126,19 @@ def test_commands_take_the_subcommands_and_flags_shown(page: str, snippet: str) 
         text = help_text(program.split()[-1])
         unknown = [f for f in FLAG.findall(rest) if f.split("=")[0] not in text]
     assert not unknown, f"{page} shows `{snippet}`: {program} takes no {unknown}"
+
+
+#: What the shipped text may not tell anyone to run: a signal by program name (``pidof``,
+#: ``pkill``, ``killall``) reaches every exporter on the host, or none when the name differs.
+BY_NAME = re.compile(r"\b(?:pidof|pkill|killall)\b")
+SHIPPED = sorted({*PAGES, *(ROOT / "docs").glob("*.yml"),
+                  *(p for p in (ROOT / "deploy").rglob("*") if p.is_file()),
+                  *(ROOT / "exporter").rglob("*.py")})
+
+
+def test_no_shipped_text_signals_the_exporter_by_name() -> None:
+    found = [f"{path.relative_to(ROOT)}:{n}" for path in SHIPPED
+             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if BY_NAME.search(line)]
+    assert not found, (f"{', '.join(found)} signal(s) by program name: use POST /-/reload "
+                       "or `systemctl reload clevertap-export-exporter`")

@@ -59,12 +59,21 @@ class Changes:
     deliveries_received_before: float | None = None
     label_values: list[tuple[str, str]] = field(default_factory=list)
     gauges: list[tuple[str, float]] = field(default_factory=list)
+    #: Series rows and gauges removed for good (``ExportTracker.forget``, by hand and rare): a
+    #: store writes a batch that holds one change by change (``forgets``).
+    deleted_series: list[tuple[str, str, str, str]] = field(default_factory=list)
+    deleted_gauges: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         """Whether there is anything to write."""
         return bool(self.series or self.runs or self.deleted_runs or self.deliveries
                     or self.deleted_deliveries or self.deliveries_received_before is not None
-                    or self.label_values or self.gauges)
+                    or self.label_values or self.gauges or self.forgets)
+
+    @property
+    def forgets(self) -> bool:
+        """Whether this change deletes series rows or gauges, which ``combine`` leaves out."""
+        return bool(self.deleted_series or self.deleted_gauges)
 
 
 def combine(batch: Iterable[Changes]) -> Changes:

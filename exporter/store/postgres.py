@@ -36,7 +36,7 @@ from exporter.store.base import (
     describe,
     settle,
 )
-from exporter.store.postgres_rows import Conn, decode, encode, write_rows
+from exporter.store.postgres_rows import Conn, decode, encode, write_batch
 from exporter.store.postgres_schema import TABLES, migrate
 
 log = logging.getLogger(__name__)
@@ -240,7 +240,7 @@ class PostgresStore:
                 changes = [c for c in (work() for work, _ in batch) if c]
                 seq = None
                 if changes:
-                    await write_rows(conn, changes)
+                    await write_batch(conn, changes)
                     seq = await conn.fetchval(_APPEND, encode(changes), CHANNEL, self._id)
                 if time.monotonic() >= self._prune_at:
                     self._prune_at = time.monotonic() + PRUNE_EVERY_SECONDS

@@ -448,9 +448,10 @@ class SQLiteStore:
 
     def _apply(self, batch: list[Changes]) -> None:
         conn = self._conn
-        # An expiry deletes by time, so its place in the batch matters: a batch with one (at
-        # most one every EXPIRE_EVERY_SECONDS) is written change by change.
-        expiring = any(c.deliveries_received_before is not None for c in batch)
+        # An expiry deletes by time, and a forget deletes series and gauges, so their place in
+        # the batch matters: a batch with one (an expiry at most every EXPIRE_EVERY_SECONDS, a
+        # forget by hand) is written change by change.
+        expiring = any(c.deliveries_received_before is not None or c.forgets for c in batch)
         conn.execute("BEGIN IMMEDIATE")
         try:
             for group in ([c] for c in batch) if expiring else [batch]:
@@ -462,11 +463,19 @@ class SQLiteStore:
                 cut = group[-1].deliveries_received_before
                 if cut is not None:
                     conn.execute("DELETE FROM deliveries WHERE received < ?", (cut,))
+                if group[-1].forgets:
+                    _forget(conn, group[-1])
             conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
+
+
+def _forget(conn: sqlite3.Connection, changes: Changes) -> None:
+    conn.executemany("DELETE FROM series WHERE account = ? AND partner = ? AND export_type = ? "
+                     "AND frequency = ?", changes.deleted_series)
+    conn.executemany("DELETE FROM gauges WHERE key = ?", [(k,) for k in changes.deleted_gauges])
 
 
 def _lost_error() -> StoreError:

@@ -21,6 +21,9 @@ HEALTHZ: Final = "/healthz"
 READYZ: Final = "/readyz"
 STATUS_PAGE: Final = "/"
 API_EXPORTS: Final = "/api/v1/exports"
+#: DELETE forgets an account's series, or one series (its label values as on /metrics).
+API_EXPORTS_ACCOUNT: Final = "/api/v1/exports/{account}"
+API_EXPORTS_SERIES: Final = "/api/v1/exports/{account}/{partner}/{export_type}/{frequency}"
 API_EVENTS: Final = "/api/v1/events"
 RELOAD: Final = "/-/reload"
 

@@ -347,3 +347,29 @@ async def _readyz_becomes(replica: Exporter, status: int) -> bool:
             return True
         await asyncio.sleep(0.2)
     return False
+
+
+async def test_forget_is_replicated(start_replica: Start, pg_url: str) -> None:
+    """An account forgotten on one replica is gone from every replica's metrics, from the
+    tables, and from a replica started afterwards; the other account stays."""
+    a, b = await start_replica("--auth-token", "t"), await start_replica("--auth-token", "t")
+    t0 = time.time() - 600
+    for i, account in enumerate(("demo", "demo", "prod")):
+        assert (await a.post(event(i, "Initiated", t0 + i), account,
+                             {"Authorization": "Bearer t"}))[0] == 200
+    await converged(a, b)
+    resp = await a.client.delete("/api/v1/exports/demo", headers={"Authorization": "Bearer t"})
+    assert resp.status == 200, await resp.text()
+    m = await converged(a, b)
+    assert set(m["clevertap_export_in_flight"]) == {series(account="prod")}
+    assert set(m["clevertap_export_last_delivery_delay_seconds"]) == {(("account", "prod"),)}
+    conn = await asyncpg.connect(pg_url)
+    try:
+        for table in ("series", "runs", "deliveries"):
+            assert await conn.fetchval(
+                f"SELECT count(*) FROM {table} WHERE account = 'demo'") == 0  # noqa: S608
+        assert await conn.fetchval("SELECT count(*) FROM gauges WHERE key = 'delay:demo'") == 0
+    finally:
+        await conn.close()
+    c = await start_replica()
+    assert shared(await c.metrics()) == m
