@@ -22,7 +22,7 @@ from exporter.domain.payload import (
     TestPing,
     parse_body,
 )
-from exporter.domain.status import compute
+from exporter.domain.status import clock_problems, compute
 from exporter.domain.tracker import DeclaredError
 from exporter.metrics.exposition import NO_SERIES
 from exporter.store import StoreError
@@ -193,9 +193,10 @@ async def status_page(request: web.Request) -> web.Response:
     if not holder.last_reload_successful:
         note = f"The last configuration reload failed; the previous one is in force: " \
                f"{holder.last_error}"
+    clock = clock_problems(tracker.delivery_delay) if tracker is not None else []
     body = render(statuses=statuses, events=rt.events.newest_first(), now=now,
                   zone=rt.settings.events.timezone, version=__version__, refresh=refresh,
-                  config_note=note)
+                  config_note=note, clock=clock)
     return web.Response(text=body, content_type="text/html", charset="utf-8",
                         headers={"Cache-Control": "no-store"})
 
