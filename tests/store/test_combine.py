@@ -42,6 +42,10 @@ changes = st.builds(
                           max_size=2),
     gauges=st.lists(st.tuples(st.sampled_from(["last_received", "delay:a"]), times),
                     max_size=3),
+    # A forget, now and then (it is rare, and its batch is written change by change).
+    deleted_series=st.lists(st.tuples(accounts, st.just("s3"), st.just("events"),
+                                      st.just("daily")), max_size=1),
+    deleted_gauges=st.lists(st.sampled_from(["delay:a"]), max_size=1),
 )
 
 
@@ -63,6 +67,9 @@ def _one_by_one(path: Path, batch: list[Changes], order: list[tuple[str, str]] =
             if c.deliveries_received_before is not None:
                 db.execute("DELETE FROM deliveries WHERE received < ?",
                            (c.deliveries_received_before,))
+            db.executemany("DELETE FROM series WHERE account = ? AND partner = ? AND "
+                           "export_type = ? AND frequency = ?", c.deleted_series)
+            db.executemany("DELETE FROM gauges WHERE key = ?", [(k,) for k in c.deleted_gauges])
             db.execute("COMMIT")
 
 

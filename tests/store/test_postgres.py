@@ -373,3 +373,18 @@ async def test_forget_is_replicated(start_replica: Start, pg_url: str) -> None:
         await conn.close()
     c = await start_replica()
     assert shared(await c.metrics()) == m
+
+
+async def test_a_forget_batched_with_events_keeps_their_order(start_replica: Start) -> None:
+    """Events and a forget of their series committed in one transaction: the tables end as
+    the model does (a fresh replica reads the same), whichever came first."""
+    a = await start_replica()
+    t0 = time.time() - 600
+    assert (await a.post(event(1, "Initiated", t0), "demo"))[0] == 200
+    await asyncio.gather(a.post(event(2, "Initiated", t0 + 1), "demo"),
+                         a.tracker.forget("demo"),
+                         a.post(event(3, "Initiated", t0 + 2), "demo"))
+    expected = shared(await a.metrics())
+    fresh = await start_replica()
+    assert shared(await fresh.metrics()) == expected
+    assert {k[0] for k in fresh.tracker.series} <= {"demo"}

@@ -3,6 +3,7 @@ subcommand; the state file keeps it across a restart (PostgreSQL replicas: tests
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -53,6 +54,24 @@ async def test_forget_an_account_for_good(start_exporter: Start, tmp_path: Path)
     # Forgotten is forgotten: the account's old events count anew.
     assert (await again.post(event(2, "Initiated", time.time() - 60), "demo", TOKEN)) == (
         200, {"status": "accepted"})
+
+
+async def test_a_forget_batched_with_events_survives_a_restart(start_exporter: Start) -> None:
+    """Events and a forget of their series in one group commit: the file ends as the model."""
+    exp = await start_exporter()
+    t0 = time.time() - 600
+    assert (await exp.post(event(1, "Initiated", t0), "demo"))[0] == 200
+    await asyncio.gather(exp.post(event(2, "Initiated", t0 + 1), "demo"),
+                         exp.tracker.forget("demo"),
+                         exp.post(event(3, "Initiated", t0 + 2), "demo"))
+    before = await exp.metrics()
+    await exp.client.close()
+    again = await start_exporter(state=exp.state)
+    after = await again.metrics()
+    family = "clevertap_export_in_flight"
+    assert after[family] == before[family] and after.get("clevertap_export_last_delivery_"
+                                                          "delay_seconds") == before.get(
+        "clevertap_export_last_delivery_delay_seconds")
 
 
 async def test_forget_one_series(start_exporter: Start) -> None:
