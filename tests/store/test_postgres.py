@@ -18,6 +18,7 @@ from exporter.store.postgres_schema import SCHEMA_VERSION
 from exporter.web.app import create_app
 from tests.helpers import ClientFactory, Exporter, Samples, event, series
 from tests.postgres import Cluster, Replica, pg_cluster, pg_url
+from tests.web.test_forget import forget_amid_events
 
 __all__ = ["pg_cluster", "pg_url"]  # fixtures used here, imported from tests.postgres
 
@@ -379,11 +380,7 @@ async def test_a_forget_batched_with_events_keeps_their_order(start_replica: Sta
     """Events and a forget of their series committed in one transaction: the tables end as
     the model does (a fresh replica reads the same), whichever came first."""
     a = await start_replica()
-    t0 = time.time() - 600
-    assert (await a.post(event(1, "Initiated", t0), "demo"))[0] == 200
-    await asyncio.gather(a.post(event(2, "Initiated", t0 + 1), "demo"),
-                         a.tracker.forget("demo"),
-                         a.post(event(3, "Initiated", t0 + 2), "demo"))
+    await forget_amid_events(a, "demo")
     expected = shared(await a.metrics())
     fresh = await start_replica()
     assert shared(await fresh.metrics()) == expected

@@ -32,6 +32,16 @@ async def feed(exp: Exporter) -> None:
         assert (await exp.post(body, account, TOKEN))[0] == 200
 
 
+async def forget_amid_events(exp: Exporter, account: str) -> None:
+    """An event of ``account``, then two more and a forget of it queued in one loop turn, so
+    that they share a commit."""
+    t0 = time.time() - 600
+    assert (await exp.post(event(1, "Initiated", t0), account))[0] == 200
+    await asyncio.gather(exp.post(event(2, "Initiated", t0 + 1), account),
+                         exp.tracker.forget(account),
+                         exp.post(event(3, "Initiated", t0 + 2), account))
+
+
 async def test_forget_an_account_for_good(start_exporter: Start, tmp_path: Path) -> None:
     exp = await start_exporter("--auth-token", "s3cret")
     await feed(exp)
@@ -59,11 +69,7 @@ async def test_forget_an_account_for_good(start_exporter: Start, tmp_path: Path)
 async def test_a_forget_batched_with_events_survives_a_restart(start_exporter: Start) -> None:
     """Events and a forget of their series in one group commit: the file ends as the model."""
     exp = await start_exporter()
-    t0 = time.time() - 600
-    assert (await exp.post(event(1, "Initiated", t0), "demo"))[0] == 200
-    await asyncio.gather(exp.post(event(2, "Initiated", t0 + 1), "demo"),
-                         exp.tracker.forget("demo"),
-                         exp.post(event(3, "Initiated", t0 + 2), "demo"))
+    await forget_amid_events(exp, "demo")
     before = await exp.metrics()
     await exp.client.close()
     again = await start_exporter(state=exp.state)
