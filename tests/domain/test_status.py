@@ -264,3 +264,15 @@ async def test_page_shows_where_the_interval_comes_from(start_exporter: StartExp
     page = await (await exp.client.get("/")).text()
     assert "learned, every 6h (from 7 runs)" in page
     assert "clevertap, every 4h" in page
+
+
+async def test_a_run_in_flight_since_the_future_is_marked(exporter: Exporter) -> None:
+    """The account's last webhook is on time, but one run started at a time still to come."""
+    now = time.time()
+    assert (await exporter.post(event(1, "Initiated", now + 2 * H)))[0] == 200
+    assert (await exporter.post(event(2, "Initiated", now - 30, frequency="Every 8 hours")))[0] \
+        == 200
+    exports = (await (await exporter.client.get("/api/v1/exports")).json())["exports"]
+    marks = {e["frequency"]: e["clock"] for e in exports}
+    assert marks["8h"] == ""
+    assert marks["4h"].startswith("in flight since in 1h 59m: an event time in the future")
