@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in ("send", "replay", "demo", "check-config"):
+    if args and args[0] in ("send", "replay", "demo", "check-config", "forget"):
         from exporter import tools  # the server does not need the tools' imports
 
         return tools.main(args)

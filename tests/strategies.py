@@ -160,4 +160,8 @@ change_sets = st.builds(
                           max_size=2),
     gauges=st.lists(st.tuples(st.sampled_from(["last_received", "delay:a"]), _times),
                     max_size=3),
+    # A forget now and then (by hand and rare in use): it deletes after its change's writes.
+    deleted_series=st.lists(st.tuples(_accounts, st.just("s3"), st.just("events"),
+                                      st.just("daily")), max_size=1),
+    deleted_gauges=st.lists(st.tuples(st.just("delay:a")), max_size=1),
 )

@@ -126,3 +126,55 @@ def test_commands_take_the_subcommands_and_flags_shown(page: str, snippet: str) 
         text = help_text(program.split()[-1])
         unknown = [f for f in FLAG.findall(rest) if f.split("=")[0] not in text]
     assert not unknown, f"{page} shows `{snippet}`: {program} takes no {unknown}"
+
+
+#: What the shipped text may not tell anyone to run: a signal by program name (``pidof``,
+#: ``pkill``, ``killall``) reaches every exporter on the host, or none when the name differs.
+BY_NAME = re.compile(r"\b(?:pidof|pkill|killall)\b")
+SHIPPED = sorted({*PAGES, *(ROOT / "docs").glob("*.yml"),
+                  *(p for p in (ROOT / "deploy").rglob("*") if p.is_file()),
+                  *(ROOT / "exporter").rglob("*.py")})
+
+
+def test_no_shipped_text_signals_the_exporter_by_name() -> None:
+    found = [f"{path.relative_to(ROOT)}:{n}" for path in SHIPPED
+             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if BY_NAME.search(line)]
+    assert not found, (f"{', '.join(found)} signal(s) by program name: use POST /-/reload "
+                       "or `systemctl reload clevertap-export-exporter`")
+
+
+SHELL_FENCE = re.compile(r"^```(?:sh|bash)\n(.*?)^```", re.S | re.M)
+USE = re.compile(r"\$\{?([A-Za-z_]\w*)")
+ASSIGN = re.compile(r"(?:^|[\s;&(])(?:export\s+)?([A-Za-z_]\w*)=")
+#: What a reader's shell has already.
+SHELL_OWN = frozenset({"PATH", "HOME", "USER", "PWD", "EDITOR"})
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.relative_to(ROOT).as_posix() for p in PAGES])
+def test_shell_variables_are_set_before_use(page: Path) -> None:
+    """A shell block copied in page order uses no variable it never set (`$SECRET`)."""
+    assigned = set(SHELL_OWN)
+    unset = []
+    for block in SHELL_FENCE.findall(page.read_text(encoding="utf-8")):
+        code = "\n".join(COMMENT.sub("", line) for line in block.splitlines())
+        assigned |= set(ASSIGN.findall(code))
+        unset += [name for name in USE.findall(code) if name not in assigned]
+    assert not unset, f"{page.relative_to(ROOT)} uses ${', $'.join(sorted(set(unset)))} unset"
+
+
+def test_a_generated_secret_is_shown_to_paste_into_clevertap() -> None:
+    """Every secret the docs make with ``openssl rand`` is one the reader can read back: kept
+    in a variable the page echoes, or read back from the Kubernetes Secret it went into."""
+    hidden = []
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        for line in text.splitlines():
+            if "openssl rand" not in line or "`openssl rand" in line:
+                continue  # prose naming the command is not a command
+            var = re.match(r"\s*([A-Za-z_]\w*)=\"\$\(openssl rand", line)
+            shown = (f'echo "${var[1]}"' in text if var
+                     else "--from-literal" in line and "get secret" in text)
+            if not shown:
+                hidden.append(f"{page.relative_to(ROOT)}: {line.strip()}")
+    assert not hidden, f"generated but never shown: {hidden}"

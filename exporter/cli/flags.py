@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from exporter.domain.durations import parse_duration
 from exporter.security.allowlist import IPNetwork, parse_network
+from exporter.security.auth import is_placeholder
 from exporter.security.webconfig import WebConfig, load_web_config
 from exporter.web.settings import Settings
 
@@ -253,6 +254,7 @@ subcommands (each has --help with examples):
   replay        post a JSON Lines file of payloads, rate-limited, and count the answers
   demo          simulate a compressed day of exports so the status page and alerts show data
   check-config  validate a --config.file and exit non-zero with the reason
+  forget        forget an account's series, or one series, for good (needs credentials)
 
 Without a subcommand the exporter serves, e.g.:
   clevertap-export-exporter --port 9877 --config.file exports.yml
@@ -328,8 +330,8 @@ def parse_settings(argv: Sequence[str] | None = None,
     settings = Settings(**{name: kind(**values[name]) for name, kind in RECORDS.items()},
                         bench_noop=args.bench_noop)
     for broken, message in _conflicts(settings):
-        if broken:
-            parser.error(message)
+        if broken:  # one line: the whole usage would bury it
+            parser.exit(2, f"{parser.prog}: error: {message}\n")
     return settings
 
 
@@ -372,6 +374,10 @@ def _conflicts(s: Settings) -> list[tuple[bool, str]]:
          "--oauth-client-id and --oauth-client-secret go together"),
         (auth.oauth_signing_key is not None and auth.oauth_client_id is None,
          "--oauth-signing-key needs --oauth-client-id"),
+        *((is_placeholder(value := getattr(auth, f.fills.removeprefix("auth."))),
+           f"{f.name} ({f.env}) is {value!r}, a placeholder from an example: set a secret of "
+           "your own, e.g. from 'openssl rand -hex 32'")
+          for f in all_flags() if f.secret and f.fills.startswith("auth.")),
     ]
 
 

@@ -12,6 +12,13 @@ The rules mirror the shipped alert rules, so the page and Alertmanager agree:
 - **too fast**: the last run completed in less than its declared ``min_runtime``;
 - **running**: in flight, within its bounds;
 - **ok**: none of the above.
+
+An account whose last webhook's event time is further from its receipt than the time-zone
+alert allows (``delivery_delay_max_seconds``) gets a ``clock`` note on each of its rows, and
+``clock_problems`` says why for the page's banner: a time zone's offset (a multiple of
+``ZONE_STEP_SECONDS``) means ``--timezone`` differs from the account's, and every "late",
+"stuck" or "in flight since" of the account is off by as much; a time in the future means the
+same the other way round.
 """
 
 from __future__ import annotations
@@ -37,6 +44,57 @@ RUNNING: Final = "running"
 OK: Final = "ok"
 #: Worst first: the order of the summary and of the table.
 STATES: Final = (NEVER_SEEN, STUCK, LATE, FAILED, TOO_FAST, RUNNING, OK)
+#: Every time zone's offset is a multiple of this; a delay within ZONE_SLACK_SECONDS of one
+#: (CleverTap delivers within seconds) is read as a wrong --timezone.
+ZONE_STEP_SECONDS: Final = 15 * 60
+ZONE_SLACK_SECONDS: Final = 2 * 60
+
+
+@dataclass(frozen=True, slots=True)
+class ClockProblem:
+    """An account whose event times disagree with their receipt: ``offset`` is the time zone
+    offset the delay looks like (None: a late delivery, not a zone)."""
+
+    account: str
+    delay: float  # receipt minus event time; negative: the event time is in the future
+    offset: float | None
+
+    @property
+    def note(self) -> str:
+        """The per-row mark: ``times look 5h off``."""
+        if self.offset is not None:
+            return f"event times look {human_duration(self.offset)} off (time zone?)"
+        if self.delay < 0:
+            return f"event times are {human_duration(self.delay)} in the future"
+        return f"last webhook delivered {human_duration(self.delay)} late"
+
+    def describe(self, zone: str) -> str:
+        """The banner's sentence, naming the exporter's ``--timezone``."""
+        # A zone's offset as such: the delay adds the seconds the delivery took.
+        shown = human_duration(self.delay if self.offset is None else self.offset)
+        side = (f"{shown} in the future (before their receipt)" if self.delay < 0
+                else f"{shown} behind their receipt")
+        text = f"Account {self.account}: webhook event times are {side}"
+        if self.offset is None:
+            return (f"{text}: a delayed delivery, or a wrong --timezone ({zone}); its late and "
+                    "stuck rows may be wrong.")
+        return (f"{text}, the offset of a time zone: the exporter's --timezone ({zone}) "
+                "probably differs from the CleverTap account's, so its \"late\", \"stuck\" and "
+                "\"in flight since\" below are off by as much.")
+
+
+def clock_problems(delays: dict[str, float]) -> list[ClockProblem]:
+    """The accounts whose last delivery delay would fire the time-zone alert, by account."""
+    limit = THRESHOLDS["delivery_delay_max_seconds"]
+    out = []
+    for account, delay in sorted(delays.items()):
+        if abs(delay) <= limit:
+            continue
+        steps = round(delay / ZONE_STEP_SECONDS)
+        offset = (abs(steps) * ZONE_STEP_SECONDS
+                  if abs(delay - steps * ZONE_STEP_SECONDS) <= ZONE_SLACK_SECONDS else None)
+        out.append(ClockProblem(account, delay, offset))
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +121,8 @@ class ExportStatus:
     grace: float
     max_runtime: float
     min_runtime: float | None
+    #: Why the account's times look wrong (``ClockProblem.note``); empty when they do not.
+    clock: str
 
     def to_json(self, zone: tzinfo, now: float) -> dict[str, Any]:
         out = asdict(self)
@@ -86,9 +146,10 @@ def compute(tracker: ExportTracker, config: DeclaredConfig, now: float) -> list[
         count, first = running.get(run.series, (0, run.started))
         running[run.series] = (count + 1, min(first, run.started))
     keys = list(config.exports) + [k for k in tracker.series if k not in config.exports]
+    clock = {p.account: p.note for p in clock_problems(tracker.delivery_delay)}
     out = [
         _status(key, tracker.series.get(key), config.exports.get(key),
-                tracker.declared_since.get(key), running.get(key), now)
+                tracker.declared_since.get(key), running.get(key), now, clock.get(key[0], ""))
         for key in keys
     ]
     rank = {state: i for i, state in enumerate(STATES)}
@@ -112,7 +173,7 @@ def _limits(interval: float | None,
 
 def _status(key: SeriesKey, series: Series | None, declared: DeclaredExport | None,
             declared_since: float | None, running: tuple[int, float] | None,
-            now: float) -> ExportStatus:
+            now: float, clock: str) -> ExportStatus:
     account, partner, export_type, frequency = key
     s = series or Series()
     # The interval the alert rules use: declared, CleverTap's Frequency, or learned.
@@ -124,6 +185,7 @@ def _status(key: SeriesKey, series: Series | None, declared: DeclaredExport | No
     if interval is not None and reference is not None:
         due_by = reference + interval * THRESHOLDS["overdue_tolerance"] + grace
     overdue = due_by is not None and now > due_by
+    clock = clock or _future(since, now)
 
     if series is None or series.never_seen:
         state = NEVER_SEEN
@@ -165,8 +227,15 @@ def _status(key: SeriesKey, series: Series | None, declared: DeclaredExport | No
         last_initiated=s.last_initiated, last_completed=s.last_completed,
         last_failed=s.last_failed, last_duration=s.last_duration, in_flight=count,
         in_flight_since=since, due_by=due_by, grace=grace, max_runtime=max_runtime,
-        min_runtime=min_runtime,
+        min_runtime=min_runtime, clock=clock,
     )
+
+
+def _future(since: float | None, now: float) -> str:
+    """The mark of a run in flight since a time still to come."""
+    if since is None or since - now <= ZONE_SLACK_SECONDS:
+        return ""
+    return f"in flight since {ago(now - since)}: an event time in the future (time zone?)"
 
 
 def summary(statuses: list[ExportStatus]) -> dict[str, int]:

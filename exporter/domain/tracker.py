@@ -254,6 +254,61 @@ class ExportTracker:
 
         await self._submit(work)
 
+    async def forget(self, account: str, series: SeriesKey | None = None) -> list[SeriesKey]:
+        """Forget ``series``, or every series of ``account``, for good: their rows, runs,
+        remembered deliveries and gauges, in the store (so a restart and every replica forget
+        them too) and in the metrics. Returns the series forgotten, none when none matched.
+
+        Raises ``DeclaredError`` for a declared export (the configuration would bring it back):
+        it is removed from ``--config.file`` first.
+        """
+        def matches(key: SeriesKey) -> bool:
+            return key[0] == account and (series is None or key == series)
+
+        # This replica's declarations, as each replica refuses its own.
+        declared = [k for k in self.declared if matches(k)]
+        if declared:
+            raise DeclaredError(declared)
+        forgotten: list[SeriesKey] = []
+
+        def work() -> Changes:
+            nonlocal forgotten
+            forgotten = [k for k in self.series if matches(k) and k not in self.declared]
+            return self._forget_now(account if series is None else None, forgotten)
+
+        await self._submit(work)
+        if forgotten:
+            log.warning("forgot %d series of account %s by request: %s", len(forgotten),
+                        account, ", ".join(KEY_SEP.join(k) for k in forgotten))
+        return forgotten
+
+    def _forget_now(self, account: str | None, keys: list[SeriesKey]) -> Changes:
+        """Drop ``keys`` (and, with ``account``, the account's own gauges) from the model."""
+        changes = Changes()
+        if not keys:
+            return changes
+        gone = set(keys)
+        runs = [k for k, r in self.runs.items() if r.series in gone]
+        for rkey in runs:
+            self._drop_run(rkey)
+        ids = set(runs)
+        deliveries = [k for k in self.deliveries
+                      if k[0] == account or (k[0], k[1]) in ids]
+        for dkey in deliveries:
+            del self.deliveries[dkey]
+        for key in keys:
+            del self.series[key]
+        changes.deleted_runs = runs
+        changes.deleted_deliveries = deliveries
+        changes.deleted_series = keys
+        gauges = [DECLARED_PREFIX + KEY_SEP.join(k) for k in keys if k in self.declared_since]
+        if account is not None and account in self.delivery_delay:
+            gauges.append(f"delay:{account}")
+        changes.deleted_gauges = [(g,) for g in gauges]
+        self._drop_gauges(gauges)
+        self.version += 1
+        return changes
+
     def _start_run(self, rkey: RunKey, run: Run | None, key: SeriesKey, t: float,
                    now: float, touched: set[SeriesKey]) -> Run:
         if run is None:
@@ -493,22 +548,7 @@ class ExportTracker:
             touched: set[SeriesKey] = set()
             for label, value in c.label_values:
                 self.labels.admitted.setdefault(label, set()).add(value)
-            for sr in c.series:
-                key = (sr.account, sr.partner, sr.export_type, sr.frequency)
-                new = Series.decode(sr.data)
-                old = self.series.get(key)
-                if old is not None:
-                    new.running, new.rev = old.running, old.rev
-                if old is not None and old.history == new.history:
-                    # Most rows: no new run.
-                    new.usual, new.expected = old.usual, old.expected
-                    new.usual_landed = old.usual_landed
-                else:
-                    self._learn(key, new)
-                if new.landing is not None and (old is None or old.landing != new.landing):
-                    self._count_check(key, new.landing.outcome)  # another replica's check
-                self.series[key] = new
-                touched.add(key)
+            touched.update(self._apply_series(sr) for sr in c.series)
             for rr in c.runs:
                 touched.update(self._drop_run((rr.account, rr.export_id)))
                 touched.add(self._put_run(rr).series)
@@ -516,9 +556,34 @@ class ExportTracker:
                 touched.update(self._drop_run(rkey))
             self._apply_deliveries(c)
             self._set_gauges(c.gauges)
+            if c.forgets:
+                self._apply_forget(c, touched)
             for key in touched:
                 self.series[key].rev += 1
         self.version += 1
+
+    def _apply_series(self, sr: SeriesRow) -> SeriesKey:
+        key = (sr.account, sr.partner, sr.export_type, sr.frequency)
+        new = Series.decode(sr.data)
+        old = self.series.get(key)
+        if old is not None:
+            new.running, new.rev = old.running, old.rev
+        if old is not None and old.history == new.history:
+            # Most rows: no new run.
+            new.usual, new.expected = old.usual, old.expected
+            new.usual_landed = old.usual_landed
+        else:
+            self._learn(key, new)
+        if new.landing is not None and (old is None or old.landing != new.landing):
+            self._count_check(key, new.landing.outcome)  # another replica's check
+        self.series[key] = new
+        return key
+
+    def _apply_forget(self, c: Changes, touched: set[SeriesKey]) -> None:
+        for key in c.deleted_series:
+            self.series.pop(key, None)
+            touched.discard(key)
+        self._drop_gauges(k for (k,) in c.deleted_gauges)
 
     def _apply_deliveries(self, c: Changes) -> None:
         for d in c.deliveries:
@@ -552,10 +617,34 @@ class ExportTracker:
                 self.last_received = v
             elif k.startswith("delay:"):
                 self.delivery_delay[k.removeprefix("delay:")] = v
-            elif k.startswith(DECLARED_PREFIX):
-                parts = k.removeprefix(DECLARED_PREFIX).split(KEY_SEP)
-                if len(parts) == 4:
-                    self.declared_since[(parts[0], parts[1], parts[2], parts[3])] = v
+            elif (key := _declared_key(k)) is not None:
+                self.declared_since[key] = v
+
+    def _drop_gauges(self, keys: Iterable[str]) -> None:
+        """Forget what the gauges of ``keys`` (as ``_set_gauges`` reads them) told."""
+        for k in keys:
+            if k.startswith("delay:"):
+                self.delivery_delay.pop(k.removeprefix("delay:"), None)
+            elif (key := _declared_key(k)) is not None:
+                self.declared_since.pop(key, None)
+
+
+class DeclaredError(Exception):
+    """A forget that names declared exports, which the configuration would bring back."""
+
+    def __init__(self, keys: list[SeriesKey]) -> None:
+        self.keys = keys
+        names = ", ".join(KEY_SEP.join(k) for k in keys)
+        super().__init__(f"declared in --config.file: {names}; remove it there and reload, "
+                         "then forget it")
+
+
+def _declared_key(gauge: str) -> SeriesKey | None:
+    """The series of a declaration time's gauge key, None for another gauge."""
+    if not gauge.startswith(DECLARED_PREFIX):
+        return None
+    parts = gauge.removeprefix(DECLARED_PREFIX).split(KEY_SEP)
+    return (parts[0], parts[1], parts[2], parts[3]) if len(parts) == 4 else None
 
 
 def _later(current: float | None, candidate: float) -> float:

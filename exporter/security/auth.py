@@ -96,6 +96,20 @@ class WebhookAuth:
         return " or ".join(ways)
 
 
+#: Secrets copied from an example rather than made (compared lower-case, letters and digits
+#: only, so ``change-me``, ``CHANGE_ME`` and ``<changeme>`` are one): refused at start-up.
+PLACEHOLDERS: Final = frozenset({
+    "changeme", "changeit", "changethis", "replaceme", "setme", "fixme", "todo", "placeholder",
+    "secret", "password", "passwd", "token", "yoursecret", "yourtoken", "yourpassword",
+    "example", "xxx", "xxxx", "xxxxxx",
+})
+
+
+def is_placeholder(secret: str | None) -> bool:
+    """Whether ``secret`` is a known placeholder, not a secret anyone made."""
+    return secret is not None and "".join(c for c in secret.lower() if c.isalnum()) in PLACEHOLDERS
+
+
 def same_secret(given: str, expected: str) -> bool:
     """Compare a presented secret with the configured one in constant time."""
     return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode())

@@ -79,19 +79,29 @@ class Changes:
     #: the Completed and with the result, so a check is neither lost nor made twice.
     checks: list[CheckRow] = field(default_factory=list)
     checked: list[CheckKey] = field(default_factory=list)
+    #: Series rows and gauges removed for good (``ExportTracker.forget``, by hand and rare).
+    deleted_series: list[tuple[str, str, str, str]] = field(default_factory=list)
+    deleted_gauges: list[tuple[str]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         """Whether there is anything to write."""
         return bool(self.series or self.runs or self.deleted_runs or self.deliveries
                     or self.deleted_deliveries or self.deliveries_received_before is not None
-                    or self.label_values or self.gauges or self.checks or self.checked)
+                    or self.label_values or self.gauges or self.checks or self.checked
+                    or self.forgets)
+
+    @property
+    def forgets(self) -> bool:
+        """Whether this change deletes series rows or gauges."""
+        return bool(self.deleted_series or self.deleted_gauges)
 
 
 #: The order a backend applies one change set of ``net`` in, then its expiry: no run is both
-#: written and deleted in it, a delivery deleted and written again is deleted first, and a
-#: check added and made in one set is gone.
+#: written and deleted in it, a delivery deleted and written again is deleted first, a check
+#: added and made in one set is gone, and a forget (its set's last change) deletes last.
 WRITE_ORDER: Final = ("label_values", "series", "runs", "deleted_runs", "deleted_deliveries",
-                      "deliveries", "gauges", "checks", "checked")
+                      "deliveries", "gauges", "checks", "checked", "deleted_series",
+                      "deleted_gauges")
 
 
 def net(batch: Iterable[Changes]) -> list[Changes]:
@@ -101,15 +111,16 @@ def net(batch: Iterable[Changes]) -> list[Changes]:
     before its ``deliveries_received_before``, with one rule for a delivery: it is written only
     where its key is not stored, so the first receipt stands, within a batch as across them.
 
-    An expiry deletes by time, so where it falls matters: a set ends with each change that
-    expires (at most one every EXPIRE_EVERY_SECONDS), and the changes after it start the next.
+    An expiry deletes by time and a forget deletes series and gauges, so where they fall
+    matters: a set ends with each change that expires (at most one every EXPIRE_EVERY_SECONDS)
+    or forgets (by hand), and the changes after it start the next.
     """
     steps: list[Changes] = []
     step = _Step()
     for c in batch:
         step.add(c)
-        if c.deliveries_received_before is not None:
-            steps.append(step.changes(c.deliveries_received_before))
+        if c.deliveries_received_before is not None or c.forgets:
+            steps.append(step.changes(c.deliveries_received_before, c))
             step = _Step()
     if step.touched or not steps:
         steps.append(step.changes(None))
@@ -158,7 +169,7 @@ class _Step:
             self.checks.extend(c.checks)
             self.checked.extend(c.checked)
 
-    def changes(self, expiry: float | None) -> Changes:
+    def changes(self, expiry: float | None, last: Changes | None = None) -> Changes:
         return Changes(
             series=list(self.series.values()),
             runs=[row for row in self.runs.values() if row is not None],
@@ -170,6 +181,8 @@ class _Step:
             gauges=list(self.gauges.items()),
             checks=self.checks,
             checked=self.checked,
+            deleted_series=last.deleted_series if last else [],
+            deleted_gauges=last.deleted_gauges if last else [],
         )
 
 

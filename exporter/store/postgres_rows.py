@@ -34,6 +34,9 @@ _WRITES: Final = {
     # results in the series.
     "checks": "INSERT INTO checks VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
     "checked": "DELETE FROM checks WHERE account = $1 AND export_id = $2 AND started = $3",
+    "deleted_series": "DELETE FROM series WHERE account = $1 AND partner = $2 "
+                      "AND export_type = $3 AND frequency = $4",
+    "deleted_gauges": "DELETE FROM gauges WHERE key = $1",
 }
 
 
@@ -58,19 +61,27 @@ def encode(batch: Sequence[Changes]) -> bytes:
         c.deliveries_received_before,
         c.label_values,
         c.gauges,
+        *([c.deleted_series, c.deleted_gauges] if c.forgets else []),
     ] for c in batch])
 
 
 def decode(data: bytes) -> list[Changes]:
-    """The changes of a log row written by ``encode``."""
-    return [Changes(
-        series=[SeriesRow(a, p, t, f, bytes.fromhex(h)) for a, p, t, f, h in series],
-        runs=[RunRow(*r) for r in runs],
-        deleted_runs=[(a, e) for a, e in deleted_runs],
-        deliveries=[DeliveryRow(*d) for d in deliveries],
-        deleted_deliveries=[(a, e, s, t) for a, e, s, t in deleted_deliveries],
-        deliveries_received_before=before,
-        label_values=[(a, b) for a, b in label_values],
-        gauges=[(k, v) for k, v in gauges],
-    ) for series, runs, deleted_runs, deliveries, deleted_deliveries, before, label_values, gauges
-        in orjson.loads(data)]
+    """The changes of a log row written by ``encode`` (a change without a forget has none of
+    its two lists, as before forgets existed)."""
+    out = []
+    for row in orjson.loads(data):
+        series, runs, deleted_runs, deliveries, deleted_deliveries, before, labels, gauges = row[:8]
+        forgot_series, forgot_gauges = row[8:] or ([], [])
+        out.append(Changes(
+            series=[SeriesRow(a, p, t, f, bytes.fromhex(h)) for a, p, t, f, h in series],
+            runs=[RunRow(*r) for r in runs],
+            deleted_runs=[(a, e) for a, e in deleted_runs],
+            deliveries=[DeliveryRow(*d) for d in deliveries],
+            deleted_deliveries=[(a, e, s, t) for a, e, s, t in deleted_deliveries],
+            deliveries_received_before=before,
+            label_values=[(a, b) for a, b in labels],
+            gauges=[(k, v) for k, v in gauges],
+            deleted_series=[(a, p, t, f) for a, p, t, f in forgot_series],
+            deleted_gauges=[(k,) for (k,) in forgot_gauges],
+        ))
+    return out

@@ -70,6 +70,9 @@ _WRITES: Final = {
     "gauges": "INSERT OR REPLACE INTO gauges VALUES (?, ?)",
     "checks": "INSERT OR IGNORE INTO checks VALUES (?,?,?,?,?,?,?)",
     "checked": "DELETE FROM checks WHERE account = ? AND export_id = ? AND started = ?",
+    "deleted_series": "DELETE FROM series WHERE account = ? AND partner = ? "
+                      "AND export_type = ? AND frequency = ?",
+    "deleted_gauges": "DELETE FROM gauges WHERE key = ?",
 }
 
 _Pending = list[tuple[Changes, asyncio.Future[None]]]

@@ -1,4 +1,5 @@
-"""Subcommands for people setting the exporter up: ``send``, ``replay``, ``demo``, ``check-config``.
+"""Subcommands for people setting the exporter up: ``send``, ``replay``, ``demo``, ``check-config``,
+``forget``.
 
 One module per subcommand, each with its ``add_parser`` and ``run``; ``client`` holds the HTTP
 client and connection flags they share.
@@ -17,12 +18,13 @@ from collections.abc import Mapping, Sequence
 from typing import TextIO
 
 from exporter.domain.keys import ACCOUNT_PATTERN, ACCOUNT_RE
-from exporter.tools import check_config, demo, replay, send
+from exporter.tools import check_config, demo, forget, replay, send
 from exporter.tools.client import PROG, ClientError
 
 __all__ = ["main"]
 
-SUBCOMMANDS = {"send": send, "replay": replay, "demo": demo, "check-config": check_config}
+SUBCOMMANDS = {"send": send, "replay": replay, "demo": demo, "check-config": check_config,
+               "forget": forget}
 
 
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:

@@ -15,7 +15,7 @@ from exporter.tools.client import PROG, RAW, Subparsers
 EPILOG: Final = f"""\
 examples:
   {PROG} check-config exports.yml
-  {PROG} check-config exports.yml && kill -HUP "$(pidof -x {PROG})"
+  {PROG} check-config exports.yml && curl -X POST http://localhost:9877/-/reload
 
   {PROG} check-config --list exports.yml
 

@@ -90,26 +90,37 @@ class WebhookClient:
 
     def url(self, account: str | None = None) -> str:
         """The webhook URL a post for ``account`` goes to."""
-        return (f"{self.scheme}://{self.host}{':' + str(self.port) if self.port else ''}"
-                f"{self._path(account)}")
+        return self.origin + self._path(account)
 
     def _path(self, account: str | None) -> str:
+        return self.base + self._route(account)
+
+    def _route(self, account: str | None) -> str:
         account = account or self.account
-        return f"{self.base}{WEBHOOK}" + (f"/{urllib.parse.quote(account)}" if account else "")
+        return WEBHOOK + (f"/{urllib.parse.quote(account)}" if account else "")
 
     def post(self, body: bytes, account: str | None = None) -> Answer:
-        path = self._path(account)
+        return self.request("POST", self._route(account), body)
+
+    def request(self, method: str, route: str, body: bytes | None = None) -> Answer:
+        """``method`` on ``route``, a path under the exporter's base URL."""
+        path = self.base + route
+        verb = "post to" if method == "POST" else method.lower()
         for attempt in (1, 2):  # a kept-alive connection may have been closed by the server
             conn = self._connection()
             try:
-                conn.request("POST", path, body=body, headers=self.headers)
+                conn.request(method, path, body=body, headers=self.headers)
                 resp = conn.getresponse()
                 return Answer(resp.status, resp.read().decode("utf-8", "replace"))
             except (OSError, http.client.HTTPException) as exc:
                 self.close()
                 if attempt == 2:
-                    raise ClientError(f"cannot post to {self.url(account)}: {exc}") from exc
+                    raise ClientError(f"cannot {verb} {self.origin}{path}: {exc}") from exc
         raise AssertionError("unreachable")
+
+    @property
+    def origin(self) -> str:
+        return f"{self.scheme}://{self.host}{':' + str(self.port) if self.port else ''}"
 
     def close(self) -> None:
         if self._conn is not None:

@@ -38,6 +38,7 @@ from exporter.web.appkeys import RUNTIME, Runtime
 from exporter.web.handlers import (
     api_events,
     api_exports,
+    forget,
     healthz,
     metrics,
     noop,
@@ -169,6 +170,8 @@ def _add_observability_routes(app: web.Application) -> None:
     app.router.add_get(routes.STATUS_PAGE, status_page)
     app.router.add_get(routes.API_EXPORTS, api_exports)
     app.router.add_get(routes.API_EVENTS, api_events)
+    app.router.add_delete(routes.API_EXPORTS_ACCOUNT, forget)
+    app.router.add_delete(routes.API_EXPORTS_SERIES, forget)
     app.router.add_post(routes.RELOAD, reload_handler)
 
 

@@ -22,9 +22,11 @@ from exporter.domain.payload import (
     TestPing,
     parse_body,
 )
-from exporter.domain.status import compute
+from exporter.domain.status import clock_problems, compute
+from exporter.domain.tracker import DeclaredError
 from exporter.metrics.exposition import NO_SERIES
 from exporter.store import StoreError
+from exporter.web import routes
 from exporter.web.appkeys import EVENT, OUTCOME, RUNTIME, Runtime
 from exporter.web.outcomes import Outcome
 from exporter.web.reload import reload_config
@@ -191,9 +193,10 @@ async def status_page(request: web.Request) -> web.Response:
     if not holder.last_reload_successful:
         note = f"The last configuration reload failed; the previous one is in force: " \
                f"{holder.last_error}"
+    clock = clock_problems(tracker.delivery_delay) if tracker is not None else []
     body = render(statuses=statuses, events=rt.events.newest_first(), now=now,
                   zone=rt.settings.events.timezone, version=__version__, refresh=refresh,
-                  config_note=note)
+                  config_note=note, clock=clock)
     return web.Response(text=body, content_type="text/html", charset="utf-8",
                         headers={"Cache-Control": "no-store"})
 
@@ -234,6 +237,57 @@ async def reload_handler(request: web.Request) -> web.Response:
     if not ok:
         return json_error(500, "error", message)
     return web.json_response({"status": "success", "message": message})
+
+
+async def forget(request: web.Request) -> web.Response:
+    """Forget an account's series, or one series, for good (durably, on every replica)."""
+    rt = request.app[RUNTIME]
+    refused = _admin_refusal(request, rt)
+    if refused is not None:
+        return refused
+    info = request.match_info
+    account = info["account"]
+    if not ACCOUNT_RE.fullmatch(account):
+        return json_error(400, Outcome.INVALID, f"account must match {ACCOUNT_PATTERN}")
+    series = ((account, info["partner"], info["export_type"], info["frequency"])
+              if "partner" in info else None)
+    tracker = rt.tracker
+    if tracker is None:
+        return json_error(503, Outcome.UNAVAILABLE, "state store is not ready")
+    try:
+        forgotten = await tracker.forget(account, series)
+    except DeclaredError as exc:
+        return json_error(409, "declared", str(exc))
+    except StoreError as exc:
+        log.error("could not store forgetting account %s: %s", account, exc)
+        return json_error(503, Outcome.UNAVAILABLE, "could not be stored; retry later")
+    if not forgotten:
+        what = "/".join(series) if series is not None else f"account {account}"
+        return json_error(404, "not_found", f"no series of {what} is known: GET "
+                          f"{routes.API_EXPORTS} lists them, with their label values")
+    keys = ("account", "partner", "export_type", "frequency")
+    return _json({"status": "forgotten",
+                  "series": [dict(zip(keys, key, strict=True)) for key in forgotten]})
+
+
+def _admin_refusal(request: web.Request, rt: Runtime) -> web.Response | None:
+    """Why a request may not change the state by hand: it needs the webhook's credentials or
+    a web config user (the middleware admitted it as one, when any is configured); with
+    neither configured, nobody may."""
+    config = rt.web_config_file
+    if config is not None and config.current().basic_auth_users:
+        return None
+    if not rt.auth.enabled:
+        return json_error(403, Outcome.FORBIDDEN, "changing the state by hand needs "
+                          "credentials: start the exporter with --auth-token, "
+                          "--basic-auth-user or --oauth-client-id (or basic_auth_users in "
+                          "--web.config.file), and send the same")
+    problem = rt.auth.check(request.headers)
+    if problem is None:
+        return None
+    response = json_error(401, Outcome.UNAUTHORIZED, problem)
+    response.headers["WWW-Authenticate"] = rt.auth.challenge
+    return response
 
 
 def _json(doc: dict[str, object]) -> web.Response:

@@ -26,7 +26,7 @@ from exporter.web.responses import (
     undecodable,
     webhook_outcome_of,
 )
-from exporter.web.routes import webhook_path
+from exporter.web.routes import near_miss, webhook_path
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,8 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        response = http_error(exc, rt.settings.limits.max_body_bytes)
+        meant = _not_found(request) if exc.status == 404 else None
+        response = meant or http_error(exc, rt.settings.limits.max_body_bytes)
     except RequestPayloadError:
         response = undecodable(request)
     except Exception:
@@ -73,6 +74,20 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     elif request.path == TOKEN_PATH:
         _count_token(request, rt, response)
     return response
+
+
+def _not_found(request: web.Request) -> web.Response | None:
+    """A 404 that names the route a near-miss (``POST /webhook/``, ``/Metrics``) meant."""
+    path = request.rel_url.path
+    resources = {r.canonical: r for r in request.app.router.resources()}
+    found = near_miss(path, resources)
+    if found is None:
+        return None
+    route, meant = found
+    methods = sorted({r.method for r in resources[route]} - {"HEAD"})
+    method = request.method if request.method in methods else " or ".join(methods)
+    return json_error(404, "not_found", f"no route {request.method} {path[:200]}: did you mean "
+                      f"{method} {meant[:200]}?", path=meant)
 
 
 def _count_webhook(request: web.Request, rt: Runtime, response: web.StreamResponse,

@@ -120,6 +120,35 @@ def _json_get(summary: str, required: list[str], *,
     return {"get": {"summary": summary, "responses": responses}}
 
 
+def _forget_operation(settings: Settings, one_series: bool) -> dict[str, Any]:
+    schemes, security = _security(settings.auth)
+    segment = {"in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+    parameters = [{"name": "account", "in": "path", "required": True,
+                   "schema": {"type": "string", "pattern": f"^{ACCOUNT_PATTERN}$"}}]
+    if one_series:
+        parameters += [{"name": name, **segment, "description": f"The `{name}` label value, "
+                        "as on /metrics."} for name in ("partner", "export_type", "frequency")]
+    responses: dict[str, Any] = {
+        "200": {"description": "Forgotten, durably: `series` lists them.", "content": {JSON: {
+            "schema": {"type": "object", "required": ["status", "series"]}}}},
+        "400": _error("The account is invalid."),
+        "403": _error("No credentials are configured, so nobody may change the state by "
+                      "hand."),
+        "404": _error("No such series is known."),
+        "409": _error("A declared export (in --config.file) matches: remove it there first."),
+        "503": _error("The state store could not store it; retry later."),
+    }
+    if schemes:
+        responses["401"] = _error("Missing or wrong webhook credentials.")
+    return {"delete": {
+        "summary": ("Forget one series" if one_series else "Forget every series of an "
+                    "account") + ": its state, runs and metrics, on every replica",
+        "parameters": parameters,
+        "responses": responses,
+        "security": security,
+    }}
+
+
 def _optional_paths(settings: Settings) -> dict[str, Any]:
     """Routes that exist only with some settings: the token endpoint and the benchmark no-op."""
     paths: dict[str, Any] = {}
@@ -207,6 +236,8 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             routes.API_EXPORTS: _json_get(
                 "Every known or declared export with its state, as on the status page",
                 ["generated_at", "timezone", "config", "exports"], unavailable=True),
+            routes.API_EXPORTS_ACCOUNT: _forget_operation(settings, one_series=False),
+            routes.API_EXPORTS_SERIES: _forget_operation(settings, one_series=True),
             routes.API_EVENTS: _json_get(
                 "The last webhooks received (at most 100), newest first, with their outcome",
                 ["events"]),

@@ -1,9 +1,15 @@
 """The status page at ``/``: one self-contained HTML document (inline CSS, no scripts, no
-external assets, so it works offline) that refreshes itself."""
+external assets, so it works offline) that refreshes itself.
+
+The exports table is built from ``EXPORT_COLUMNS``, one entry per column (a header and how to
+render a cell), so a column is added in one place. It fits 1,280 pixels without scrolling
+sideways (long label values and times wrap), and on a window of 760 pixels or less each row
+becomes a card whose cells are labelled by their header (``data-label``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import tzinfo
 from html import escape
 from typing import Final
@@ -11,6 +17,7 @@ from typing import Final
 from exporter.domain.normalize import is_known, nearest_known
 from exporter.domain.status import (
     STATES,
+    ClockProblem,
     ExportStatus,
     summary,
 )
@@ -18,8 +25,9 @@ from exporter.domain.timefmt import ago, human_duration, local_time
 from exporter.web.events import WebhookRecord
 
 DEFAULT_REFRESH_SECONDS: Final = 15
-#: Where the "docs" link points: the project's documentation.
-DOCS_URL: Final = "https://pypi.org/project/clevertap-export-exporter/"
+#: The header's links: each a route of this exporter, so each resolves wherever it runs.
+LINKS: Final = (("/metrics", "/metrics"), ("/api/v1/exports", "/api/v1/exports"),
+                ("/api/v1/events", "/api/v1/events"), ("/openapi.json", "API description"))
 
 _CSS: Final = """
 :root { --ok:#1a7f37; --run:#0969da; --late:#cf222e; --stuck:#8250df; --never:#6e7781;
@@ -37,10 +45,13 @@ h2 { font-size: 16px; margin: 22px 0 8px; }
 .chips { display: flex; gap: 8px; flex-wrap: wrap; margin: 12px 0 4px; }
 .chip { border: 1px solid var(--line); border-radius: 12px; padding: 2px 10px; }
 table { border-collapse: collapse; width: 100%; }
-th, td { text-align: left; padding: 6px 8px; border-bottom: 1px solid var(--line);
+th, td { text-align: left; padding: 6px 6px; border-bottom: 1px solid var(--line);
          vertical-align: top; }
-th { background: var(--bg); font-weight: 600; white-space: nowrap; }
-td.num { white-space: nowrap; }
+th { background: var(--bg); font-weight: 600; }
+td.num { min-width: 6.5em; }
+.banner { border: 1px solid var(--warn); background: #fff8c5; border-radius: 6px;
+          padding: 8px 12px; margin: 12px 0; }
+.clock { color: var(--warn); font-weight: 600; }
 small { color: #57606a; }
 .state { display: inline-block; min-width: 74px; text-align: center; border-radius: 10px;
          padding: 1px 8px; color: #fff; font-weight: 600; white-space: nowrap; }
@@ -52,11 +63,20 @@ small { color: #57606a; }
 code { font-size: 12px; }
 .unknown { color: var(--warn); font-weight: 600; cursor: help; }
 .empty { color: #57606a; padding: 12px 8px; }
+@media (max-width: 760px) {
+  header, main { padding-left: 12px; padding-right: 12px; }
+  table, tbody, tr, td { display: block; width: 100%; }
+  thead { display: none; }
+  tr { border: 1px solid var(--line); border-radius: 6px; margin: 0 0 10px; padding: 4px 0; }
+  td { border: 0; padding: 3px 10px; }
+  td[data-label]::before { content: attr(data-label) ": "; color: #57606a; }
+}
 """
 
 
 def render(*, statuses: Sequence[ExportStatus], events: Iterable[WebhookRecord], now: float,
-           zone: tzinfo, version: str, refresh: int, config_note: str | None) -> str:
+           zone: tzinfo, version: str, refresh: int, config_note: str | None,
+           clock: Sequence[ClockProblem] = ()) -> str:
     """The whole page."""
     zone_name = str(zone)
     counts = summary(list(statuses))
@@ -67,6 +87,9 @@ def render(*, statuses: Sequence[ExportStatus], events: Iterable[WebhookRecord],
     )
     refresh_tag = (f'<meta http-equiv="refresh" content="{refresh}">' if refresh > 0 else "")
     note = f'<p class="meta">{escape(config_note)}</p>' if config_note else ""
+    banners = "".join(f'<p class="banner" data-account="{escape(p.account)}">'
+                      f"{escape(p.describe(zone_name))}</p>" for p in clock)
+    nav = "".join(f'<a href="{href}">{escape(text)}</a>' for href, text in LINKS)
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -80,13 +103,13 @@ def render(*, statuses: Sequence[ExportStatus], events: Iterable[WebhookRecord],
 <header>
 <h1>clevertap-export-exporter</h1>
 <span class="meta">version {escape(version)}</span>
-<nav><a href="/metrics">/metrics</a><a href="/api/v1/exports">/api/v1/exports</a>\
-<a href="/api/v1/events">/api/v1/events</a><a href="{DOCS_URL}">docs</a></nav>
+<nav>{nav}</nav>
 </header>
 <main>
 <p class="meta">Generated {escape(local_time(now, zone))} (time zone {escape(zone_name)})\
 {f", refreshes every {refresh} s" if refresh > 0 else ""}.</p>
 {note}
+<div id="clock">{banners}</div>
 <h2>Exports</h2>
 <div class="chips" id="summary">{chips}</div>
 {_exports_table(statuses, now, zone)}
@@ -112,41 +135,63 @@ def _dur(seconds: float | None) -> str:
     return "&mdash;" if seconds is None else escape(human_duration(seconds))
 
 
+Cell = Callable[[ExportStatus, float, tzinfo], str]
+#: The exports table, column by column: the header, the cells' class, and a cell's HTML.
+EXPORT_COLUMNS: Final[tuple[tuple[str, str, Cell], ...]] = (
+    ("State", "", lambda s, now, zone: f'<span class="state {_cls(s.state)}">'
+                                       f"{escape(s.state)}</span>"),
+    ("Name", "", lambda s, now, zone: escape(s.name) if s.name else "&mdash;"),
+    ("Account", "", lambda s, now, zone: escape(s.account)),
+    ("Partner", "", lambda s, now, zone: _label("partner", s.partner)),
+    ("Type", "", lambda s, now, zone: _label("export_type", s.export_type)),
+    ("Frequency", "", lambda s, now, zone: _label("frequency", s.frequency)),
+    ("Last completion", "num", lambda s, now, zone: _when(s.last_completed, now, zone)),
+    ("Expected interval", "num", lambda s, now, zone: _interval(s)),
+    ("Last duration", "num", lambda s, now, zone: _dur(s.last_duration)),
+    ("In flight since", "num", lambda s, now, zone: _when(s.in_flight_since, now, zone)),
+    ("Detail", "", lambda s, now, zone: _detail(s)),
+)
+
+
 def _exports_table(statuses: Sequence[ExportStatus], now: float, zone: tzinfo) -> str:
     if not statuses:
         return ('<p class="empty" id="exports-empty">No exports yet: post a webhook or declare '
                 "exports in the configuration file.</p>")
     rows = []
     for s in statuses:
-        name = escape(s.name) if s.name else "&mdash;"
-        rows.append(
-            f'<tr data-state="{escape(s.state)}">'
-            f'<td><span class="state {_cls(s.state)}">{escape(s.state)}</span></td>'
-            f"<td>{name}</td><td>{escape(s.account)}</td><td>{_label('partner', s.partner)}</td>"
-            f"<td>{_label('export_type', s.export_type)}</td>"
-            f"<td>{_label('frequency', s.frequency)}</td>"
-            f'<td class="num">{_when(s.last_completed, now, zone)}</td>'
-            f'<td class="num">{_dur(s.expected_interval)}</td>'
-            f'<td class="num">{_dur(s.last_duration)}</td>'
-            f'<td class="num">{_when(s.in_flight_since, now, zone)}</td>'
-            f"<td>{escape(s.reason)}</td></tr>"
-        )
-    return ('<table id="exports"><thead><tr><th>State</th><th>Name</th><th>Account</th>'
-            "<th>Partner</th><th>Type</th><th>Frequency</th><th>Last completion</th>"
-            "<th>Expected interval</th><th>Last duration</th><th>In flight since</th>"
-            "<th>Detail</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+        cells = "".join(f'<td data-label="{header}" class="{css}">{cell(s, now, zone)}</td>'
+                        for header, css, cell in EXPORT_COLUMNS)
+        rows.append(f'<tr data-state="{escape(s.state)}">{cells}</tr>')
+    head = "".join(f"<th>{header}</th>" for header, _, _ in EXPORT_COLUMNS)
+    return (f'<table id="exports"><thead><tr>{head}</tr></thead><tbody>' + "".join(rows)
+            + "</tbody></table>")
+
+
+def _interval(s: ExportStatus) -> str:
+    """The interval with where it comes from: ``learned, every 6h (from 7 runs)``."""
+    return escape(s.schedule) if s.schedule else _dur(s.expected_interval)
+
+
+def _detail(s: ExportStatus) -> str:
+    clock = f'<br><span class="clock">{escape(s.clock)}</span>' if s.clock else ""
+    return escape(s.reason) + clock
 
 
 def _label(label: str, value: str) -> str:
     """A label value, marked when it is not one CleverTap is known to send."""
     if is_known(label, value):
-        return escape(value)
+        return _breakable(value)
     near = nearest_known(label, value)
     hint = f"; did you mean {near}?" if near else ""
     never = " An unknown frequency is never overdue." if label == "frequency" else ""
     title = f"not a {label} value CleverTap is known to send{hint}.{never}"
-    return (f'{escape(value)} <span class="unknown" data-unknown="{label}" '
+    return (f'{_breakable(value)} <span class="unknown" data-unknown="{label}" '
             f'title="{escape(title)}">(unknown{escape(hint)})</span>')
+
+
+def _breakable(value: str) -> str:
+    """``google_cloud_storage`` may wrap after each underscore, and nowhere else."""
+    return escape(value).replace("_", "_<wbr>")
 
 
 def _events_table(events: Iterable[WebhookRecord], now: float, zone: tzinfo) -> str:
@@ -156,11 +201,13 @@ def _events_table(events: Iterable[WebhookRecord], now: float, zone: tzinfo) -> 
                   if e.status else escape(e.message or ""))
         rows.append(
             f'<tr data-outcome="{escape(e.outcome)}">'
-            f'<td class="num">{_when(e.received, now, zone)}</td>'
-            f'<td class="o-{escape(e.outcome)}"><b>{escape(e.outcome)}</b></td>'
-            f"<td>{e.http_status}</td><td>{escape(e.account)}</td>"
-            f"<td><code>{escape(e.export_id or '')}</code></td><td>{detail}</td>"
-            f'<td class="num">{_when(e.event_time, now, zone)}</td></tr>'
+            f'<td data-label="Received" class="num">{_when(e.received, now, zone)}</td>'
+            f'<td data-label="Outcome" class="o-{escape(e.outcome)}"><b>{escape(e.outcome)}</b>'
+            f'</td><td data-label="HTTP">{e.http_status}</td>'
+            f'<td data-label="Account">{escape(e.account)}</td>'
+            f"<td data-label=\"Export id\"><code>{escape(e.export_id or '')}</code></td>"
+            f'<td data-label="Event">{detail}</td>'
+            f'<td data-label="Event time" class="num">{_when(e.event_time, now, zone)}</td></tr>'
         )
     if not rows:
         return '<p class="empty" id="events-empty">No webhook received since start-up.</p>'

@@ -124,6 +124,35 @@ def test_invalid_flags_exit_with_reason(
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("argv", "env"), [
+    (["--auth-token", "change-me"], {}),
+    ([], {"EXPORTER_AUTH_TOKEN": "CHANGE_ME"}),
+    (["--basic-auth-user", "ct", "--basic-auth-password", "<password>"], {}),
+    (["--oauth-client-id", "ct", "--oauth-client-secret", "your-secret"], {}),
+    (["--oauth-client-id", "ct", "--oauth-client-secret", "a1b2c3", "--oauth-signing-key",
+      "replace me"], {}),
+], ids=["token", "token-env", "basic", "oauth", "signing-key"])
+def test_placeholder_secrets_are_refused_in_one_line(
+    argv: list[str], env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parse_settings(argv, env=env)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1, err
+    assert "a placeholder from an example: set a secret of your own" in err
+
+
+def test_a_placeholder_from_a_secret_file_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = tmp_path / "token"
+    token.write_text("changeme\n")
+    with pytest.raises(SystemExit):
+        parse_settings([], env={"EXPORTER_AUTH_TOKEN_FILE": str(token)})
+    assert "--auth-token (EXPORTER_AUTH_TOKEN) is 'changeme'" in capsys.readouterr().err
+
+
 def test_missing_secret_file_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         parse_settings([], env={"EXPORTER_AUTH_TOKEN_FILE": "/nonexistent/token"})

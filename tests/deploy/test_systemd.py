@@ -4,10 +4,13 @@ memory, and a reload by SIGHUP."""
 
 from __future__ import annotations
 
+import os
 import re
+import secrets
 import shlex
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,6 +49,21 @@ def env_file() -> dict[str, str]:
     pairs = (line.split("=", 1) for line in ENV_FILE.read_text().splitlines()
              if line.strip() and not line.lstrip().startswith("#"))
     return {k: v for k, v in pairs}
+
+
+def test_the_shipped_placeholder_token_is_refused(tmp_path: Path) -> None:
+    """The env file as shipped does not start an exporter anyone can post to with its token."""
+    here = {"EXPORTER_HOST": "127.0.0.1", "EXPORTER_PORT": str(free_port()),
+            "EXPORTER_METRICS_PORT": str(free_port()),
+            "EXPORTER_STATE_PATH": str(tmp_path / "state.db")}
+    run = subprocess.run([sys.executable, "-m", "exporter"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=30,
+                         env={"PATH": os.environ["PATH"], **env_file(), **here}, check=False)
+    assert run.returncode == 2
+    assert run.stderr.splitlines() == [
+        "clevertap-export-exporter: error: --auth-token (EXPORTER_AUTH_TOKEN) is 'change-me', "
+        "a placeholder from an example: set a secret of your own, e.g. from "
+        "'openssl rand -hex 32'"]
 
 
 def script(venv: ImageVenv) -> Path:
@@ -114,8 +132,11 @@ def test_unit_environment_runs_and_reloads_the_exporter(
     env.update({"EXPORTER_HOST": "127.0.0.1", "EXPORTER_PORT": str(port),
                 "EXPORTER_METRICS_PORT": str(metrics_port),
                 # the line the env file has commented out, with the guide's file
-                "EXPORTER_CONFIG_FILE": str(config_dir / "exports.yml")})
-    assert set(env_file()) - {"EXPORTER_HOST", "EXPORTER_PORT", "EXPORTER_METRICS_PORT"}
+                "EXPORTER_CONFIG_FILE": str(config_dir / "exports.yml"),
+                # the placeholder replaced, as the guide's $EDITOR step does
+                "EXPORTER_AUTH_TOKEN": secrets.token_hex(32)})
+    assert set(env_file()) - {"EXPORTER_HOST", "EXPORTER_PORT", "EXPORTER_METRICS_PORT",
+                              "EXPORTER_AUTH_TOKEN"}
     argv = [*as_user(DYNAMIC_UID), str(image_venv.bin / "python"), "-c", MDWE, s["UMask"][0],
             str(script(image_venv))]
     base = f"http://127.0.0.1:{metrics_port}"

@@ -207,3 +207,72 @@ def test_status_page_follows_metrics_port(
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(f"{exp.url}{path}", timeout=10)
         assert err.value.code == 404
+
+
+def _clevertap_time(ts: float, zone: str) -> str:
+    from zoneinfo import ZoneInfo
+
+    from exporter.tools.client import clevertap_time
+    return clevertap_time(ts, ZoneInfo(zone))
+
+
+@pytest.mark.parametrize(("sender_zone", "banner", "row"), [
+    # The account is in New York, the exporter reads its times as UTC: 5h behind receipt.
+    ("America/New_York", "5h behind their receipt, the offset of a time zone",
+     "event times look 5h off (time zone?)"),
+    # The account is in Kolkata: its wall-clock times read as UTC are in the future.
+    ("Asia/Kolkata", "5h 30m in the future (before their receipt)",
+     "event times look 5h 30m off (time zone?)"),
+], ids=["behind", "future"])
+async def test_page_says_when_event_times_look_like_a_wrong_zone(
+    start_exporter: StartExporter, sender_zone: str, banner: str, row: str,
+) -> None:
+    exp = await start_exporter("--timezone", "UTC", "--event-time-max-ahead", "12h")
+    now = time.time()
+    fine = event(1, "Initiated", _clevertap_time(now - 60, "UTC"))
+    assert (await exp.post(fine, "ok"))[0] == 200
+    wrong = event(2, "Initiated", _clevertap_time(now - 5, sender_zone))  # sent at once
+    assert (await exp.post(wrong, "acme"))[0] == 200
+    page = await (await exp.client.get("/")).text()
+    assert page.count('class="banner"') == 1
+    assert ('<p class="banner" data-account="acme">Account acme: webhook event times are '
+            + banner) in page
+    assert "--timezone (UTC) probably differs from the CleverTap account&#x27;s" in page
+    exports = {e["account"]: e for e in (await (await exp.client.get(
+        "/api/v1/exports")).json())["exports"]}
+    assert exports["acme"]["clock"] == row and exports["ok"]["clock"] == ""
+    assert row.replace("'", "&#x27;") in page
+
+
+async def test_page_is_quiet_about_clocks_that_agree(exporter: Exporter) -> None:
+    assert (await exporter.post(event(1, "Initiated", time.time() - 120)))[0] == 200
+    page = await (await exporter.client.get("/")).text()
+    assert '<div id="clock"></div>' in page and "time zone?" not in page
+
+
+async def test_page_shows_where_the_interval_comes_from(start_exporter: StartExporter) -> None:
+    """A One Time export re-run every 6 hours: the page says the interval is learned, and from
+    how many runs; one with CleverTap's Frequency says so."""
+    exp = await start_exporter()
+    t0 = time.time() - 8 * 6 * H
+    for i in range(8):
+        start = t0 + i * 6 * H
+        for status, at in (("Initiated", start), ("Completed", start + 600)):
+            body = event(100 + i, status, at, frequency="One Time")
+            assert (await exp.post(body))[0] == 200
+    assert (await exp.post(event(1, "Initiated", time.time() - 60)))[0] == 200
+    page = await (await exp.client.get("/")).text()
+    assert "learned, every 6h (from 7 runs)" in page
+    assert "clevertap, every 4h" in page
+
+
+async def test_a_run_in_flight_since_the_future_is_marked(exporter: Exporter) -> None:
+    """The account's last webhook is on time, but one run started at a time still to come."""
+    now = time.time()
+    assert (await exporter.post(event(1, "Initiated", now + 2 * H)))[0] == 200
+    assert (await exporter.post(event(2, "Initiated", now - 30, frequency="Every 8 hours")))[0] \
+        == 200
+    exports = (await (await exporter.client.get("/api/v1/exports")).json())["exports"]
+    marks = {e["frequency"]: e["clock"] for e in exports}
+    assert marks["8h"] == ""
+    assert marks["4h"].startswith("in flight since in 1h 59m: an event time in the future")

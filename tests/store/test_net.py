@@ -29,7 +29,7 @@ batches = st.tuples(st.lists(change_sets, max_size=2), st.lists(change_sets, min
 def in_turn(changes: Sequence[Changes]) -> Tables:
     """The tables after applying each change on its own: its rows in the order it lists them
     (a run written then deleted, a delivery written where none is stored then deleted), then
-    its expiry."""
+    its expiry and what it forgets."""
     series: dict[tuple[object, ...], tuple[object, ...]] = {}
     runs: dict[tuple[object, ...], tuple[object, ...]] = {}
     deliveries: dict[tuple[object, ...], tuple[object, ...]] = {}
@@ -48,6 +48,10 @@ def in_turn(changes: Sequence[Changes]) -> Tables:
         gauges.update(c.gauges)
         if (cut := c.deliveries_received_before) is not None:
             deliveries = {k: d for k, d in deliveries.items() if float(d[4]) >= cut}  # type: ignore[arg-type]
+        for key in c.deleted_series:
+            series.pop(key, None)
+        for (gauge,) in c.deleted_gauges:
+            gauges.pop(gauge, None)
     return {"series": sorted(series.values()), "runs": sorted(runs.values()),
             "deliveries": sorted(deliveries.values()), "label_values": sorted(labels),
             "gauges": sorted(gauges.items())}

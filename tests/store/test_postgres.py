@@ -18,6 +18,7 @@ from exporter.store.postgres_schema import SCHEMA_VERSION
 from exporter.web.app import create_app
 from tests.helpers import ClientFactory, Exporter, Samples, event, series
 from tests.postgres import Cluster, Replica, pg_cluster, pg_url
+from tests.web.test_forget import forget_amid_events
 
 __all__ = ["pg_cluster", "pg_url"]  # fixtures used here, imported from tests.postgres
 
@@ -343,3 +344,40 @@ async def _readyz_becomes(replica: Exporter, status: int) -> bool:
             return True
         await asyncio.sleep(0.2)
     return False
+
+
+async def test_forget_is_replicated(start_replica: Start, pg_url: str) -> None:
+    """An account forgotten on one replica is gone from every replica's metrics, from the
+    tables, and from a replica started afterwards; the other account stays."""
+    a, b = await start_replica("--auth-token", "t"), await start_replica("--auth-token", "t")
+    t0 = time.time() - 600
+    for i, account in enumerate(("demo", "demo", "prod")):
+        assert (await a.post(event(i, "Initiated", t0 + i), account,
+                             {"Authorization": "Bearer t"}))[0] == 200
+    await converged(a, b)
+    resp = await a.client.delete("/api/v1/exports/demo", headers={"Authorization": "Bearer t"})
+    assert resp.status == 200, await resp.text()
+    m = await converged(a, b)
+    assert set(m["clevertap_export_in_flight"]) == {series(account="prod")}
+    assert set(m["clevertap_export_last_delivery_delay_seconds"]) == {(("account", "prod"),)}
+    conn = await asyncpg.connect(pg_url)
+    try:
+        for table in ("series", "runs", "deliveries"):
+            assert await conn.fetchval(
+                f"SELECT count(*) FROM {table} WHERE account = 'demo'") == 0  # noqa: S608
+        assert await conn.fetchval("SELECT count(*) FROM gauges WHERE key = 'delay:demo'") == 0
+    finally:
+        await conn.close()
+    c = await start_replica()
+    assert shared(await c.metrics()) == m
+
+
+async def test_a_forget_batched_with_events_keeps_their_order(start_replica: Start) -> None:
+    """Events and a forget of their series committed in one transaction: the tables end as
+    the model does (a fresh replica reads the same), whichever came first."""
+    a = await start_replica()
+    await forget_amid_events(a, "demo")
+    expected = shared(await a.metrics())
+    fresh = await start_replica()
+    assert shared(await fresh.metrics()) == expected
+    assert {k[0] for k in fresh.tracker.series} <= {"demo"}

@@ -16,6 +16,7 @@ import pytest
 
 from exporter.domain.declared import parse_config
 from exporter.domain.normalize import frequency, partner
+from exporter.tools import SUBCOMMANDS
 from exporter.tools.client import clevertap_time
 from exporter.tools.demo import DEMO_CONFIG, demo_events
 from tests.helpers import ROOT, SAMPLES, ExporterProcess, event, labels, series
@@ -32,7 +33,7 @@ def cli(*args: str, stdin: str | None = None, env: dict[str, str] | None = None,
     )
 
 
-@pytest.mark.parametrize("command", ["send", "replay", "demo", "check-config"])
+@pytest.mark.parametrize("command", list(SUBCOMMANDS))
 def test_every_subcommand_has_help_with_examples(command: str) -> None:
     run = cli(command, "--help")
     assert run.returncode == 0
@@ -43,7 +44,7 @@ def test_server_help_lists_the_subcommands() -> None:
     run = cli("--help")
     assert run.returncode == 0
     assert "--config.file" in run.stdout and "EXPORTER_CONFIG_FILE" in run.stdout
-    for command in ("send", "replay", "demo", "check-config"):
+    for command in SUBCOMMANDS:
         assert f"  {command}" in run.stdout
 
 

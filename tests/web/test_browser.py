@@ -7,9 +7,11 @@ missing browser fails the test rather than skipping it. The screenshot is kept i
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -54,10 +56,9 @@ def row_with(driver: webdriver.Chrome, table: str, *texts: str) -> str:
     return found[0]
 
 
-def test_status_page_after_demo(
-    browser: webdriver.Chrome, exporter_process: Callable[..., ExporterProcess],
-    tmp_path: Path,
-) -> None:
+def after_demo(exporter_process: Callable[..., ExporterProcess],
+               tmp_path: Path) -> ExporterProcess:
+    """An exporter with the demo's configuration, fed the demo's day of exports."""
     config = tmp_path / "demo.yml"
     config.write_text(DEMO_CONFIG)
     exp = exporter_process("--config.file", str(config), "--timezone", "Europe/Berlin")
@@ -69,6 +70,14 @@ def test_status_page_after_demo(
     )
     assert demo.returncode == 0, demo.stderr
     assert "rejected 0, failed 0" in demo.stdout
+    return exp
+
+
+def test_status_page_after_demo(
+    browser: webdriver.Chrome, exporter_process: Callable[..., ExporterProcess],
+    tmp_path: Path,
+) -> None:
+    exp = after_demo(exporter_process, tmp_path)
 
     browser.get(exp.url + "/")
     assert browser.title == "CleverTap exports: status"
@@ -76,7 +85,8 @@ def test_status_page_after_demo(
     assert "clevertap-export-exporter" in header and "version" in header
     links = {a.text: a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR,
                                                                              "header nav a")}
-    assert links["/metrics"] == exp.url + "/metrics" and "docs" in links
+    assert links["/metrics"] == exp.url + "/metrics"
+    assert links["API description"] == exp.url + "/openapi.json"
 
     # One row per export, with the state a person would act on.
     states = [s.text for s in browser.find_elements(By.CSS_SELECTOR, "#exports .state")]
@@ -137,3 +147,59 @@ def test_status_page_refreshes_itself(
     row = row_with(browser, "exports", "running")
     assert "google_cloud_storage" in row and "1m 30s ago" in row
     assert "accepted" in rows(browser, "events")[0]
+
+
+def _overflow(driver: webdriver.Chrome) -> list[str]:
+    """What sticks out of the window sideways: the page itself, or a cell of either table."""
+    return list(driver.execute_script("""
+        const width = document.documentElement.clientWidth, out = [];
+        if (document.documentElement.scrollWidth > width) out.push('page scrolls sideways');
+        for (const el of document.querySelectorAll('th, td, .banner')) {
+            const r = el.getBoundingClientRect();
+            if (r.right > width + 1) out.push(el.tagName + ' ' + el.textContent.slice(0, 40));
+        }
+        return out;"""))
+
+
+@pytest.mark.parametrize(("width", "height", "name"), [
+    (1280, 900, "status-page-1280.png"), (390, 844, "status-page-phone.png"),
+], ids=["1280px", "phone"])
+def test_status_page_fits_the_window(
+    browser: webdriver.Chrome, exporter_process: Callable[..., ExporterProcess],
+    tmp_path: Path, width: int, height: int, name: str,
+) -> None:
+    """Every column of the demo's exports fits 1,280 pixels without scrolling sideways; on a
+    phone each row is a card of labelled cells, one above the other."""
+    exp = after_demo(exporter_process, tmp_path)
+    browser.set_window_size(width, height)
+    browser.get(exp.url + "/?refresh=0")
+    assert _overflow(browser) == []
+    first = browser.find_elements(By.CSS_SELECTOR, "#exports tbody tr:first-child td")
+    state, detail = first[0].rect, first[-1].rect
+    if width >= 1280:
+        headers = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#exports th")]
+        assert headers[-1] == "Detail" and len(headers) == len(first)
+        assert detail["y"] == state["y"]  # one line of cells
+    else:
+        assert detail["x"] == state["x"] and detail["y"] > state["y"]  # stacked
+        # The headers give way to each cell's own label.
+        assert not browser.find_element(By.CSS_SELECTOR, "#exports thead").is_displayed()
+        assert first[-1].get_attribute("data-label") == "Detail"
+    ARTIFACTS.mkdir(exist_ok=True)
+    full = browser.execute_script("return document.documentElement.scrollHeight")
+    browser.set_window_size(width, min(int(full) + 140, 4000))
+    assert browser.save_screenshot(str(ARTIFACTS / name))
+
+
+def test_status_page_links_resolve(exporter_process: Callable[..., ExporterProcess]) -> None:
+    exp = exporter_process()
+    exp.start()
+    with urllib.request.urlopen(exp.url + "/", timeout=10) as r:
+        page = r.read().decode()
+    links = re.findall(r'<nav>(.*?)</nav>', page, re.S)[0]
+    hrefs = re.findall(r'href="([^"]+)"', links)
+    assert len(hrefs) >= 4
+    for href in hrefs:
+        assert href.startswith("/"), f"{href}: the page links only to the exporter's own routes"
+        with urllib.request.urlopen(exp.url + href, timeout=10) as r:
+            assert r.status == 200, href
