@@ -14,7 +14,9 @@ from tests.bundle.conftest import run_tool
 from tests.helpers import ROOT, require_binary
 
 IMAGE = "clevertap-export-exporter:local"
-PORT = 9877
+WEBHOOK_PORT = 9877
+#: ``--metrics-port`` of every shipped deployment: /metrics, the status page, ``/-/reload``.
+PORT = 9878
 
 
 def _compose() -> dict[str, Any]:
@@ -47,6 +49,34 @@ def test_every_exporter_of_every_profile_is_scraped_by_its_service_name() -> Non
     (relabel,) = job["relabel_configs"]
     assert relabel["source_labels"] == ["__meta_dns_name"]
     assert relabel["target_label"] == "instance" and relabel["replacement"] == f"${{1}}:{PORT}"
+
+
+def test_reload_and_metrics_are_off_the_webhook_port_in_compose_and_make_run() -> None:
+    """As in the Kubernetes manifest and the systemd unit: the port CleverTap reaches serves
+    the webhook only, and ``POST /-/reload`` is on a port published to this machine only, so
+    anonymous clients cannot flood it (issue 23, item 11)."""
+    services = _compose()["services"]
+    for name in _exporter_services({"services": services}):
+        service = services[name]
+        assert service["environment"]["EXPORTER_METRICS_PORT"] == str(PORT), name
+        for host_ip, target in map(_published, service.get("ports", [])):
+            if target == PORT:
+                assert host_ip == "127.0.0.1", f"{name} publishes {PORT} on {host_ip}"
+            else:
+                assert target == WEBHOOK_PORT, f"{name} publishes {target}"
+    kubernetes = (ROOT / "deploy" / "kubernetes" / "base" / "deployment.yaml").read_text()
+    assert f"--metrics-port={PORT}" in kubernetes
+    recipe = run_tool("make", "-n", "run").stdout
+    assert f"clevertap-export-exporter --metrics-port {PORT}" in recipe
+
+
+def _published(port: dict[str, Any] | str) -> tuple[str, int]:
+    """(host address, container port) of a published port as ``docker-compose config`` prints
+    it: a mapping, or ``"127.0.0.1:9878:9878/tcp"`` when it has a host address."""
+    if isinstance(port, dict):
+        return str(port.get("host_ip", "0.0.0.0")), int(port["target"])
+    host_ip, _, target = port.split("/")[0].split(":")
+    return host_ip, int(target)
 
 
 def _nginx_test(tmp_path: Path, conf: Path) -> subprocess.CompletedProcess[str]:
