@@ -13,9 +13,10 @@ $(STAMP): pyproject.toml tests/constraints.txt
 	$(BIN)/pip install --quiet -e '.[dev]' -c tests/constraints.txt
 	touch $(STAMP)
 
-## Run the exporter on its embedded default (SQLite state in ./data/state.db).
+## Run the exporter on its embedded default (SQLite state in ./data/state.db): webhooks on :9877;
+## /metrics, the status page and POST /-/reload on :9878, as every shipped deployment does.
 run: $(STAMP)
-	$(BIN)/clevertap-export-exporter $(ARGS)
+	$(BIN)/clevertap-export-exporter --metrics-port 9878 $(ARGS)
 
 ## Install the Debian packages the tests need (tests/debian-packages.txt); as root only.
 deps:

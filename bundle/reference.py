@@ -82,8 +82,12 @@ async def _scrape() -> str:
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "exports.yml"
         config.write_text(_CONFIG)
+        web_config = Path(tmp) / "web.yml"  # for its reload status
+        web_config.write_text("http_server_config:\n  headers:\n"
+                              "    X-Content-Type-Options: nosniff\n")
         settings = parse_settings(["--state-path", str(Path(tmp) / "state.db"),
-                                   "--config.file", str(config)], env={})
+                                   "--config.file", str(config),
+                                   "--web.config.file", str(web_config)], env={})
         async with TestClient(TestServer(create_app(settings))) as client:
             t = time.time() - 600
             for export_id, status, when in ((1, "Initiated", t), (1, "Completed", t + 300),

@@ -9,7 +9,7 @@ rendered by ``exporter.metrics.exposition``.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Final
+from typing import Final, Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -150,17 +150,7 @@ class TrackerCollector(Collector):
                 if value is not None:
                     family.add_metric(labels, value)
         yield from (info, since, grace, max_runtime, min_runtime, slow, fast)
-        yield GaugeMetricFamily(
-            "clevertap_export_config_last_reload_successful",
-            "1 when the last load of the configuration file succeeded, 0 when it failed "
-            "(the previous configuration stays in force).",
-            value=1 if holder.last_reload_successful else 0,
-        )
-        yield GaugeMetricFamily(
-            "clevertap_export_config_last_reload_success_timestamp_seconds",
-            "When (Unix seconds) the configuration was last loaded successfully.",
-            value=holder.last_success,
-        )
+        yield from reload_status("config", "the configuration file", holder)
         reloads = CounterMetricFamily(
             "clevertap_export_config_reloads",
             "Configuration reloads (SIGHUP or POST /-/reload) by result: success, failure.",
@@ -227,6 +217,42 @@ class TrackerCollector(Collector):
                 usual.add_metric(labels, series.usual_landed.median)
                 usual_runs.add_metric(labels, series.usual_landed.runs)
         yield from (objects, size, checked, last, failed, usual, usual_runs, checks)
+
+
+class ReloadStatus(Protocol):
+    """How the last load of a re-read file went: ``ConfigHolder``, ``WebConfigFile``."""
+
+    @property
+    def last_reload_successful(self) -> bool: ...
+
+    @property
+    def last_success(self) -> float: ...
+
+
+def reload_status(name: str, what: str, status: ReloadStatus) -> Iterator[Metric]:
+    """The pair Prometheus and Alertmanager expose for their own configuration files."""
+    yield GaugeMetricFamily(
+        f"clevertap_export_{name}_last_reload_successful",
+        f"1 when the last load of {what} succeeded, 0 when it failed (the previous "
+        "configuration stays in force).",
+        value=1 if status.last_reload_successful else 0,
+    )
+    yield GaugeMetricFamily(
+        f"clevertap_export_{name}_last_reload_success_timestamp_seconds",
+        f"When (Unix seconds) {what} was last loaded successfully.",
+        value=status.last_success,
+    )
+
+
+class WebConfigCollector(Collector):
+    """``--web.config.file``'s reload status: a changed file that does not load keeps the last
+    good configuration, and these say so."""
+
+    def __init__(self, status: ReloadStatus) -> None:
+        self.status = status
+
+    def collect(self) -> Iterator[Metric]:
+        yield from reload_status("web_config", "--web.config.file", self.status)
 
 
 SERIES_LABELS: Final = ["account", "partner", "export_type", "frequency"]

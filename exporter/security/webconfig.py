@@ -9,7 +9,8 @@ does, a key given twice is refused too.
 As exporter-toolkit does, the file (and the certificate, key and CA files it names) is re-read
 when it changes: ``WebConfigFile.current`` compares their modification stamps on each TLS
 handshake and each request, so a renewed certificate needs no restart. A changed file that does
-not load is logged and the last good configuration stays in force.
+not load is logged and the last good configuration stays in force; ``last_reload_successful``
+and ``last_success`` say so, as ``--config.file``'s do.
 """
 
 from __future__ import annotations
@@ -255,6 +256,9 @@ class WebConfigFile:
         self._stamp = _stamp(config.files)
         self._failed: _Stamp | None = None
         self._lock = threading.Lock()
+        #: Whether the last load of a changed file was taken, and when (Unix seconds) one was.
+        self.last_reload_successful = True
+        self.last_success = time.time()
         self.limiter = RateLimiter(config.rate_limit) if config.rate_limit else None
 
     def current(self) -> WebConfig:
@@ -265,30 +269,32 @@ class WebConfigFile:
         return self._config
 
     def _reload(self, stamp: _Stamp) -> None:
+        loaded = self._refusal()
+        if isinstance(loaded, str):
+            self._failed, self.last_reload_successful = stamp, False
+            log.error("--web.config.file %s changed %s; keeping the previous configuration",
+                      self.path, loaded)
+            return
+        if loaded.rate_limit != self._config.rate_limit:
+            self.limiter = RateLimiter(loaded.rate_limit) if loaded.rate_limit else None
+        self._config, self._stamp, self._failed = loaded, _stamp(loaded.files), None
+        self.last_reload_successful, self.last_success = True, time.time()
+        log.info("--web.config.file %s reloaded", self.path)
+
+    def _refusal(self) -> WebConfig | str:
+        """The changed file's configuration, or why it is not taken."""
         try:
             config = load_web_config(self.path)
         except WebConfigError as exc:
-            self._failed = stamp
-            log.error("--web.config.file %s changed but cannot be used, keeping the previous "
-                      "configuration: %s", self.path, exc)
-            return
+            return f"but cannot be used: {exc}"
         if (config.ssl_context is None) != (self._config.ssl_context is None):
-            self._failed = stamp
-            log.error("--web.config.file %s changed whether TLS is on; that needs a restart, "
-                      "keeping the previous configuration", self.path)
-            return
+            return "whether TLS is on, which needs a restart"
         if self._config.basic_auth_users and not config.basic_auth_users:
             # A file being rewritten in place (truncated first) reads for a moment as one
             # without users: taking it would serve every endpoint without credentials.
-            self._failed = stamp
-            log.error("--web.config.file %s changed to one without basic_auth_users; turning "
-                      "authentication off needs a restart, keeping the previous "
-                      "configuration", self.path)
-            return
-        if config.rate_limit != self._config.rate_limit:
-            self.limiter = RateLimiter(config.rate_limit) if config.rate_limit else None
-        self._config, self._stamp, self._failed = config, _stamp(config.files), None
-        log.info("--web.config.file %s reloaded", self.path)
+            return ("to one without basic_auth_users: turning authentication off needs a "
+                    "restart")
+        return config
 
     def server_context(self) -> ssl.SSLContext | None:
         """The context for the listeners: each connection gets the current file's context."""

@@ -23,7 +23,7 @@ from exporter.domain.declared import ConfigHolder
 from exporter.domain.tracker import ExportTracker
 from exporter.landing.check import CheckPolicy
 from exporter.landing.dispatcher import Dispatcher
-from exporter.metrics.collector import TrackerCollector
+from exporter.metrics.collector import TrackerCollector, WebConfigCollector
 from exporter.metrics.exposition import SeriesExposition
 from exporter.metrics.instruments import Instruments
 from exporter.security import oauth
@@ -112,8 +112,10 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> web.Applica
 
 
 def _add_web_config(app: web.Application, rt: Runtime, config_file: WebConfigFile) -> None:
-    """The web config file, re-read when it changes; its users and response headers."""
+    """The web config file, re-read when it changes; its users, response headers and reload
+    status."""
     rt.web_config_file = config_file
+    rt.registry.register(WebConfigCollector(config_file))
     users = rt.users = BasicAuthUsers()
 
     async def close_users(_: web.Application) -> None:

@@ -6,6 +6,7 @@ middleware reads the same objects whichever port served the request.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -27,6 +28,16 @@ from exporter.web.settings import Settings
 
 
 @dataclass
+class Reloads:
+    """``--config.file`` reloads (``exporter.web.reload``): one at a time, and the last result,
+    which the requests that waited for it share."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    started: int = 0
+    result: tuple[bool, str] = (True, "")
+
+
+@dataclass
 class Runtime:
     """What the handlers and middlewares of one exporter share."""
 
@@ -42,6 +53,7 @@ class Runtime:
     #: Present with ``--web.config.file``: the file (re-read when it changes) and its users.
     web_config_file: WebConfigFile | None = None
     users: BasicAuthUsers | None = None
+    reload: Reloads = field(default_factory=Reloads)
     #: Present once the state store is open (the application's cleanup context).
     tracker: ExportTracker | None = None
     exposition: SeriesExposition | None = None

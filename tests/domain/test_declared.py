@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
@@ -184,6 +185,26 @@ async def test_declared_label_values_are_outside_the_cap(
     assert series(partner="azure_blob_storage", frequency="12h") in completed
     assert series(partner="other") in completed
     assert m["clevertap_export_label_overflow_total"][labels(label="partner")] == 1
+
+
+async def test_a_flood_of_reload_requests_coalesces(start_exporter: StartExporter,
+                                                   tmp_path: Path) -> None:
+    """16 clients posting ``/-/reload`` at once cost a reload at a time, not 16 queued reads and
+    store writes ahead of ``/readyz`` (issue 23, item 11); each gets the result of a reload that
+    started after it asked, so a file written before the request is what it reads."""
+    path = write(tmp_path, COMPLETE)
+    exp = await start_exporter("--config.file", str(path))
+    lines = [f"  - {{partner: S3, type: Events, frequency: 8h, account: a{i}}}"
+             for i in range(200)]
+    path.write_text("exports:\n" + "\n".join(lines) + "\n")
+    answers = await asyncio.gather(*(exp.client.post("/-/reload") for _ in range(16)))
+    assert [a.status for a in answers] == [200] * 16
+    messages = {(await a.json())["message"] for a in answers}
+    assert messages == {"configuration reloaded: 200 declared export(s)"}
+    m = await exp.metrics()
+    reloads = m["clevertap_export_config_reloads_total"][labels(result="success")]
+    assert 1 <= reloads <= 4, f"{reloads} reloads for 16 requests"
+    assert (await exp.client.get("/readyz")).status == 200
 
 
 async def test_reload_endpoint(start_exporter: StartExporter, tmp_path: Path) -> None:

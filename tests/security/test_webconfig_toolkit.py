@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 from cryptography import x509
@@ -31,7 +32,7 @@ from cryptography import x509
 from exporter.cli.flags import parse_settings
 from exporter.web.app import create_app
 from exporter.web.appkeys import RUNTIME
-from tests.helpers import ROOT, free_port
+from tests.helpers import ROOT, free_port, parse_metrics
 from tests.pki import issue, name
 
 DATA = ROOT / "tests" / "data" / "webconfig"
@@ -342,6 +343,8 @@ async def test_a_file_truncated_in_place_never_serves_without_credentials(
     shutil.copy(DATA / "web_config_users_noTLS.good.yml", config)
     port = await serve(config)
     assert (await get(port, None)).status == 401
+    started = await reload_status(port)
+    assert started[0] == 1 and abs(started[1] - time.time()) < 60
     caplog.set_level(logging.ERROR)
     with open(config, "r+") as fh:  # truncated, then written part of the way
         fh.truncate(0)
@@ -349,8 +352,23 @@ async def test_a_file_truncated_in_place_never_serves_without_credentials(
     assert (await get(port, None)).status == 401
     assert (await get(port, None, headers=basic("dave"))).status == 200
     assert "without basic_auth_users" in caplog.text
+    # ... and says so in a metric, as Prometheus's config_last_reload_successful does.
+    loaded = await reload_status(port)
+    assert loaded[0] == 0 and loaded[1] == started[1]
     shutil.copy(DATA / "web_config_users_noTLS.good.yml", config)  # the rewrite completes
     assert (await get(port, None, headers=basic("dave"))).status == 200
+    loaded = await reload_status(port)
+    assert loaded[0] == 1 and loaded[1] > started[1]
+
+
+async def reload_status(port: int) -> tuple[float, float]:
+    """``--web.config.file``'s reload gauges: (successful, last success timestamp)."""
+    async with aiohttp.ClientSession() as session, session.get(
+            f"http://127.0.0.1:{port}/metrics", headers=basic("dave")) as resp:
+        assert resp.status == 200
+        samples = parse_metrics(await resp.text())
+    prefix = "clevertap_export_web_config_last_reload_success"
+    return samples[f"{prefix}ful"][()], samples[f"{prefix}_timestamp_seconds"][()]
 
 
 @pytest.mark.parametrize("replacement", ["fifo", "huge"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gzip
 import time
@@ -72,6 +73,39 @@ async def test_redelivery_counts_once(exporter: Exporter) -> None:
     assert m["clevertap_export_status_events_total"][series(status="completed")] == 1
     assert m["clevertap_export_duration_seconds_count"][S3_4H] == 1
     assert m["clevertap_export_webhook_requests_total"][labels(outcome="duplicate")] == 2
+
+
+async def test_three_deliveries_of_one_event_one_after_a_503_count_once(
+        start_exporter: Start) -> None:
+    """CleverTap's safe reading (docs/runbook.md): up to 3 deliveries of one event, retried after
+    a 5xx too. The first is refused as overloaded while another request holds the only slot;
+    the 2 retries are stored once."""
+    exporter = await start_exporter("--max-concurrent-requests", "1")
+    release = asyncio.Event()
+
+    async def held_body() -> AsyncIterator[bytes]:
+        yield b'{"Export Request Id": '
+        await release.wait()
+        yield b'"held"}'
+
+    holder = asyncio.create_task(exporter.client.post("/webhook", data=held_body()))
+    for _ in range(200):  # until the server is reading the held body (bounded: 2 s)
+        m = await exporter.metrics()
+        if m["clevertap_export_webhook_requests_in_progress"][()] == 1:
+            break
+        await asyncio.sleep(0.01)
+    one = event("retried", "Completed", time.time() - 60)
+    answers = [await exporter.post(one)]
+    release.set()
+    assert (await holder).status == 422  # the held body is not a whole event
+    answers += [await exporter.post(one), await exporter.post(one)]
+    assert [a[1]["status"] for a in answers] == ["overloaded", "accepted", "duplicate"]
+    assert answers[0][0] == 503
+    m = await exporter.metrics()
+    assert m["clevertap_export_status_events_total"][series(status="completed")] == 1
+    requests = m["clevertap_export_webhook_requests_total"]
+    assert [requests[labels(outcome=o)] for o in ("overloaded", "accepted", "duplicate")] == [
+        1, 1, 1]
 
 
 async def test_completed_before_initiated_leaves_no_phantom(exporter: Exporter) -> None:
