@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import binascii
 import heapq
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -36,6 +35,10 @@ LEEWAY_SECONDS: Final = 60
 #: remembered, so only the key holder can fill it; when full, new assertions wait for old ones
 #: to expire rather than a remembered one being forgotten early.
 MAX_REMEMBERED: Final = 10_000
+#: PyJWT's options that check the signature only, the claims being checked against our clock.
+SIGNATURE_ONLY: Final[Any] = {"verify_signature": True, "verify_exp": False, "verify_nbf": False,
+                              "verify_iat": False, "verify_aud": False, "verify_iss": False,
+                              "verify_sub": False, "verify_jti": False}
 
 
 class AssertionRefused(Exception):
@@ -143,14 +146,8 @@ class AssertionVerifier:
             raise AssertionRefused(f"client assertion alg {alg!r} not accepted: "
                                   f"{self.expected}")
         try:
-            with warnings.catch_warnings():
-                # A short client secret is the operator's choice, not each request's fault.
-                warnings.simplefilter("ignore", jwt.warnings.InsecureKeyLengthWarning)
-                claims = jwt.decode(assertion, key, algorithms=algorithms,
-                                    options={"verify_signature": True, "verify_exp": False,
-                                             "verify_nbf": False, "verify_iat": False,
-                                             "verify_aud": False, "verify_iss": False,
-                                             "verify_sub": False, "verify_jti": False})
+            # PyJWT warns (once, as Python does) of a client secret shorter than 32 bytes.
+            claims = jwt.decode(assertion, key, algorithms=algorithms, options=SIGNATURE_ONLY)
         except jwt.InvalidSignatureError as exc:
             raise AssertionRefused("client assertion signature does not verify: "
                                   + self.expected) from exc

@@ -25,7 +25,8 @@ from exporter.security.oauth import ResourceOwner, TokenIssuer
 from tests.helpers import Exporter, event, labels
 
 Start = Callable[..., Awaitable[Exporter]]
-CLIENT = ("clevertap", "s3cr3t+/:pw")
+# A secret of 32 bytes or more, as RFC 7518 asks of an HS256 key (PyJWT warns below that).
+CLIENT = ("clevertap", "s3cr3t+/:pw-0123456789abcdefghij")
 OAUTH = ("--oauth-client-id", CLIENT[0], "--oauth-client-secret", CLIENT[1])
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 JSON = {"Content-Type": "application/json"}
