@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from exporter.domain.durations import parse_duration
 from exporter.security.allowlist import IPNetwork, parse_network
+from exporter.security.assertion import load_public_key
 from exporter.security.auth import is_placeholder
 from exporter.security.webconfig import WebConfig, load_web_config
 from exporter.web.settings import Settings
@@ -155,12 +156,24 @@ FLAGS: Final[dict[str, list[Flag]]] = {
              "OAuth 2.0 client-credentials token endpoint (POST /oauth/token) for this client "
              "id, and accept its access tokens as 'Authorization: Bearer' on the webhook"),
         Flag("--oauth-client-secret", "EXPORTER_OAUTH_CLIENT_SECRET", "auth.oauth_client_secret",
-             "client secret for --oauth-client-id", secret=True),
+             "client secret for --oauth-client-id (HTTP Basic, form fields or an HS256 client "
+             "assertion)", secret=True),
+        Flag("--oauth-client-public-key", "EXPORTER_OAUTH_CLIENT_PUBLIC_KEY",
+             "auth.oauth_client_public_key", "file holding the public key of the key pair "
+             "CleverTap generated (PEM, or the bare Base64 it shows): accept client assertions "
+             "signed RS256, RS384 or RS512 with its private key", Path, load=load_public_key),
+        Flag("--oauth-username", "EXPORTER_OAUTH_USERNAME", "auth.oauth_username", "also "
+             "serve the password grant, which issues refresh tokens, for this username"),
+        Flag("--oauth-password", "EXPORTER_OAUTH_PASSWORD", "auth.oauth_password", "password "
+             "for --oauth-username", secret=True),
         Flag("--oauth-token-ttl", "EXPORTER_OAUTH_TOKEN_TTL", "auth.oauth_token_ttl", "lifetime "
              "of the access tokens the token endpoint issues", _whole_seconds, "1h"),
+        Flag("--oauth-refresh-token-ttl", "EXPORTER_OAUTH_REFRESH_TOKEN_TTL",
+             "auth.oauth_refresh_token_ttl", "lifetime of the refresh tokens the password grant "
+             "issues", _whole_seconds, "30d"),
         Flag("--oauth-signing-key", "EXPORTER_OAUTH_SIGNING_KEY", "auth.oauth_signing_key",
-             "HMAC key signing the access tokens (default: derived from the client secret); "
-             "share it between replicas", secret=True),
+             "HMAC key signing the access tokens (default: derived from the client secret; "
+             "needed without one); share it between replicas", secret=True),
         Flag("--allow-cidr", "EXPORTER_ALLOW_CIDR", "auth.allow_cidrs", "accept webhooks and "
              "token requests only from this network; repeatable", _network, action="append",
              shown="from anywhere"),
@@ -370,10 +383,19 @@ def _conflicts(s: Settings) -> list[tuple[bool, str]]:
          "--log-level must be DEBUG, INFO, WARNING or ERROR"),
         (s.listen.metrics_port is not None and s.listen.metrics_port == s.listen.port,
          "--metrics-port must differ from --port"),
-        ((auth.oauth_client_id is None) != (auth.oauth_client_secret is None),
-         "--oauth-client-id and --oauth-client-secret go together"),
-        (auth.oauth_signing_key is not None and auth.oauth_client_id is None,
-         "--oauth-signing-key needs --oauth-client-id"),
+        (auth.oauth_client_id is not None and auth.oauth_client_secret is None
+         and auth.oauth_client_public_key is None,
+         "--oauth-client-id needs --oauth-client-secret or --oauth-client-public-key"),
+        (auth.oauth_client_id is None and any(
+            value is not None for value in (auth.oauth_client_secret, auth.oauth_signing_key,
+                                            auth.oauth_client_public_key, auth.oauth_username)),
+         "--oauth-client-secret, --oauth-client-public-key, --oauth-signing-key and "
+         "--oauth-username need --oauth-client-id"),
+        (auth.oauth_client_id is not None and auth.oauth_client_secret is None
+         and auth.oauth_signing_key is None,
+         "without --oauth-client-secret, --oauth-signing-key signs the access tokens: set it"),
+        ((auth.oauth_username is None) != (auth.oauth_password is None),
+         "--oauth-username and --oauth-password go together"),
         *((is_placeholder(value := getattr(auth, f.fills.removeprefix("auth."))),
            f"{f.name} ({f.env}) is {value!r}, a placeholder from an example: set a secret of "
            "your own, e.g. from 'openssl rand -hex 32'")

@@ -62,8 +62,8 @@ class Instruments:
         self.token_requests = Counter(
             "clevertap_export_oauth_token_requests",
             "OAuth token endpoint requests by outcome: granted, or the refusal's RFC 6749 "
-            "error code (invalid_request, invalid_client, unsupported_grant_type), forbidden, "
-            "too_large, rate_limited.",
+            "error code (invalid_request, invalid_client, invalid_grant, "
+            "unsupported_grant_type), forbidden, too_large, rate_limited.",
             ["outcome"],
             registry=registry,
         )

@@ -1,22 +1,31 @@
-"""OAuth 2.0 client credentials (RFC 6749 section 4.4) for CleverTap's "OAuth 2.0" webhook mode.
+"""OAuth 2.0 token endpoint (RFC 6749) for CleverTap's "OAuth 2.0" webhook mode.
 
-The exporter is its own authorization server: CleverTap posts its client id and secret (or a
-``client_secret_jwt`` assertion signed with the secret) to ``POST /oauth/token`` and gets a
-short-lived bearer token, which it then sends with each webhook.
+The exporter is its own authorization server: CleverTap posts to ``POST /oauth/token`` and gets a
+short-lived bearer token, which it then sends with each webhook. Three grants:
 
-Access tokens are HS256 JSON Web Tokens (RFC 7519) so that they are stateless: the expiry, the
-client id and an HMAC-SHA256 signature are all in the token. Nothing is stored, a restart does
-not invalidate live tokens, and several replicas sharing the signing key accept each other's
-tokens. The signing key is ``--oauth-signing-key`` when given, else derived from the client
-secret, so rotating the secret also revokes every token issued with the old one.
+- ``client_credentials`` (RFC 6749 section 4.4): the client authenticates and gets an access token;
+- ``password`` (section 4.3): the client authenticates and sends the configured username and
+  password; it gets an access token and a refresh token;
+- ``refresh_token`` (section 6): the client authenticates and trades a refresh token for a new
+  access token and refresh token.
+
+The client authenticates with its id and secret (HTTP Basic or the form, section 2.3.1), or with a
+JWT assertion (``exporter.security.assertion``: HS256 under the secret, or RS256/RS384/RS512 under
+CleverTap's key pair) in the form (RFC 7523) or as ``Authorization: Bearer``.
+
+Access and refresh tokens are HS256 JSON Web Tokens (RFC 7519), signed and checked with PyJWT, so
+they are stateless: nothing is stored, a restart does not invalidate live tokens, and replicas
+sharing the signing key accept each other's tokens. The signing key is ``--oauth-signing-key``
+when given, else derived from the client secret, so rotating the secret also revokes every token
+issued with the old one. Refresh tokens are signed with a key derived from that key and the
+resource owner's password, so changing the password revokes them too.
 
 Refusals are logged by reason only: neither a secret nor a token is ever written to the log.
+PyJWT is imported when the first token is made or checked (see ``exporter.security.assertion``).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import json
@@ -24,12 +33,19 @@ import logging
 import secrets
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import unquote_plus
 
 from aiohttp import web
 from multidict import MultiDict
 
+from exporter.security.assertion import (
+    ASSERTION_TYPE,
+    SIGNATURE_ONLY,
+    AssertionRefused,
+    AssertionVerifier,
+)
 from exporter.security.auth import BASIC_CHALLENGE, EXPIRED, INVALID, decode_basic, same_secret
 
 log = logging.getLogger(__name__)
@@ -39,56 +55,62 @@ FORM_TYPE: Final = "application/x-www-form-urlencoded"
 JSON_TYPE: Final = "application/json"
 
 TOKEN_PATH: Final = "/oauth/token"  # noqa: S105 (a URL path, not a password)
-GRANT_TYPE: Final = "client_credentials"
-ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+CLIENT_CREDENTIALS: Final = "client_credentials"
+PASSWORD: Final = "password"  # noqa: S105 (a grant type's name)
+REFRESH_TOKEN: Final = "refresh_token"  # noqa: S105 (a grant type's name)
 ISSUER: Final = "clevertap-export-exporter"
-# Tokens are minted for this audience only, so a token from another HS256 issuer that happens to
-# share the key is still refused.
+# Tokens are minted for these audiences only, so a token from another HS256 issuer that happens
+# to share the key is still refused, and a refresh token is never an access token.
 AUDIENCE: Final = "clevertap-export-exporter/webhook"
+REFRESH_AUDIENCE: Final = "clevertap-export-exporter/oauth/refresh"
 # Tolerated clock difference for "iat" between replicas.
 LEEWAY_SECONDS: Final = 60
 _HEADER: Final = {"alg": "HS256", "typ": "JWT"}
 _KEY_CONTEXT: Final = b"clevertap-export-exporter oauth access token signing key v1"
+_REFRESH_CONTEXT: Final = b"clevertap-export-exporter oauth refresh token signing key v1\0"
 # RFC 6749 section 5.2 error codes this endpoint returns, and the metric outcomes besides them.
-OUTCOMES: Final = ("granted", "invalid_request", "invalid_client", "unsupported_grant_type",
-                   "forbidden", "too_large", "rate_limited")
+OUTCOMES: Final = ("granted", "invalid_request", "invalid_client", "invalid_grant",
+                   "unsupported_grant_type", "forbidden", "too_large", "rate_limited")
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+@dataclass(frozen=True)
+class ResourceOwner:
+    """The username and password the password grant takes (``--oauth-username``)."""
 
+    username: str
+    password: str = field(repr=False)
 
-def _b64url_decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    def matches(self, username: str, password: str) -> bool:
+        """Constant-time check; both compared whatever the first gives."""
+        ok_user = same_secret(username, self.username)
+        ok_password = same_secret(password, self.password)
+        return ok_user and ok_password
 
 
 class TokenIssuer:
-    """Mints and verifies the exporter's signed access tokens for one OAuth client."""
+    """Mints and verifies the exporter's signed access and refresh tokens for one OAuth client."""
 
-    def __init__(self, client_id: str, client_secret: str, ttl_seconds: int,
+    def __init__(self, client_id: str, client_secret: str | None, ttl_seconds: int,
                  signing_key: str | None = None) -> None:
         self.client_id = client_id
         self._client_secret = client_secret
         self.ttl_seconds = ttl_seconds
         if signing_key is not None:
             self._key = signing_key.encode()
-        else:
+        elif client_secret is not None:
             self._key = hmac.new(client_secret.encode(), _KEY_CONTEXT, hashlib.sha256).digest()
+        else:
+            raise ValueError("without a client secret, tokens need a signing key")
 
     def client_matches(self, client_id: str, client_secret: str) -> bool:
         """Constant-time check of a client's credentials; both compared whatever the first gives."""
         ok_id = same_secret(client_id, self.client_id)
-        ok_secret = same_secret(client_secret, self._client_secret)
-        return ok_id and ok_secret
+        ok_secret = same_secret(client_secret, self._client_secret or "")
+        return ok_id and ok_secret and self._client_secret is not None
 
     def issue(self, now: float | None = None) -> str:
         """A new access token valid for ``ttl_seconds`` from ``now``."""
-        issued = int(time.time() if now is None else now)
-        claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": self.client_id, "iat": issued,
-                  "exp": issued + self.ttl_seconds, "jti": secrets.token_urlsafe(12)}
-        signing_input = (_b64url(json.dumps(_HEADER, separators=(",", ":")).encode()) + "."
-                         + _b64url(json.dumps(claims, separators=(",", ":")).encode()))
-        return signing_input + "." + _b64url(self._sign(signing_input))
+        return _mint(self._key, AUDIENCE, self.client_id, self.ttl_seconds, now)
 
     def verify(self, token: str, now: float | None = None) -> bool:
         """True for a token this issuer minted (same key and client) that has not expired."""
@@ -96,75 +118,56 @@ class TokenIssuer:
 
     def problem(self, token: str, now: float | None = None) -> str | None:
         """None for a valid token; ``EXPIRED`` for one of ours past its expiry; else ``INVALID``."""
-        decoded = _decode_hs256(token, self._key)
-        if decoded is None or decoded[0] != _HEADER:
-            return INVALID
-        claims = decoded[1]
-        current = time.time() if now is None else now
-        iat = claims.get("iat")
-        if not (claims.get("iss") == ISSUER and claims.get("aud") == AUDIENCE
-                and claims.get("sub") == self.client_id
-                and isinstance(iat, int) and iat <= current + LEEWAY_SECONDS):
-            return INVALID
-        return None if _unexpired(claims, current) else EXPIRED
+        return _problem(token, self._key, AUDIENCE, self.client_id, now)
 
-    def assertion_matches(self, assertion: str, now: float | None = None) -> bool:
-        """Client authentication by ``client_secret_jwt`` (RFC 7523 section 2.2, OpenID Connect).
+    def issue_refresh(self, owner: ResourceOwner, ttl_seconds: int,
+                      now: float | None = None) -> str:
+        """A new refresh token for ``owner``, valid for ``ttl_seconds`` from ``now``."""
+        return _mint(self._refresh_key(owner), REFRESH_AUDIENCE, owner.username, ttl_seconds,
+                     now, client_id=self.client_id)
 
-        The client signs a short JWT with its secret as the HS256 key: ``iss`` and ``sub`` are
-        its client id, ``aud`` names the token endpoint, ``exp`` is in the future. The endpoint
-        URL as the client sees it depends on proxies, so any audience ending in the token path
-        is accepted.
-        """
-        decoded = _decode_hs256(assertion, self._client_secret.encode())
-        if decoded is None or decoded[0].get("alg") != "HS256":
-            return False
-        claims = decoded[1]
-        audiences = claims.get("aud")
-        if isinstance(audiences, str):
-            audiences = [audiences]
-        return (
-            claims.get("iss") == self.client_id
-            and claims.get("sub") == self.client_id
-            and isinstance(audiences, list)
-            and any(isinstance(a, str) and a.rstrip("/").endswith(TOKEN_PATH) for a in audiences)
-            and _unexpired(claims, time.time() if now is None else now)
-        )
+    def refresh_problem(self, token: str, owner: ResourceOwner,
+                        now: float | None = None) -> str | None:
+        """As ``problem``, for a refresh token minted for ``owner`` and this client."""
+        return _problem(token, self._refresh_key(owner), REFRESH_AUDIENCE, owner.username, now,
+                        client_id=self.client_id)
 
-    def _sign(self, signing_input: str) -> bytes:
-        return _hs256(self._key, signing_input)
+    def _refresh_key(self, owner: ResourceOwner) -> bytes:
+        return hmac.new(self._key, _REFRESH_CONTEXT + owner.password.encode(),
+                        hashlib.sha256).digest()
 
 
-def _hs256(key: bytes, signing_input: str) -> bytes:
-    return hmac.new(key, signing_input.encode("ascii"), hashlib.sha256).digest()
+def _mint(key: bytes, audience: str, subject: str, ttl_seconds: int, now: float | None,
+          **extra: str) -> str:
+    import jwt
+
+    issued = int(time.time() if now is None else now)
+    claims = {"iss": ISSUER, "aud": audience, "sub": subject, "iat": issued,
+              "exp": issued + ttl_seconds, "jti": secrets.token_urlsafe(12), **extra}
+    return jwt.encode(claims, key, algorithm="HS256", headers={"typ": "JWT"})
 
 
-def _decode_hs256(token: str, key: bytes) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """Header and claims of a compact JWS signed with HMAC-SHA256 under ``key``, else None."""
-    parts = token.split(".")
-    if len(parts) != 3 or not token.isascii():
-        return None
-    header_b64, claims_b64, signature_b64 = parts
+def _problem(token: str, key: bytes, audience: str, subject: str, now: float | None,
+             **extra: str) -> str | None:
+    """None for a valid token; ``EXPIRED`` for one of ours past its expiry; else ``INVALID``."""
+    import jwt
+
     try:
-        signature = _b64url_decode(signature_b64)
-    except (binascii.Error, ValueError):
-        return None
-    # Check the signature before parsing anything the sender chose.
-    if not hmac.compare_digest(signature, _hs256(key, f"{header_b64}.{claims_b64}")):
-        return None
-    try:
-        header = json.loads(_b64url_decode(header_b64))
-        claims = json.loads(_b64url_decode(claims_b64))
-    except (binascii.Error, ValueError):
-        return None
-    if not isinstance(header, dict) or not isinstance(claims, dict):
-        return None
-    return header, claims
-
-
-def _unexpired(claims: Mapping[str, Any], now: float) -> bool:
+        decoded = jwt.api_jwt.decode_complete(token, key, algorithms=["HS256"],
+                                              options=SIGNATURE_ONLY)
+    except (jwt.PyJWTError, ValueError):
+        return INVALID
+    claims = decoded["payload"]
+    current = time.time() if now is None else now
+    iat = claims.get("iat")
+    if not (decoded["header"] == _HEADER and claims.get("iss") == ISSUER
+            and claims.get("aud") == audience and claims.get("sub") == subject
+            and all(claims.get(name) == value for name, value in extra.items())
+            and isinstance(iat, int) and iat <= current + LEEWAY_SECONDS):
+        return INVALID
     exp = claims.get("exp")
-    return isinstance(exp, int) and not isinstance(exp, bool) and now < exp
+    unexpired = isinstance(exp, int) and not isinstance(exp, bool) and current < exp
+    return None if unexpired else EXPIRED
 
 
 class TokenRequestError(Exception):
@@ -175,6 +178,11 @@ class TokenRequestError(Exception):
         self.code = code
         self.status = status
         self.description = description
+
+
+def _two_methods() -> TokenRequestError:
+    return TokenRequestError("invalid_request", 400,
+                             "use one client authentication method, not two")
 
 
 def client_credentials(headers: Mapping[str, str],
@@ -188,15 +196,15 @@ def client_credentials(headers: Mapping[str, str],
     in_form = "client_id" in form or "client_secret" in form
     if scheme.lower() == "basic":
         if in_form:
-            raise TokenRequestError("invalid_request", 400,
-                                    "use one client authentication method, not two")
+            raise _two_methods()
         decoded = decode_basic(value.strip())
         if decoded is None:
             raise TokenRequestError("invalid_client", 401, "malformed Basic authorization")
         return decoded
     if not in_form:
         raise TokenRequestError("invalid_client", 401, "client authentication required: HTTP "
-                                "Basic or client_id and client_secret form fields")
+                                "Basic, client_id and client_secret form fields, or a client "
+                                "assertion")
     return _single(form, "client_id"), _single(form, "client_secret")
 
 
@@ -208,15 +216,28 @@ def _single(form: _Form, name: str) -> str:
 
 
 class TokenEndpoint:
-    """``POST /oauth/token``: client credentials in, a bearer token out (RFC 6749 4.4, 5.1, 5.2)."""
+    """``POST /oauth/token``: an authenticated client in, a bearer token out (RFC 6749 5.1, 5.2).
 
-    def __init__(self, issuer: TokenIssuer) -> None:
+    ``owner`` enables the password and refresh token grants.
+    """
+
+    def __init__(self, issuer: TokenIssuer, assertions: AssertionVerifier,
+                 owner: ResourceOwner | None = None, refresh_ttl_seconds: int = 30 * 86400,
+                 ) -> None:
         self.issuer = issuer
+        self.assertions = assertions
+        self.owner = owner
+        self.refresh_ttl_seconds = refresh_ttl_seconds
+
+    @property
+    def grant_types(self) -> tuple[str, ...]:
+        extra = (PASSWORD, REFRESH_TOKEN) if self.owner is not None else ()
+        return (CLIENT_CREDENTIALS, *extra)
 
     async def respond(self, request: web.Request) -> tuple[web.Response, str]:
         """The token response, and the outcome to count: granted or the RFC 6749 error code."""
         try:
-            token = await self._grant(request)
+            body = await self._grant(request)
         except TokenRequestError as exc:
             log.info("refused token request from %s: %s (%s)", request.remote, exc.code,
                      exc.description)
@@ -226,39 +247,83 @@ class TokenEndpoint:
             if exc.status == 401:
                 response.headers["WWW-Authenticate"] = BASIC_CHALLENGE
             return response, exc.code
-        return web.json_response({"access_token": token, "token_type": "Bearer",
-                                  "expires_in": self.issuer.ttl_seconds},
-                                 headers=_NO_STORE), "granted"
+        return web.json_response(body, headers=_NO_STORE), "granted"
 
-    async def _grant(self, request: web.Request) -> str:
+    async def _grant(self, request: web.Request) -> dict[str, Any]:
         form = await parameters(request)
-        grant_types = form.getall("grant_type", [])
-        if len(grant_types) != 1:
-            raise TokenRequestError("invalid_request", 400, "send 'grant_type' exactly once")
-        if "client_assertion_type" in form or "client_assertion" in form:
-            self._check_assertion(request.headers, form)
+        grant_type = _single(form, "grant_type")
+        self._authenticate(request.headers, form)
+        now = time.time()
+        if grant_type not in self.grant_types:
+            raise TokenRequestError("unsupported_grant_type", 400, "grant_type must be "
+                                    + " or ".join(self.grant_types))
+        if grant_type == CLIENT_CREDENTIALS:
+            return self._tokens(None, now)
+        assert self.owner is not None  # the password and refresh grants exist only with it
+        if grant_type == PASSWORD:
+            if not self.owner.matches(_single(form, "username"), _single(form, "password")):
+                raise TokenRequestError("invalid_grant", 400, "wrong username or password")
         else:
-            client_id, client_secret = client_credentials(request.headers, form)
-            if not (self.issuer.client_matches(client_id, client_secret)
-                    or self.issuer.client_matches(unquote_plus(client_id),
-                                                  unquote_plus(client_secret))):
-                raise TokenRequestError("invalid_client", 401, "unknown client or wrong secret")
-        if grant_types[0] != GRANT_TYPE:
-            raise TokenRequestError("unsupported_grant_type", 400,
-                                    f"only grant_type={GRANT_TYPE} is supported")
-        return self.issuer.issue()
+            problem = self.issuer.refresh_problem(_single(form, REFRESH_TOKEN), self.owner, now)
+            if problem == EXPIRED:
+                raise TokenRequestError("invalid_grant", 400, "refresh token expired: ask "
+                                        "again with grant_type=password")
+            if problem is not None:
+                raise TokenRequestError("invalid_grant", 400, "refresh token not valid")
+        return self._tokens(self.owner, now)
 
-    def _check_assertion(self, headers: Mapping[str, str], form: _Form) -> None:
-        if "Authorization" in headers or "client_secret" in form:
-            raise TokenRequestError("invalid_request", 400,
-                                    "use one client authentication method, not two")
-        if _single(form, "client_assertion_type") != ASSERTION_TYPE:
-            raise TokenRequestError("invalid_request", 400,
-                                    f"client_assertion_type must be {ASSERTION_TYPE}")
-        if not self.issuer.assertion_matches(_single(form, "client_assertion")):
-            raise TokenRequestError("invalid_client", 401, "client assertion not valid: sign "
-                                    "it with the client secret (HS256), iss and sub the client "
-                                    "id, aud the token URL, exp in the future")
+    def _tokens(self, owner: ResourceOwner | None, now: float) -> dict[str, Any]:
+        """The success body (RFC 6749 section 5.1); with a refresh token for ``owner``."""
+        body: dict[str, Any] = {"access_token": self.issuer.issue(now), "token_type": "Bearer",
+                                "expires_in": self.issuer.ttl_seconds}
+        if owner is not None:
+            body["refresh_token"] = self.issuer.issue_refresh(owner, self.refresh_ttl_seconds,
+                                                              now)
+        return body
+
+    def _authenticate(self, headers: Mapping[str, str], form: _Form) -> None:
+        """Return when the request authenticates the client; else raise ``TokenRequestError``."""
+        scheme, _, value = headers.get("Authorization", "").partition(" ")
+        in_assertion = "client_assertion" in form or "client_assertion_type" in form
+        if scheme.lower() == "bearer":
+            self._bearer(value.strip(), form, in_assertion)
+        elif in_assertion:
+            if "Authorization" in headers or "client_secret" in form:
+                raise _two_methods()
+            if _single(form, "client_assertion_type") != ASSERTION_TYPE:
+                raise TokenRequestError("invalid_request", 400,
+                                        f"client_assertion_type must be {ASSERTION_TYPE}")
+            self._check_assertion(_single(form, "client_assertion"))
+        else:
+            self._check_secret(*client_credentials(headers, form))
+
+    def _bearer(self, value: str, form: _Form, in_assertion: bool) -> None:
+        """``Authorization: Bearer`` at the token endpoint, CleverTap's "Bearer" client
+        authentication type: a client assertion, or the Base64 ``client_id:client_secret``
+        that Basic would carry (an assumption: CleverTap does not say which)."""
+        if in_assertion or "client_secret" in form:
+            raise _two_methods()
+        if value.count(".") == 2:
+            self._check_assertion(value)
+            return
+        decoded = decode_basic(value)
+        if decoded is None:
+            raise TokenRequestError("invalid_client", 401, "malformed Bearer client "
+                                    "authorization: send a client assertion or the Base64 of "
+                                    "client_id:client_secret")
+        self._check_secret(*decoded)
+
+    def _check_secret(self, client_id: str, client_secret: str) -> None:
+        if not (self.issuer.client_matches(client_id, client_secret)
+                or self.issuer.client_matches(unquote_plus(client_id),
+                                              unquote_plus(client_secret))):
+            raise TokenRequestError("invalid_client", 401, "unknown client or wrong secret")
+
+    def _check_assertion(self, assertion: str) -> None:
+        try:
+            self.assertions.check(assertion, time.time())
+        except AssertionRefused as exc:
+            raise TokenRequestError("invalid_client", 401, str(exc)) from exc
 
 
 class _Pairs(list[tuple[str, Any]]):

@@ -28,8 +28,9 @@ from exporter.metrics.exposition import SeriesExposition
 from exporter.metrics.instruments import Instruments
 from exporter.security import oauth
 from exporter.security.allowlist import SourcePolicy
+from exporter.security.assertion import AssertionVerifier
 from exporter.security.auth import WebhookAuth
-from exporter.security.oauth import TOKEN_PATH, TokenEndpoint, TokenIssuer
+from exporter.security.oauth import TOKEN_PATH, ResourceOwner, TokenEndpoint, TokenIssuer
 from exporter.security.users import BasicAuthUsers
 from exporter.security.webconfig import WebConfigFile
 from exporter.store import StoreError, describe, open_store
@@ -79,10 +80,15 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> web.Applica
         middlewares=[middleware],
     )
     auth = settings.auth
-    issuer = None
-    if auth.oauth_client_id is not None and auth.oauth_client_secret is not None:
+    issuer = endpoint = None
+    if auth.oauth_client_id is not None:
         issuer = TokenIssuer(auth.oauth_client_id, auth.oauth_client_secret,
                              auth.oauth_token_ttl, auth.oauth_signing_key)
+        owner = (ResourceOwner(auth.oauth_username, auth.oauth_password)
+                 if auth.oauth_username is not None and auth.oauth_password is not None else None)
+        endpoint = TokenEndpoint(issuer, AssertionVerifier(
+            auth.oauth_client_id, TOKEN_PATH, auth.oauth_client_secret,
+            auth.oauth_client_public_key), owner, auth.oauth_refresh_token_ttl)
         app.router.add_post(TOKEN_PATH, token)
     config = ConfigHolder(settings.events.config_file)
     config.load_initial()  # raises ConfigError: an invalid file at start-up is fatal
@@ -96,7 +102,7 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> web.Applica
                          issuer.problem if issuer is not None else None),
         sources=SourcePolicy(auth.allow_cidrs, auth.trusted_proxies),
         config=config,
-        token_endpoint=TokenEndpoint(issuer) if issuer is not None else None,
+        token_endpoint=endpoint,
     )
     if settings.listen.web_config is not None:
         _add_web_config(app, rt, WebConfigFile(settings.listen.web_config))

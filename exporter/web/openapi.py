@@ -157,25 +157,30 @@ def _optional_paths(settings: Settings) -> dict[str, Any]:
             "type": "object", "required": ["error"],
             "properties": {"error": {"type": "string"},
                            "error_description": {"type": "string"}}}}}}
+        owner = settings.auth.oauth_username is not None
+        grants = ["client_credentials", *(["password", "refresh_token"] if owner else [])]
+        owner_fields = ("username", "password", "refresh_token") if owner else ()
         paths[TOKEN_PATH] = {"post": {
-            "summary": "OAuth 2.0 client-credentials token endpoint (RFC 6749 section 4.4)",
+            "summary": "OAuth 2.0 token endpoint (RFC 6749): client credentials, and with "
+                       "--oauth-username the password and refresh token grants",
             "requestBody": {"required": True, "content": {
                 "application/x-www-form-urlencoded": {"schema": {
                     "type": "object", "required": ["grant_type"],
-                    "properties": {"grant_type": {"type": "string",
-                                                  "enum": ["client_credentials"]},
-                                   "client_id": {"type": "string"},
-                                   "client_secret": {"type": "string"},
-                                   "scope": {"type": "string"}}}}}},
+                    "properties": {"grant_type": {"type": "string", "enum": grants},
+                                   **{name: {"type": "string"} for name in (
+                                       "client_id", "client_secret", "client_assertion_type",
+                                       "client_assertion", "scope", *owner_fields)}}}}}},
             "responses": {
                 "200": {"description": "An access token for the webhook's "
                         "'Authorization: Bearer'.", "content": {JSON: {"schema": {
                             "type": "object",
                             "required": ["access_token", "token_type", "expires_in"]}}}},
                 **{code: {**oauth_error, "description": text} for code, text in (
-                    ("400", "invalid_request (also a body that does not decode) or "
-                     "unsupported_grant_type."),
-                    ("401", "invalid_client: unknown client or wrong secret."))},
+                    ("400", "invalid_request (also a body that does not decode), "
+                     "invalid_grant (wrong username or password, a refresh token not valid) "
+                     "or unsupported_grant_type."),
+                    ("401", "invalid_client: unknown client, wrong secret or a client "
+                     "assertion not valid."))},
                 "403": _error("The source address is outside --allow-cidr."),
                 "413": _error(f"The body exceeds {settings.limits.max_body_bytes} bytes."),
             },

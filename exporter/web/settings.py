@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from exporter.domain.limits import Limits
 from exporter.domain.payload import TimeWindow
 from exporter.security.allowlist import IPNetwork
 from exporter.security.webconfig import WebConfig
+
+if TYPE_CHECKING:  # loaded with the key, not with every start (see security.assertion)
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +38,13 @@ class AuthSettings:
     #: Whole seconds, at least 1.
     oauth_token_ttl: int
     oauth_signing_key: str | None
+    #: CleverTap's key for RS256/RS384/RS512 client assertions, read and checked at start-up.
+    oauth_client_public_key: RSAPublicKey | None
+    #: The password grant's resource owner; with it, refresh tokens too.
+    oauth_username: str | None
+    oauth_password: str | None
+    #: Whole seconds, at least 1.
+    oauth_refresh_token_ttl: int
     allow_cidrs: tuple[IPNetwork, ...]
     trusted_proxies: tuple[IPNetwork, ...]
 

@@ -33,7 +33,8 @@ def test_every_flag_reaches_its_field() -> None:
     argv = ["--port", "9100", "--metrics-port", "9101", "--auth-token", "t", "--auth-header",
             "X-T", "--basic-auth-user", "u", "--basic-auth-password", "p", "--oauth-client-id",
             "c", "--oauth-client-secret", "s", "--oauth-token-ttl", "2m", "--oauth-signing-key",
-            "k", "--allow-cidr", "10.0.0.0/8", "--trusted-proxy", "10.0.0.1", "--state-path",
+            "k", "--oauth-username", "ou", "--oauth-password", "op", "--oauth-refresh-token-ttl",
+            "3d", "--allow-cidr", "10.0.0.0/8", "--trusted-proxy", "10.0.0.1", "--state-path",
             "x.db", "--state-init", "--state-skip-corrupt", "--in-flight-timeout", "1h",
             "--retention", "2h", "--timezone", "Asia/Kolkata", "--event-time-max-ahead", "3h",
             "--event-time-min", "2020-01-01", "--config.file", "e.yml", "--max-label-values", "5",
@@ -46,8 +47,10 @@ def test_every_flag_reaches_its_field() -> None:
     d = parse_settings([], env={})
     changed = {f"{name}.{field.name}" for name in RECORDS for field in fields(RECORDS[name])
                if getattr(getattr(s, name), field.name) != getattr(getattr(d, name), field.name)}
-    # --web.config.file and --state-url have their own tests (they read a file, a database).
-    assert changed == {flag.fills for flag in all_flags()} - {"listen.web_config", "state.url"}
+    # --web.config.file, --oauth-client-public-key and --state-url have their own tests (they
+    # read a file, a database).
+    assert changed == {flag.fills for flag in all_flags()} - {
+        "listen.web_config", "auth.oauth_client_public_key", "state.url"}
     assert (s.limits.max_runs, s.auth.oauth_token_ttl, s.logging.level) == (8, 120, "DEBUG")
     assert (s.landing.settle, s.landing.retry_for, s.landing.concurrency) == (120, 3600, 2)
 

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -15,13 +16,17 @@ from typing import Any
 from urllib.parse import quote_plus
 
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from exporter.cli.flags import parse_settings
-from exporter.security.oauth import TokenIssuer
+from exporter.security.assertion import AssertionRefused, AssertionVerifier
+from exporter.security.oauth import ResourceOwner, TokenIssuer
 from tests.helpers import Exporter, event, labels
 
 Start = Callable[..., Awaitable[Exporter]]
-CLIENT = ("clevertap", "s3cr3t+/:pw")
+# A secret of 32 bytes or more, as RFC 7518 asks of an HS256 key (PyJWT warns below that).
+CLIENT = ("clevertap", "s3cr3t+/:pw-0123456789abcdefghij")
 OAUTH = ("--oauth-client-id", CLIENT[0], "--oauth-client-secret", CLIENT[1])
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 JSON = {"Content-Type": "application/json"}
@@ -244,10 +249,15 @@ async def test_no_secret_or_token_in_the_log(start_exporter: Start,
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
+def claims(**overrides: Any) -> dict[str, Any]:
+    """An assertion's claims as a client makes them; each ``jti`` new."""
+    return {"iss": CLIENT[0], "sub": CLIENT[0], "aud": "https://exporter.example/oauth/token",
+            "exp": int(time.time()) + 300, "jti": secrets.token_hex(8), **overrides}
+
+
 def assertion(secret: str = CLIENT[1], **overrides: Any) -> str:
-    claims = {"iss": CLIENT[0], "sub": CLIENT[0], "aud": "https://exporter.example/oauth/token",
-              "exp": int(time.time()) + 300, "jti": "1", **overrides}
-    signing_input = b64url({"alg": "HS256", "typ": "JWT"}) + "." + b64url(claims)
+    claims_ = claims(**overrides)
+    signing_input = b64url({"alg": "HS256", "typ": "JWT"}) + "." + b64url(claims_)
     signature = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
     return signing_input + "." + base64.urlsafe_b64encode(signature).rstrip(b"=").decode()
 
@@ -296,9 +306,9 @@ def test_oauth_flags(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--oauth-client-id", "ct"], "go together"),
-    (["--oauth-client-secret", "s"], "go together"),
-    (["--oauth-signing-key", "k"], "needs --oauth-client-id"),
+    (["--oauth-client-id", "ct"], "needs --oauth-client-secret or --oauth-client-public-key"),
+    (["--oauth-client-secret", "s"], "need --oauth-client-id"),
+    (["--oauth-signing-key", "k"], "need --oauth-client-id"),
     (["--oauth-client-id", "ct", "--oauth-client-secret", "s", "--oauth-token-ttl", "0"],
      "positive"),
 ])
@@ -306,4 +316,340 @@ def test_bad_oauth_flags(args: list[str], message: str, capsys: pytest.CaptureFi
                          ) -> None:
     with pytest.raises(SystemExit):
         parse_settings(args, env={})
+    assert message in capsys.readouterr().err
+
+
+# --- "OAuth with JWT" by CleverTap's key pair: private_key_jwt (RFC 7523), RS256/RS384/RS512 ---
+
+SIGNING_KEY = "k" * 32
+HASHES = {"RS256": hashes.SHA256(), "RS384": hashes.SHA384(), "RS512": hashes.SHA512()}
+
+
+@pytest.fixture(scope="module")
+def key_pair() -> rsa.RSAPrivateKey:
+    """The key pair CleverTap would generate; it keeps the private key."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def rs_assertion(private_key: rsa.RSAPrivateKey, alg: str = "RS256", **overrides: Any) -> str:
+    """A client assertion signed as CleverTap would, with the private key itself (not PyJWT)."""
+    signing_input = b64url({"alg": alg, "typ": "JWT"}) + "." + b64url(claims(**overrides))
+    signature = private_key.sign(signing_input.encode(), padding.PKCS1v15(), HASHES[alg])
+    return signing_input + "." + base64.urlsafe_b64encode(signature).rstrip(b"=").decode()
+
+
+def public_pem(private_key: rsa.RSAPrivateKey) -> bytes:
+    return private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+@pytest.fixture
+def key_file(tmp_path: Path, key_pair: rsa.RSAPrivateKey) -> Path:
+    """CleverTap's public key as the user pastes it into a file."""
+    path = tmp_path / "clevertap.pub"
+    path.write_bytes(public_pem(key_pair))
+    return path
+
+
+def key_flags(key_file: Path) -> tuple[str, ...]:
+    """A client known by its public key alone: no secret, so the tokens need a signing key."""
+    return ("--oauth-client-id", CLIENT[0], "--oauth-client-public-key", str(key_file),
+            "--oauth-signing-key", SIGNING_KEY)
+
+
+def assertion_form(jwt_: str) -> dict[str, str]:
+    return {"grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": jwt_}
+
+
+@pytest.mark.parametrize("alg", ["RS256", "RS384", "RS512"])
+async def test_private_key_jwt_assertion(start_exporter: Start, key_pair: rsa.RSAPrivateKey,
+                                         key_file: Path, alg: str) -> None:
+    exp = await start_exporter(*key_flags(key_file))
+    status, body, _ = await request_token(exp, assertion_form(rs_assertion(key_pair, alg)))
+    assert status == 200, body
+    bearer = {"Authorization": f"Bearer {body['access_token']}"}
+    assert (await exp.post(event(1), headers=bearer))[0] == 200
+    m = await exp.metrics()
+    assert m["clevertap_export_oauth_token_requests_total"][labels(outcome="granted")] == 1
+
+
+async def test_assertion_as_bearer_client_authentication(start_exporter: Start,
+                                                         key_pair: rsa.RSAPrivateKey,
+                                                         key_file: Path) -> None:
+    """CleverTap's "Bearer" client authentication type: the assertion in the header."""
+    exp = await start_exporter(*key_flags(key_file))
+    header = {"Authorization": f"Bearer {rs_assertion(key_pair)}"}
+    status, body, _ = await request_token(exp, {"grant_type": "client_credentials"}, header)
+    assert status == 200, body
+    # The same in the form as well is two methods at once.
+    both = assertion_form(rs_assertion(key_pair))
+    header = {"Authorization": f"Bearer {rs_assertion(key_pair)}"}
+    assert (await request_token(exp, both, header))[1]["error"] == "invalid_request"
+
+
+async def test_secret_as_bearer_client_authentication(start_exporter: Start) -> None:
+    """The other reading of "Bearer": Basic's Base64 of client_id:client_secret."""
+    exp = await start_exporter(*OAUTH)
+    value = base64.b64encode(f"{CLIENT[0]}:{CLIENT[1]}".encode()).decode()
+    header = {"Authorization": f"Bearer {value}"}
+    assert (await request_token(exp, {"grant_type": "client_credentials"}, header))[0] == 200
+    wrong = base64.b64encode(f"{CLIENT[0]}:wrong".encode()).decode()
+    for bad in (wrong, "!!!"):
+        status, body, _ = await request_token(exp, {"grant_type": "client_credentials"},
+                                              {"Authorization": f"Bearer {bad}"})
+        assert (status, body["error"]) == (401, "invalid_client")
+
+
+def other_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def alg_confusion(private_key: rsa.RSAPrivateKey) -> str:
+    """HS256 "signed" with the public key's PEM as the secret: the classic key confusion."""
+    signing_input = b64url({"alg": "HS256", "typ": "JWT"}) + "." + b64url(claims())
+    signature = hmac.new(public_pem(private_key), signing_input.encode(), hashlib.sha256)
+    return signing_input + "." + base64.urlsafe_b64encode(signature.digest()).rstrip(
+        b"=").decode()
+
+
+@pytest.mark.parametrize(("make", "reason"), [
+    (lambda k: rs_assertion(k, exp=int(time.time()) - 1), "expired"),
+    (lambda k: rs_assertion(k, aud="https://elsewhere.example/token"), "aud must be"),
+    (lambda k: rs_assertion(other_key()), "signature does not verify"),
+    (lambda k: rs_assertion(k, iss="someone"), "iss and sub"),
+    (lambda k: rs_assertion(k, jti=None), "needs a jti"),
+    (lambda k: rs_assertion(k, nbf=int(time.time()) + 3600), "not valid yet"),
+    (alg_confusion, "alg 'HS256' not accepted"),
+    (lambda k: b64url({"alg": "none"}) + "." + b64url(claims()) + ".", "alg 'none'"),
+    (lambda k: "not.a.jwt", "not a JWT"),
+], ids=["expired", "wrong-audience", "wrong-key", "wrong-issuer", "no-jti", "not-yet",
+        "alg-confusion", "alg-none", "garbage"])
+async def test_bad_private_key_assertions(start_exporter: Start, key_pair: rsa.RSAPrivateKey,
+                                          key_file: Path, make: Callable[[rsa.RSAPrivateKey],
+                                                                         str],
+                                          reason: str) -> None:
+    exp = await start_exporter(*key_flags(key_file))
+    status, body, headers = await request_token(exp, assertion_form(make(key_pair)))
+    assert (status, body["error"]) == (401, "invalid_client")
+    assert reason in body["error_description"]
+    assert headers["WWW-Authenticate"].startswith("Basic")
+    m = await exp.metrics()
+    assert m["clevertap_export_oauth_token_requests_total"][labels(outcome="invalid_client")] == 1
+    assert m["clevertap_export_oauth_token_requests_total"][labels(outcome="granted")] == 0
+
+
+async def test_replayed_assertion_is_refused(start_exporter: Start, key_pair: rsa.RSAPrivateKey,
+                                            key_file: Path) -> None:
+    exp = await start_exporter(*key_flags(key_file))
+    once = rs_assertion(key_pair)
+    assert (await request_token(exp, assertion_form(once)))[0] == 200
+    status, body, _ = await request_token(exp, assertion_form(once))
+    assert (status, body["error"]) == (401, "invalid_client")
+    assert "already used" in body["error_description"]
+    # The jti, not the bytes: re-signed with another algorithm it is still a replay.
+    jti = json.loads(base64.urlsafe_b64decode(once.split(".")[1] + "=="))["jti"]
+    again = rs_assertion(key_pair, "RS512", jti=jti)
+    assert "already used" in (await request_token(exp, assertion_form(again)))[1][
+        "error_description"]
+    m = await exp.metrics()
+    counts = m["clevertap_export_oauth_token_requests_total"]
+    assert (counts[labels(outcome="granted")], counts[labels(outcome="invalid_client")]) == (1, 2)
+
+
+def test_jti_is_remembered_until_its_exp_and_then_forgotten(key_pair: rsa.RSAPrivateKey) -> None:
+    verifier = AssertionVerifier(CLIENT[0], "/oauth/token", None, key_pair.public_key())
+    now = time.time()
+    first = rs_assertion(key_pair, exp=int(now) + 10, jti="a")
+    verifier.check(first, now)
+    with pytest.raises(AssertionRefused, match="already used"):
+        verifier.check(first, now + 9)
+    assert verifier.remembered == 1
+    # Past its exp the assertion is refused as expired, and its jti is no longer held.
+    with pytest.raises(AssertionRefused, match="expired"):
+        verifier.check(first, now + 11)
+    verifier.check(rs_assertion(key_pair, exp=int(now) + 100, jti="b"), now + 11)
+    assert verifier.remembered == 1
+
+
+async def test_client_secret_and_key_pair_together(start_exporter: Start,
+                                                   key_pair: rsa.RSAPrivateKey,
+                                                   key_file: Path) -> None:
+    exp = await start_exporter(*OAUTH, "--oauth-client-public-key", str(key_file))
+    for form in (assertion_form(rs_assertion(key_pair)), assertion_form(assertion()),
+                 {"grant_type": "client_credentials", "client_id": CLIENT[0],
+                  "client_secret": CLIENT[1]}):
+        assert (await request_token(exp, form))[0] == 200, form
+
+
+async def test_key_pair_client_has_no_secret(start_exporter: Start, key_file: Path) -> None:
+    exp = await start_exporter(*key_flags(key_file))
+    for guess in ("", SIGNING_KEY):
+        status, body, _ = await request_token(exp, {"grant_type": "client_credentials"},
+                                              basic(CLIENT[0], guess))
+        assert (status, body["error"]) == (401, "invalid_client")
+    # An HS256 assertion has no secret to be checked against.
+    status, body, _ = await request_token(exp, assertion_form(assertion(SIGNING_KEY)))
+    assert (status, body["error"]) == (401, "invalid_client")
+
+
+@pytest.mark.parametrize("form", ["pkcs1", "spki", "base64"])
+def test_public_key_forms(tmp_path: Path, key_pair: rsa.RSAPrivateKey, form: str) -> None:
+    public = key_pair.public_key()
+    text = {
+        "pkcs1": public.public_bytes(serialization.Encoding.PEM,
+                                     serialization.PublicFormat.PKCS1),
+        "spki": public_pem(key_pair),
+        # What a page shows to copy: the DER's Base64, wrapped, without the PEM lines.
+        "base64": b"\n".join(public_pem(key_pair).splitlines()[1:-1]),
+    }[form]
+    path = tmp_path / "key"
+    path.write_bytes(text)
+    s = parse_settings([*key_flags(path)], env={})
+    loaded = s.auth.oauth_client_public_key
+    assert loaded is not None and loaded.public_numbers() == public.public_numbers()
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"hello", "not a PEM or Base64 DER public key"),
+    (b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", "not a PEM"),
+    ("ec", "not an RSA key"),
+    ("rsa1024", "1024-bit RSA key"),
+    (None, "cannot read the key"),
+])
+def test_unusable_public_keys_stop_the_start(tmp_path: Path, content: bytes | str | None,
+                                             message: str,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "key"
+    if content == "ec":
+        content = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    elif content == "rsa1024":
+        # The weak key under test, refused at start-up.
+        content = public_pem(rsa.generate_private_key(public_exponent=65537,
+                                                      key_size=1024))  # noqa: S505
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    with pytest.raises(SystemExit):
+        parse_settings([*key_flags(path)], env={})
+    assert message in capsys.readouterr().err
+
+
+# --- the password grant and refresh tokens (RFC 6749 sections 4.3 and 6) ----------------------
+
+OWNER = ("exporter-user", "0wn3r-pa55")
+PASSWORD_FLAGS = (*OAUTH, "--oauth-username", OWNER[0], "--oauth-password", OWNER[1])
+
+
+def password_form(username: str = OWNER[0], password: str = OWNER[1]) -> dict[str, str]:
+    return {"grant_type": "password", "username": username, "password": password}
+
+
+async def test_password_grant_then_refresh(start_exporter: Start) -> None:
+    exp = await start_exporter(*PASSWORD_FLAGS, "--oauth-token-ttl", "10m")
+    status, body, headers = await request_token(exp, password_form(), basic(*CLIENT))
+    assert status == 200, body
+    assert (body["token_type"], body["expires_in"]) == ("Bearer", 600)
+    assert headers["Cache-Control"] == "no-store"
+    assert (await exp.post(event(1), headers={
+        "Authorization": f"Bearer {body['access_token']}"}))[0] == 200
+    # The refresh token is no access token.
+    status, answer = await exp.post(event(2), headers={
+        "Authorization": f"Bearer {body['refresh_token']}"})
+    assert status == 401 and "expired" not in answer["error"]
+    status, fresh, _ = await request_token(exp, {"grant_type": "refresh_token",
+                                                 "refresh_token": body["refresh_token"]},
+                                           basic(*CLIENT))
+    assert status == 200, fresh
+    assert fresh["refresh_token"] and fresh["access_token"] != body["access_token"]
+    assert (await exp.post(event(3), headers={
+        "Authorization": f"Bearer {fresh['access_token']}"}))[0] == 200
+    # The new refresh token works in turn (client_secret_post this time).
+    status, _, _ = await request_token(exp, {"grant_type": "refresh_token",
+                                             "refresh_token": fresh["refresh_token"],
+                                             "client_id": CLIENT[0], "client_secret": CLIENT[1]})
+    assert status == 200
+    m = await exp.metrics()
+    assert m["clevertap_export_oauth_token_requests_total"][labels(outcome="granted")] == 3
+
+
+async def test_refused_password_and_refresh_grants(start_exporter: Start) -> None:
+    exp = await start_exporter(*PASSWORD_FLAGS)
+    _, body, _ = await request_token(exp, password_form(), basic(*CLIENT))
+    refresh, access = body["refresh_token"], body["access_token"]
+    cases: list[tuple[dict[str, str], dict[str, str], int, str]] = [
+        (password_form(password="wrong"), basic(*CLIENT), 400, "invalid_grant"),
+        (password_form(username="someone"), basic(*CLIENT), 400, "invalid_grant"),
+        (password_form(), basic(CLIENT[0], "wrong"), 401, "invalid_client"),
+        (password_form(), {}, 401, "invalid_client"),
+        ({"grant_type": "password", "username": OWNER[0]}, basic(*CLIENT), 400,
+         "invalid_request"),
+        ({"grant_type": "refresh_token", "refresh_token": access}, basic(*CLIENT), 400,
+         "invalid_grant"),
+        ({"grant_type": "refresh_token", "refresh_token": refresh + "x"}, basic(*CLIENT), 400,
+         "invalid_grant"),
+        ({"grant_type": "refresh_token", "refresh_token": refresh}, {}, 401, "invalid_client"),
+        ({"grant_type": "refresh_token"}, basic(*CLIENT), 400, "invalid_request"),
+        ({"grant_type": "authorization_code", "code": "x"}, basic(*CLIENT), 400,
+         "unsupported_grant_type"),
+    ]
+    for data, headers, status, error in cases:
+        got, answer, _ = await request_token(exp, data, headers)
+        assert (got, answer["error"]) == (status, error), (data, answer)
+        assert "access_token" not in answer
+    m = await exp.metrics()
+    counts = m["clevertap_export_oauth_token_requests_total"]
+    assert counts[labels(outcome="invalid_grant")] == 4
+    assert counts[labels(outcome="granted")] == 1
+
+
+async def test_refresh_tokens_die_with_the_password(start_exporter: Start) -> None:
+    first = await start_exporter(*PASSWORD_FLAGS)
+    _, body, _ = await request_token(first, password_form(), basic(*CLIENT))
+    await first.client.close()
+    # Same password after a restart: still good. A new password revokes it.
+    again = await start_exporter(*PASSWORD_FLAGS)
+    form = {"grant_type": "refresh_token", "refresh_token": body["refresh_token"]}
+    assert (await request_token(again, form, basic(*CLIENT)))[0] == 200
+    await again.client.close()
+    changed = await start_exporter(*OAUTH, "--oauth-username", OWNER[0],
+                                   "--oauth-password", "rotated")
+    status, answer, _ = await request_token(changed, form, basic(*CLIENT))
+    assert (status, answer["error"]) == (400, "invalid_grant")
+
+
+def test_refresh_token_expiry() -> None:
+    issuer = TokenIssuer("ct", "secret", 600)
+    owner = ResourceOwner(*OWNER)
+    token = issuer.issue_refresh(owner, 3600, now=1_000_000)
+    assert issuer.refresh_problem(token, owner, now=1_003_599) is None
+    assert issuer.refresh_problem(token, owner, now=1_003_600) == "expired"
+    assert issuer.refresh_problem(token, ResourceOwner(OWNER[0], "other"),
+                                  now=1_000_000) == "invalid"
+    assert TokenIssuer("other", "secret", 600).refresh_problem(token, owner,
+                                                               now=1_000_000) == "invalid"
+    assert issuer.problem(token, now=1_000_000) == "invalid"  # not an access token
+
+
+def test_password_flags(tmp_path: Path) -> None:
+    secret = tmp_path / "password"
+    secret.write_text("from-file\n")
+    s = parse_settings([*OAUTH, "--oauth-username", "u", "--oauth-refresh-token-ttl", "2d"],
+                       env={"EXPORTER_OAUTH_PASSWORD_FILE": str(secret)})
+    assert (s.auth.oauth_username, s.auth.oauth_password, s.auth.oauth_refresh_token_ttl) == (
+        "u", "from-file", 172_800)
+    assert parse_settings(list(OAUTH), env={}).auth.oauth_refresh_token_ttl == 30 * 86400
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ([*OAUTH, "--oauth-username", "u"], "--oauth-username and --oauth-password go together"),
+    (["--oauth-username", "u", "--oauth-password", "p"], "need --oauth-client-id"),
+    (["--oauth-client-id", "ct", "--oauth-client-public-key", "{key}"],
+     "--oauth-signing-key signs the access tokens"),
+    (["--oauth-client-public-key", "{key}"], "need --oauth-client-id"),
+])
+def test_bad_grant_flags(args: list[str], message: str, key_file: Path,
+                         capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_settings([a.format(key=key_file) for a in args], env={})
     assert message in capsys.readouterr().err

@@ -27,7 +27,8 @@ def _documented(doc: dict[str, object]) -> set[tuple[str, str]]:
 
 @pytest.mark.parametrize("flags", [
     (),
-    ("--oauth-client-id", "ct", "--oauth-client-secret", "s3cret", "--bench-noop"),
+    ("--oauth-client-id", "ct", "--oauth-client-secret", "s3cret", "--bench-noop",
+     "--oauth-username", "u", "--oauth-password", "p"),
     ("--metrics-port", "9999"),
 ], ids=["default", "oauth-and-noop", "metrics-port"])
 def test_openapi_describes_every_route(tmp_path: Path, flags: tuple[str, ...]) -> None:
