@@ -49,6 +49,8 @@ small { color: #57606a; }
 .s-never-seen { background: var(--never); } .s-too-fast { background: var(--warn); }
 .o-accepted { color: var(--ok); } .o-duplicate, .o-test { color: var(--run); }
 .o-invalid, .o-unauthorized, .o-too_large, .o-unavailable, .o-error { color: var(--late); }
+.l-landed { color: var(--ok); } .l-smaller_than_usual { color: var(--warn); }
+.l-empty, .l-cannot_list_permission, .l-not_found, .l-error { color: var(--late); }
 code { font-size: 12px; }
 .unknown { color: var(--warn); font-weight: 600; cursor: help; }
 .empty { color: #57606a; padding: 12px 8px; }
@@ -129,12 +131,38 @@ def _exports_table(statuses: Sequence[ExportStatus], now: float, zone: tzinfo) -
             f'<td class="num">{_dur(s.expected_interval)}</td>'
             f'<td class="num">{_dur(s.last_duration)}</td>'
             f'<td class="num">{_when(s.in_flight_since, now, zone)}</td>'
+            f"<td>{_landing(s, now)}</td>"
             f"<td>{escape(s.reason)}</td></tr>"
         )
     return ('<table id="exports"><thead><tr><th>State</th><th>Name</th><th>Account</th>'
             "<th>Partner</th><th>Type</th><th>Frequency</th><th>Last completion</th>"
             "<th>Expected interval</th><th>Last duration</th><th>In flight since</th>"
-            "<th>Detail</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+            "<th>Landed</th><th>Detail</th></tr></thead><tbody>" + "".join(rows)
+            + "</tbody></table>")
+
+
+def _landing(s: ExportStatus, now: float) -> str:
+    """The last landing check: its outcome, what it found, when, and the prefix it listed,
+    as escaped text (a name from a bucket is never made a link)."""
+    landing = s.landing
+    if landing is None:
+        return "&mdash;"
+    found = f"{landing.objects} object(s), {_size(landing.bytes)}"
+    if landing.truncated:
+        found = "at least " + found
+    return (f'<span class="l-{escape(landing.outcome)}" data-landing="'
+            f'{escape(landing.outcome)}"><b>{escape(landing.outcome)}</b></span> '
+            f"{escape(found)}<br><small>checked {escape(ago(now - landing.checked))}; listed "
+            f"<code>{escape(s.landing_listed)}</code></small>")
+
+
+def _size(n: int) -> str:
+    size, unit = float(n), "B"
+    for bigger in ("KiB", "MiB", "GiB", "TiB"):
+        if size < 1024:
+            break
+        size, unit = size / 1024, bigger
+    return f"{n} B" if unit == "B" else f"{size:.1f} {unit}"
 
 
 def _label(label: str, value: str) -> str:
