@@ -242,9 +242,23 @@ def dashboards() -> list[dict[str, Any]]:
             for p in sorted((ROOT / "grafana" / "dashboards").glob("*.json"))]
 
 
-def dashboard_targets() -> list[tuple[str, str]]:
-    """(panel title, substituted query) of every panel target of every dashboard."""
-    return [(panel["title"], substitute(target["expr"]))
-            for dashboard in dashboards()
-            for top in dashboard["panels"] for panel in [top, *top.get("panels", [])]
-            for target in panel.get("targets", [])]
+#: The dashboard row whose queries need landing checks (a destination on a store): their data
+#: comes from tests/landing/test_e2e.py, which runs them against its own Prometheus.
+LANDING_ROW = "Landing"
+
+
+def dashboard_targets(*, landing: bool = False) -> list[tuple[str, str]]:
+    """(panel title, substituted query) of every panel target of every dashboard: of the
+    Landing row's panels with ``landing``, else of all the others."""
+    out: list[tuple[str, str]] = []
+    for dashboard in dashboards():
+        row = None
+        for top in dashboard["panels"]:
+            if top.get("type") == "row":
+                row = top["title"]
+            if (row == LANDING_ROW) != landing:
+                continue
+            for panel in [top, *top.get("panels", [])]:
+                out.extend((panel["title"], substitute(t["expr"]))
+                           for t in panel.get("targets", []))
+    return out

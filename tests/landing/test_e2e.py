@@ -21,6 +21,7 @@ import pytest
 
 from tests.bundle.conftest import (
     Server,
+    dashboard_targets,
     export_event,
     http,
     prom_query,
@@ -151,6 +152,13 @@ async def test_landing_checks_end_to_end(servers: Callable[..., Server], s3_stor
     expected = {("ClevertapExportLandedNothing", "4h", "critical"),
                 ("ClevertapExportLandedNothingNew", "12h", "warning")}
     wait_until("the landing alerts", lambda: firing() == expected, timeout=60)
+    # The dashboard's Landing row shows each export once (the other rows: tests/bundle).
+    targets = dashboard_targets(landing=True)
+    assert len(targets) == 3
+    for title, expr in targets:
+        result = prom_query(base, expr)
+        assert result, f"panel {title!r} query returned nothing: {expr}"
+        assert all("instance" not in r["metric"] for r in result), (title, result)
 
     # Restarted once more: the checks made stay made.
     exporter.stop()
