@@ -30,7 +30,7 @@ from typing import Any, Final
 from exporter.domain import normalize
 from exporter.domain.declared import DeclaredConfig, DeclaredExport
 from exporter.domain.keys import SeriesKey
-from exporter.domain.model import Series
+from exporter.domain.model import Landed, Series
 from exporter.domain.thresholds import THRESHOLDS
 from exporter.domain.timefmt import ago, human_duration, iso_time
 from exporter.domain.tracker import ExportTracker
@@ -123,9 +123,16 @@ class ExportStatus:
     min_runtime: float | None
     #: Why the account's times look wrong (``ClockProblem.note``); empty when they do not.
     clock: str
+    #: The last landing check of an export with a destination, and where it listed (the
+    #: store URL of the prefix: text for people, never a link).
+    landing: Landed | None = None
+    landing_listed: str = ""
 
     def to_json(self, zone: tzinfo, now: float) -> dict[str, Any]:
         out = asdict(self)
+        landing = out.pop("landing")
+        out["landing"] = None if landing is None else {
+            **Landed(*landing)._asdict(), "checked_time": iso_time(landing[2], zone)}
         for name in ("last_initiated", "last_completed", "last_failed", "in_flight_since",
                      "due_by"):
             value = out.pop(name)
@@ -227,7 +234,8 @@ def _status(key: SeriesKey, series: Series | None, declared: DeclaredExport | No
         last_initiated=s.last_initiated, last_completed=s.last_completed,
         last_failed=s.last_failed, last_duration=s.last_duration, in_flight=count,
         in_flight_since=since, due_by=due_by, grace=grace, max_runtime=max_runtime,
-        min_runtime=min_runtime, clock=clock,
+        min_runtime=min_runtime, clock=clock, landing=s.landing,
+        landing_listed=_listed(declared, s.landing),
     )
 
 
@@ -236,6 +244,14 @@ def _future(since: float | None, now: float) -> str:
     if since is None or since - now <= ZONE_SLACK_SECONDS:
         return ""
     return f"in flight since {ago(now - since)}: an event time in the future (time zone?)"
+
+
+def _listed(declared: DeclaredExport | None, landing: Landed | None) -> str:
+    """``s3://bucket/exports/771-``: the destination's store and the prefix the check listed."""
+    if declared is None or declared.destination is None or landing is None:
+        return ""
+    d = declared.destination
+    return d.url.removesuffix(d.prefix) + landing.prefix
 
 
 def summary(statuses: list[ExportStatus]) -> dict[str, int]:

@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS checks (
     completed REAL NOT NULL,
     PRIMARY KEY (account, export_id, started)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS checks_completed ON checks (completed);
 """
 
 

@@ -60,6 +60,8 @@ small { color: #57606a; }
 .s-never-seen { background: var(--never); } .s-too-fast { background: var(--warn); }
 .o-accepted { color: var(--ok); } .o-duplicate, .o-test { color: var(--run); }
 .o-invalid, .o-unauthorized, .o-too_large, .o-unavailable, .o-error { color: var(--late); }
+.l-landed { color: var(--ok); } .l-smaller_than_usual { color: var(--warn); }
+.l-empty, .l-cannot_list_permission, .l-not_found, .l-error { color: var(--late); }
 code { font-size: 12px; }
 .unknown { color: var(--warn); font-weight: 600; cursor: help; }
 .empty { color: #57606a; padding: 12px 8px; }
@@ -149,6 +151,7 @@ EXPORT_COLUMNS: Final[tuple[tuple[str, str, Cell], ...]] = (
     ("Expected interval", "num", lambda s, now, zone: _interval(s)),
     ("Last duration", "num", lambda s, now, zone: _dur(s.last_duration)),
     ("In flight since", "num", lambda s, now, zone: _when(s.in_flight_since, now, zone)),
+    ("Landed", "", lambda s, now, zone: _landing(s, now)),
     ("Detail", "", lambda s, now, zone: _detail(s)),
 )
 
@@ -175,6 +178,30 @@ def _interval(s: ExportStatus) -> str:
 def _detail(s: ExportStatus) -> str:
     clock = f'<br><span class="clock">{escape(s.clock)}</span>' if s.clock else ""
     return escape(s.reason) + clock
+
+
+def _landing(s: ExportStatus, now: float) -> str:
+    """The last landing check: its outcome, what it found, when, and the prefix it listed,
+    as escaped text (a name from a bucket is never made a link)."""
+    landing = s.landing
+    if landing is None:
+        return "&mdash;"
+    found = f"{landing.objects} object(s), {_size(landing.bytes)}"
+    if landing.truncated:
+        found = "at least " + found
+    return (f'<span class="l-{escape(landing.outcome)}" data-landing="'
+            f'{escape(landing.outcome)}"><b>{escape(landing.outcome)}</b></span> '
+            f"{escape(found)}<br><small>checked {escape(ago(now - landing.checked))}; listed "
+            f"<code>{escape(s.landing_listed)}</code></small>")
+
+
+def _size(n: int) -> str:
+    size, unit = float(n), "B"
+    for bigger in ("KiB", "MiB", "GiB", "TiB"):
+        if size < 1024:
+            break
+        size, unit = size / 1024, bigger
+    return f"{n} B" if unit == "B" else f"{size:.1f} {unit}"
 
 
 def _label(label: str, value: str) -> str:

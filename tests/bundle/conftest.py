@@ -145,6 +145,10 @@ def prometheus_config(tmp: Path, targets: dict[str, list[int]], alertmanager: in
     config["global"]["evaluation_interval"] = "1s"
     config["rule_files"] = [str(ROOT / "prometheus" / f) for f in config["rule_files"]]
     for job in config["scrape_configs"]:
+        # Loopback ports in place of compose's DNS names, and of the relabelling that names an
+        # instance after its DNS name (for static targets it would name every one ":9878").
+        job.pop("dns_sd_configs", None)
+        job.pop("relabel_configs", None)
         job["static_configs"] = [
             {"targets": [f"127.0.0.1:{port}" for port in targets[job["job_name"]]]}]
     config["alerting"]["alertmanagers"] = [
@@ -242,9 +246,23 @@ def dashboards() -> list[dict[str, Any]]:
             for p in sorted((ROOT / "grafana" / "dashboards").glob("*.json"))]
 
 
-def dashboard_targets() -> list[tuple[str, str]]:
-    """(panel title, substituted query) of every panel target of every dashboard."""
-    return [(panel["title"], substitute(target["expr"]))
-            for dashboard in dashboards()
-            for top in dashboard["panels"] for panel in [top, *top.get("panels", [])]
-            for target in panel.get("targets", [])]
+#: The dashboard row whose queries need landing checks (a destination on a store): their data
+#: comes from tests/landing/test_e2e.py, which runs them against its own Prometheus.
+LANDING_ROW = "Landing"
+
+
+def dashboard_targets(*, landing: bool = False) -> list[tuple[str, str]]:
+    """(panel title, substituted query) of every panel target of every dashboard: of the
+    Landing row's panels with ``landing``, else of all the others."""
+    out: list[tuple[str, str]] = []
+    for dashboard in dashboards():
+        row = None
+        for top in dashboard["panels"]:
+            if top.get("type") == "row":
+                row = top["title"]
+            if (row == LANDING_ROW) != landing:
+                continue
+            for panel in [top, *top.get("panels", [])]:
+                out.extend((panel["title"], substitute(t["expr"]))
+                           for t in panel.get("targets", []))
+    return out

@@ -8,6 +8,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import replace
 from datetime import UTC
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from exporter.store.base import Changes, CheckRow
 from exporter.store.postgres import PostgresStore
 from exporter.store.sqlite import SQLiteStore
 from tests.helpers import limits
-from tests.landing.conftest import S3Store
+from tests.landing.conftest import S3Store, Store
 from tests.postgres import pg_cluster, pg_url
 
 __all__ = ["pg_cluster", "pg_url"]  # fixtures used here, imported from tests.postgres
@@ -63,11 +64,10 @@ def landing(t: ExportTracker) -> Landed:
 
 
 def dispatcher(t: ExportTracker, cfg: DeclaredConfig, s3: S3Store, *,
-               settle: float = 0.0, clock: Callable[[], float] | None = None) -> Dispatcher:
+               settle: float = 0.0, clock: Callable[[], float] = time.time) -> Dispatcher:
     exports: Mapping[SeriesKey, DeclaredExport] = cfg.exports
-    return Dispatcher(t, lambda: exports, policy=CheckPolicy(
-        settle=settle, retry_for=POLICY.retry_for, backoff=POLICY.backoff,
-        max_backoff=POLICY.max_backoff), zone=UTC, env=s3.env(), clock=clock or time.time)
+    return Dispatcher(t, lambda: exports, policy=replace(POLICY, settle=settle), zone=UTC,
+                      env=s3.env(), clock=clock)
 
 
 async def run_all(d: Dispatcher) -> int:
@@ -303,3 +303,24 @@ async def _until(ok: Callable[[], bool], timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while not ok():
             await asyncio.sleep(0.05)
+
+
+async def test_each_store_lands_through_the_dispatcher(
+        sqlite: Callable[[], ExportTracker], store: Store) -> None:
+    bucket = f"d-{uuid.uuid4().hex[:12]}"
+    await store.make_bucket(bucket)
+    await store.put(bucket, "exports/55-1690283492-e-20231004-0-1.json", b"x" * 123)
+    await store.put(bucket, "exports/56-1690283492-e-20231004-0-1.json", b"x" * 999)
+    t = sqlite()
+    parsed = parse_config("exports:\n  - {partner: Amazon S3, type: Events, "
+                          "frequency: Every 4 hours}\n")
+    exports = {KEY: replace(parsed.exports[KEY],
+                            destination=store.destination(bucket, "exports/"))}
+    await t.declare(exports, parsed.label_values())
+    await complete(t, "55", T0)
+    d = Dispatcher(t, lambda: exports, policy=POLICY, zone=UTC, env=store.env())
+    try:
+        assert await run_all(d) == 1
+        assert (landing(t).outcome, landing(t).objects, landing(t).bytes) == ("landed", 1, 123)
+    finally:
+        await d.close()

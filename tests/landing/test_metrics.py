@@ -1,5 +1,6 @@
-"""The landing families of a declared export with a destination, through the webhook and
-/metrics: zero-initialised counters, then the last check's objects, bytes, time and outcome."""
+"""The landing of a declared export with a destination, through the webhook: in /metrics
+(zero-initialised counters, then the last check's objects, bytes, time and outcome), and on the
+status page and the JSON API, the prefix listed shown as escaped text, never a link."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def exports_file(tmp_path: Path, s3: S3Store, bucket: str) -> Path:
     path.write_text(
         "exports:\n"
         "  - partner: Amazon S3\n    type: Events\n    frequency: Every 4 hours\n"
-        f"    destination: {{url: 's3://{bucket}/', endpoint: '{s3.server.url}', "
+        f"    destination: {{url: 's3://{bucket}/<i>&/', endpoint: '{s3.server.url}', "
         "region: us-east-1}\n"
         "  - {partner: Amazon S3, type: Profiles, frequency: Every 4 hours}\n")
     return path
@@ -46,7 +47,7 @@ async def test_landing_metrics_from_zero_to_the_last_check(
         monkeypatch.setenv(name, value)
     bucket = f"m-{uuid.uuid4().hex[:12]}"
     await s3_store.make_bucket(bucket)
-    await s3_store.put(bucket, "41-1690283492-e-20231004-0-1.json", b"x" * 300)
+    await s3_store.put(bucket, "<i>&/41-1690283492-e-20231004-0-1.json", b"x" * 300)
     exporter = await start_exporter("--config.file", str(exports_file(tmp_path, s3_store, bucket)),
                                     "--landing-settle", "1", "--landing-retry-for", "1")
     events = series(export_type="events")
@@ -74,3 +75,11 @@ async def test_landing_metrics_from_zero_to_the_last_check(
     assert samples["clevertap_export_landing_failed_checks"] == {key: 0.0}
     # One checked run: under the minimum history, no usual size yet.
     assert "clevertap_export_landing_usual_bytes" not in samples
+    page = await (await exporter.client.get("/")).text()
+    assert '<b>landed</b></span> 1 object(s), 300 B<br><small>checked ' in page
+    assert f"listed <code>s3://{bucket}/&lt;i&gt;&amp;/41-</code>" in page
+    assert "<i>" not in page and 'href="s3:' not in page
+    exports = await (await exporter.client.get("/api/v1/exports")).json()
+    landing = next(e["landing"] for e in exports["exports"] if e["export_type"] == "events")
+    assert (landing["outcome"], landing["objects"], landing["bytes"], landing["prefix"]) == (
+        "landed", 1, 300, "<i>&/41-")
