@@ -1,4 +1,4 @@
-"""The README's first example, run verbatim in bash against a real exporter (only its port
+"""The README's first example, run verbatim in bash against a real exporter (only its ports
 changed): what it prints is what the README says, and it leaves nothing that alerts."""
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ def test_readme_sample_runs_as_shown(exporter_process: Callable[..., ExporterPro
     shown = [line.removeprefix("# ") for line in block.splitlines() if line.startswith("# ")]
     exp = exporter_process()  # the defaults of `make run`: UTC, no credentials
     exp.start()
-    run = subprocess.run(["bash", "-euo", "pipefail", "-c",
-                          block.replace("localhost:9877", f"127.0.0.1:{exp.port}")],
+    # `make run` serves /metrics on --metrics-port 9878; here both are the one free port.
+    for port in ("localhost:9877", "localhost:9878"):
+        block = block.replace(port, f"127.0.0.1:{exp.port}")
+    run = subprocess.run(["bash", "-euo", "pipefail", "-c", block],
                          capture_output=True, text=True, timeout=60, check=False)
     assert run.returncode == 0, run.stderr
     # curl -s ends the first answer without a newline.
