@@ -457,6 +457,32 @@ class ExportTracker:
                 self.series[key].rev += 1
         self.version += 1
 
+    def revert(self, changes: Sequence[Changes], stored: Snapshot) -> None:
+        """Undo ``changes``, which the store did not write (the database refused one of them):
+        every row they wrote or deleted is set back to ``stored``'s, and forgotten where it
+        has none (a series, run or label value they added)."""
+        runs = {r[:2] for c in changes for r in c.runs}.union(
+            *(c.deleted_runs for c in changes))
+        for rkey in runs:  # first: a run in flight is in its series' ``running``
+            self._drop_run(rkey)
+        kept = {r[:4] for r in stored.series}
+        for key in {r[:4] for c in changes for r in c.series} - kept:
+            self.series.pop(key, None)
+        for dkey in {d[:4] for c in changes for d in c.deliveries}.union(
+                *(c.deleted_deliveries for c in changes)):
+            self.deliveries.pop(dkey, None)
+        for label, value in {v for c in changes for v in c.label_values}.difference(
+                stored.label_values):
+            self.labels.admitted.get(label, set()).discard(value)
+        for gauge in {k for c in changes for k, _ in c.gauges} - stored.gauges.keys():
+            self._unset_gauge(gauge)
+        self.apply_remote([Changes(
+            series=stored.series, runs=stored.runs, label_values=stored.label_values,
+            deliveries=[DeliveryRow(*k, r) for k, r in stored.deliveries.items()],
+            gauges=list(stored.gauges.items()))])
+        for key in self.declared:
+            self._series(key)
+
     def _apply_deliveries(self, c: Changes) -> None:
         for d in c.deliveries:
             self.deliveries[(d.account, d.export_id, d.status, d.event_time)] = d.received
@@ -482,6 +508,16 @@ class ExportTracker:
             return ()
         self._close(rkey, run)
         return (run.series,)
+
+    def _unset_gauge(self, key: str) -> None:
+        if key == "last_received":
+            self.last_received = None
+        elif key.startswith("delay:"):
+            self.delivery_delay.pop(key.removeprefix("delay:"), None)
+        elif key.startswith(DECLARED_PREFIX):
+            parts = key.removeprefix(DECLARED_PREFIX).split(KEY_SEP)
+            if len(parts) == 4:
+                self.declared_since.pop((parts[0], parts[1], parts[2], parts[3]), None)
 
     def _set_gauges(self, gauges: Iterable[tuple[str, float]]) -> None:
         for k, v in gauges:

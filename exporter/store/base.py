@@ -20,6 +20,11 @@ class StoreError(RuntimeError):
     """A change could not be made durable; the caller must not acknowledge it."""
 
 
+class Refused(StoreError):
+    """The database refused this change alone (a value it cannot hold): the other changes of
+    its batch are stored, the model holds none of it, and a retry would be refused again."""
+
+
 class SeriesRow(NamedTuple):
     account: str
     partner: str
@@ -184,6 +189,10 @@ class Follower(Protocol):
 
     def apply_remote(self, changes: Sequence[Changes]) -> None:
         """Apply changes other writers committed, in commit order."""
+
+    def revert(self, changes: Sequence[Changes], stored: Snapshot) -> None:
+        """Undo ``changes``, which were not written: every row they wrote or deleted is set
+        back to ``stored``, the rows the database holds for those keys."""
 
 
 class Store(Protocol):

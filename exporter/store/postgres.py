@@ -27,8 +27,10 @@ from typing import Any, Final
 import asyncpg
 
 from exporter.store.base import (
+    Changes,
     Follower,
     Freshness,
+    Refused,
     RunRow,
     SeriesRow,
     Snapshot,
@@ -37,7 +39,7 @@ from exporter.store.base import (
     describe,
     settle,
 )
-from exporter.store.postgres_rows import Conn, decode, encode, write_rows
+from exporter.store.postgres_rows import Conn, decode, encode, stored, write_rows
 from exporter.store.postgres_schema import TABLES, check_version, migrate
 
 log = logging.getLogger(__name__)
@@ -101,6 +103,10 @@ WHERE seq IS NOT NULL
 ON CONFLICT (key) DO UPDATE SET value = excluded.value
 """
 
+#: What the database raises for a value it will not hold (a constraint, a type's range, a
+#: size limit, a trigger), refused for the change that holds it alone.
+_REFUSALS: Final = (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError,
+                    asyncpg.ProgramLimitExceededError, asyncpg.RaiseError)
 #: What a lost or refused connection raises, besides the server's own errors.
 _DB_ERRORS: Final = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
@@ -263,7 +269,12 @@ class PostgresStore:
                 changes = [c for c in (work() for work, _ in batch) if c]
                 seq = None
                 if changes:
-                    await write_rows(conn, changes)
+                    try:
+                        async with conn.transaction():  # a savepoint
+                            await write_rows(conn, changes)
+                    except _REFUSALS:
+                        changes = await self._one_by_one(conn, batch, changes)
+                if changes:
                     seq = await conn.fetchval(_APPEND, encode(changes), CHANNEL, self._id)
                 if time.monotonic() >= self._prune_at:
                     self._prune_at = time.monotonic() + PRUNE_EVERY_SECONDS
@@ -271,6 +282,30 @@ class PostgresStore:
             if seq is not None:  # committed: the model holds it already
                 self._seq = seq
                 self._caught_up()
+
+    async def _one_by_one(self, conn: Conn, batch: _Pending, changes: list[Changes]
+                          ) -> list[Changes]:
+        """The database refused the batch's rows: undo them in the model, then run each work
+        again and write its rows in a savepoint of its own, so that only a change the database
+        refuses fails (``Refused``, answered at once) and the others are stored. Returns those."""
+        assert self._follower is not None
+        self._follower.revert(changes, await stored(conn, changes))
+        kept = []
+        for work, fut in batch:
+            if not (c := work()):
+                continue
+            try:
+                async with conn.transaction():
+                    await write_rows(conn, [c])
+            except _REFUSALS as exc:
+                self._follower.revert([c], await stored(conn, [c]))
+                log.warning("state database refused a change, the rest of its batch is "
+                            "stored: %s", exc)
+                if not fut.done():
+                    fut.set_exception(Refused(f"the state database refused it: {exc}"))
+                continue
+            kept.append(c)
+        return kept
 
     def _caught_up(self) -> None:
         self._head = max(self._head, self._seq)
