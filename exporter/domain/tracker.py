@@ -40,6 +40,7 @@ from exporter.domain.usual import usual_duration
 from exporter.store.base import (
     Changes,
     DeliveryRow,
+    Keys,
     RunRow,
     SeriesRow,
     Snapshot,
@@ -461,20 +462,16 @@ class ExportTracker:
         """Undo ``changes``, which the store did not write (the database refused one of them):
         every row they wrote or deleted is set back to ``stored``'s, and forgotten where it
         has none (a series, run or label value they added)."""
-        runs = {r[:2] for c in changes for r in c.runs}.union(
-            *(c.deleted_runs for c in changes))
-        for rkey in runs:  # first: a run in flight is in its series' ``running``
+        keys = Keys.of(changes)
+        for rkey in keys.runs:  # first: a run in flight is in its series' ``running``
             self._drop_run(rkey)
-        kept = {r[:4] for r in stored.series}
-        for key in {r[:4] for c in changes for r in c.series} - kept:
+        for key in set(keys.series).difference(r[:4] for r in stored.series):
             self.series.pop(key, None)
-        for dkey in {d[:4] for c in changes for d in c.deliveries}.union(
-                *(c.deleted_deliveries for c in changes)):
+        for dkey in keys.deliveries:
             self.deliveries.pop(dkey, None)
-        for label, value in {v for c in changes for v in c.label_values}.difference(
-                stored.label_values):
+        for label, value in set(keys.label_values).difference(stored.label_values):
             self.labels.admitted.get(label, set()).discard(value)
-        for gauge in {k for c in changes for k, _ in c.gauges} - stored.gauges.keys():
+        for gauge in set(keys.gauges).difference(stored.gauges):
             self._unset_gauge(gauge)
         self.apply_remote([Changes(
             series=stored.series, runs=stored.runs, label_values=stored.label_values,

@@ -149,6 +149,32 @@ class _Step:
         )
 
 
+class Keys(NamedTuple):
+    """The keys of every row some changes write or delete, and their latest expiry."""
+
+    series: list[tuple[str, str, str, str]]
+    runs: list[tuple[str, str]]
+    deliveries: list[tuple[str, str, str, float]]
+    received_before: float  # -inf without an expiry
+    label_values: list[tuple[str, str]]
+    gauges: list[str]
+
+    @classmethod
+    def of(cls, batch: Sequence[Changes]) -> Keys:
+        return cls(
+            series=sorted({r[:4] for c in batch for r in c.series}),
+            runs=sorted({r[:2] for c in batch for r in c.runs}.union(
+                *(c.deleted_runs for c in batch))),
+            deliveries=sorted({d[:4] for c in batch for d in c.deliveries}.union(
+                *(c.deleted_deliveries for c in batch))),
+            received_before=max((c.deliveries_received_before for c in batch
+                                 if c.deliveries_received_before is not None),
+                                default=float("-inf")),
+            label_values=sorted({v for c in batch for v in c.label_values}),
+            gauges=sorted({k for c in batch for k, _ in c.gauges}),
+        )
+
+
 #: Called by the store when the model is current: changes the model and returns what to write.
 Work = Callable[[], Changes]
 

@@ -13,6 +13,7 @@ from exporter.store.base import (
     WRITE_ORDER,
     Changes,
     DeliveryRow,
+    Keys,
     RunRow,
     SeriesRow,
     Snapshot,
@@ -54,14 +55,8 @@ async def write_rows(conn: Conn, batch: Sequence[Changes]) -> None:
 async def stored(conn: Conn, batch: Sequence[Changes]) -> Snapshot:
     """The rows stored for every key ``batch`` writes or deletes, and those its expiry would
     delete: what undoes it in a model (``Follower.revert``)."""
-    series = sorted({r[:4] for c in batch for r in c.series})
-    runs = sorted({r[:2] for c in batch for r in c.runs}.union(*(c.deleted_runs for c in batch)))
-    deliveries = sorted({d[:4] for c in batch for d in c.deliveries}.union(
-        *(c.deleted_deliveries for c in batch)))
-    horizon = max((c.deliveries_received_before for c in batch
-                   if c.deliveries_received_before is not None), default=float("-inf"))
-    labels = sorted({v for c in batch for v in c.label_values})
-    gauges = sorted({k for c in batch for k, _ in c.gauges})
+    keys = Keys.of(batch)
+    series, runs, deliveries, horizon, labels, gauges = keys
     return Snapshot(
         series=[SeriesRow(*r) for r in await conn.fetch(
             "SELECT s.* FROM series s JOIN unnest($1::text[], $2::text[], $3::text[], "
