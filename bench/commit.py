@@ -51,6 +51,7 @@ from exporter.domain.payload import StatusEvent, parse_body
 from exporter.domain.tracker import ExportTracker
 from exporter.store.base import Changes
 from exporter.store.sqlite import SQLiteStore
+from exporter.store.sqlite_rows import Refusal
 
 #: WAL-index header (start of ``-shm``, native byte order): mxFrame at 16, salt at 32.
 _MX_FRAME = struct.Struct("=I")
@@ -118,10 +119,10 @@ class TimedStore(SQLiteStore):
         raw = os.pread(self._shm, _HEADER_BYTES, 0)
         return _MX_FRAME.unpack_from(raw, 16)[0], raw[32:40]
 
-    def _apply(self, batch: list[Changes]) -> None:
+    def _apply(self, batch: list[Changes]) -> Refusal | None:
         frames0, salt0 = self._header()
         t = time.perf_counter()
-        super()._apply(batch)
+        refused = super()._apply(batch)
         self.sample.commit_ms.append((time.perf_counter() - t) * 1000)
         frames1, salt1 = self._header()
         restarted = salt1 != salt0
@@ -130,6 +131,7 @@ class TimedStore(SQLiteStore):
             self.sample.checkpointed.append(len(self.sample.commit_ms) - 2)
         self.sample.frames.append(frames1 if restarted else frames1 - frames0)
         self.sample.peak_frames = max(self.sample.peak_frames, frames1)
+        return refused
 
     def _write(self) -> None:
         """The shipped writer loop, plus the hybrid's last step of a checkpoint, timed as

@@ -28,6 +28,14 @@ REPLICA_LABELS: tuple[str, ...] = ("instance", "pod")
 #: ``clevertap_export_webhook_requests_total`` is always summed: one replica answers a request.
 STATE_COUNTERS: Literal["max", "sum"] = "max"
 
+#: How the rules pick, per export, the replicas whose view is the freshest (a lagging replica
+#: still shows a run in flight that the others saw complete). ``sequence``: the replicas
+#: holding the highest state sequence (``clevertap_export_state_sequence``, the log row of the
+#: shared PostgreSQL state each has applied), which a late webhook carrying an older event
+#: time cannot mislead. ``event_time``: the replicas with the newest event time applied to
+#: the export, for exporters older than the sequence metric.
+FRESHEST_BY: Literal["sequence", "event_time"] = "sequence"
+
 #: Base of the ``runbook_url`` annotations; each alert appends ``#<alertname lower-cased>``.
 #: Absolute, so that links in notifications are clickable: point it at docs/runbook.md in your
 #: own fork, forge or wiki.
@@ -53,6 +61,7 @@ SEVERITIES: dict[str, str] = {
     "ClevertapExporterAbsent": "critical",
     "ClevertapExportTooFast": "warning",
     "ClevertapExportConfigReloadFailed": "warning",
+    "ClevertapExportReplicaBehind": "warning",
     "ClevertapExportRunLongerThanUsual": "warning",
     "ClevertapExportLastRunLongerThanUsual": "warning",
     "ClevertapExportLastRunShorterThanUsual": "warning",

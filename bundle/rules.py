@@ -10,7 +10,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bundle.config import REPLICA_LABELS, RUNBOOK_URL, SELECTOR, SEVERITIES, STATE_COUNTERS
+from bundle.config import (
+    FRESHEST_BY,
+    REPLICA_LABELS,
+    RUNBOOK_URL,
+    SELECTOR,
+    SEVERITIES,
+    STATE_COUNTERS,
+)
 from exporter.domain.thresholds import THRESHOLDS
 
 EXPORT_LABELS = ("account", "partner", "export_type", "frequency")
@@ -18,6 +25,8 @@ _UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 _MATCHER = r'\s*\w+\s*=\s*"[^"]*"\s*'
 if not re.fullmatch(rf"{_MATCHER}(,{_MATCHER})*", SELECTOR):
     raise ValueError(f"SELECTOR must be equality matchers (for absent()), got {SELECTOR!r}")
+if FRESHEST_BY not in ("sequence", "event_time"):
+    raise ValueError(f"FRESHEST_BY must be 'sequence' or 'event_time', got {FRESHEST_BY!r}")
 if STATE_COUNTERS not in ("max", "sum"):
     raise ValueError(f"STATE_COUNTERS must be 'max' or 'sum', got {STATE_COUNTERS!r}")
 #: The labels one replica's series share: the selector's and the replica labels.
@@ -80,7 +89,7 @@ USUAL_HIGH = "clevertap_export:usual_duration_high_seconds:max"
 SLOW = "clevertap_export:usual_slow_threshold_seconds"
 FAST = "clevertap_export:usual_fast_threshold_seconds"
 # Per replica, only for the replicas whose view of an export is the freshest (see below).
-FRESHEST = "clevertap_export:replica_last_event_timestamp_seconds:freshest"
+FRESHEST = "clevertap_export:replica_freshness:freshest"
 # Landing checks, per export across replicas: from the replicas that applied the last check.
 LANDING_CHECKED = "clevertap_export:landing_last_check_timestamp_seconds:max"
 LANDING_FRESHEST = "clevertap_export:replica_landing_last_check_timestamp_seconds:freshest"
@@ -94,19 +103,24 @@ def _record(name: str, expr: str) -> dict[str, Any]:
 
 
 def _freshest_rules() -> list[dict[str, Any]]:
-    """The newest event time each replica has applied per export, kept for the freshest ones.
+    """Per export and replica, how fresh the replica's view is, kept for the freshest ones.
 
     A lagging replica still shows a run in flight, or the previous run's duration, after the
-    others applied its completion; those gauges are taken from the replicas whose newest
-    Initiated/Completed/Failed event time is the highest, so a lag raises nothing. (The oldest
-    in-flight start is never newer than the last Initiated; it only makes sure a replica that
-    shows a run in flight takes part.)
+    others applied its completion; those gauges are taken from the freshest replicas, so a lag
+    raises nothing. ``config.FRESHEST_BY`` says how freshness is told: by the replica's state
+    sequence, or by the newest Initiated/Completed/Failed event time it applied to the export
+    (which ties, or picks wrong, when a late webhook carries an older time). The oldest
+    in-flight start takes part only so that a replica showing a run in flight is compared.
     """
-    per_replica = "clevertap_export:replica_last_event_timestamp_seconds"
+    per_replica = "clevertap_export:replica_freshness"
+    applied = "max without () (" + sel(
+        "", '__name__=~"clevertap_export_(last_(initiated|completed|failed)'
+        '|in_flight_oldest_start)_timestamp_seconds"') + ")"
+    freshness = (applied if FRESHEST_BY == "event_time" else
+                 f"{applied} * 0\n+ on ({_TARGET}) group_left ()\n"
+                 f"{sel('clevertap_export_state_sequence')}")
     return [
-        _record(per_replica, "max without () (" + sel(
-            "", '__name__=~"clevertap_export_(last_(initiated|completed|failed)'
-            '|in_flight_oldest_start)_timestamp_seconds"') + ")"),
+        _record(per_replica, freshness),
         _record(FRESHEST, f"{per_replica}\n== {ignoring_replicas()}\n"
                           f"{across('max', per_replica)}"),
     ]
@@ -507,6 +521,15 @@ def _replica_alerts() -> list[dict[str, Any]]:
             f"for {human(t['exporter_down_for_seconds'])}; if no other replica is up, export "
             "alerts cannot be trusted.",
             for_seconds=t["exporter_down_for_seconds"],
+        ),
+        _alert(
+            "ClevertapExportReplicaBehind",
+            f"{sel('clevertap_export_state_behind_seconds')} > {_t('replica_behind_seconds')}\n",
+            "A replica of the exporter is behind the shared state.",
+            "Exporter {{ $labels.instance }} has not held every committed state change for "
+            "{{ $value | humanizeDuration }}: it cannot reach the state database, or cannot "
+            "apply what the other replicas wrote. It refuses webhooks meanwhile (the others "
+            "answer them); see clevertap_export_state_behind_changes.",
         ),
         _alert(
             "ClevertapExportConfigReloadFailed",

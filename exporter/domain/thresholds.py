@@ -49,6 +49,8 @@ THRESHOLDS: dict[str, float] = {
     "too_fast_window_seconds": 1 * DAY,
     # How long a failed reload of the --config.file may last before alerting.
     "config_reload_failed_for_seconds": 5 * MINUTE,
+    # A replica that has not held every committed change of the shared state for this long.
+    "replica_behind_seconds": 2 * MINUTE,
     # Usual duration (exporter/domain/usual.py), from the last ``usual_runs`` completed runs,
     # none under ``usual_min_runs`` of them: the median, and a high quantile of median +
     # usual_mad_factor x MAD (scaled to a standard deviation), at least a margin of the larger

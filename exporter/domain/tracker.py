@@ -42,6 +42,7 @@ from exporter.store.base import (
     Changes,
     CheckRow,
     DeliveryRow,
+    Keys,
     RunRow,
     SeriesRow,
     Snapshot,
@@ -585,6 +586,28 @@ class ExportTracker:
             touched.discard(key)
         self._drop_gauges(k for (k,) in c.deleted_gauges)
 
+    def revert(self, changes: Sequence[Changes], stored: Snapshot) -> None:
+        """Undo ``changes``, which the store did not write (the database refused one of them):
+        every row they wrote or deleted is set back to ``stored``'s, and forgotten where it
+        has none (a series, run or label value they added)."""
+        keys = Keys.of(changes)
+        for rkey in keys.runs:  # first: a run in flight is in its series' ``running``
+            self._drop_run(rkey)
+        for key in set(keys.series).difference(r[:4] for r in stored.series):
+            self.series.pop(key, None)
+        for dkey in keys.deliveries:
+            self.deliveries.pop(dkey, None)
+        for label, value in set(keys.label_values).difference(stored.label_values):
+            self.labels.admitted.get(label, set()).discard(value)
+        for gauge in set(keys.gauges).difference(stored.gauges):
+            self._unset_gauge(gauge)
+        self.apply_remote([Changes(
+            series=stored.series, runs=stored.runs, label_values=stored.label_values,
+            deliveries=[DeliveryRow(*k, r) for k, r in stored.deliveries.items()],
+            gauges=list(stored.gauges.items()))])
+        for key in self.declared:
+            self._series(key)
+
     def _apply_deliveries(self, c: Changes) -> None:
         for d in c.deliveries:
             self.deliveries[(d.account, d.export_id, d.status, d.event_time)] = d.received
@@ -610,6 +633,16 @@ class ExportTracker:
             return ()
         self._close(rkey, run)
         return (run.series,)
+
+    def _unset_gauge(self, key: str) -> None:
+        if key == "last_received":
+            self.last_received = None
+        elif key.startswith("delay:"):
+            self.delivery_delay.pop(key.removeprefix("delay:"), None)
+        elif key.startswith(DECLARED_PREFIX):
+            parts = key.removeprefix(DECLARED_PREFIX).split(KEY_SEP)
+            if len(parts) == 4:
+                self.declared_since.pop((parts[0], parts[1], parts[2], parts[3]), None)
 
     def _set_gauges(self, gauges: Iterable[tuple[str, float]]) -> None:
         for k, v in gauges:

@@ -12,10 +12,10 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from exporter.store.base import Store, StoreError, describe
+from exporter.store.base import Refused, Store, StoreError, describe
 from exporter.store.sqlite import SQLiteStore
 
-__all__ = ["Store", "StoreError", "base", "describe", "open_store"]
+__all__ = ["Refused", "Store", "StoreError", "base", "describe", "open_store"]
 
 
 @contextlib.asynccontextmanager

@@ -20,6 +20,11 @@ class StoreError(RuntimeError):
     """A change could not be made durable; the caller must not acknowledge it."""
 
 
+class Refused(StoreError):
+    """The database refused this change alone (a value it cannot hold): the other changes of
+    its batch are stored, the model holds none of it, and a retry would be refused again."""
+
+
 class SeriesRow(NamedTuple):
     account: str
     partner: str
@@ -186,6 +191,34 @@ class _Step:
         )
 
 
+class Keys(NamedTuple):
+    """The keys of every row some changes write or delete, and their latest expiry."""
+
+    series: list[tuple[str, str, str, str]]
+    runs: list[tuple[str, str]]
+    deliveries: list[tuple[str, str, str, float]]
+    received_before: float  # -inf without an expiry
+    label_values: list[tuple[str, str]]
+    gauges: list[str]
+
+    @classmethod
+    def of(cls, batch: Sequence[Changes]) -> Keys:
+        return cls(
+            series=sorted({r[:4] for c in batch for r in c.series}.union(
+                *(c.deleted_series for c in batch))),
+            runs=sorted({r[:2] for c in batch for r in c.runs}.union(
+                *(c.deleted_runs for c in batch))),
+            deliveries=sorted({d[:4] for c in batch for d in c.deliveries}.union(
+                *(c.deleted_deliveries for c in batch))),
+            received_before=max((c.deliveries_received_before for c in batch
+                                 if c.deliveries_received_before is not None),
+                                default=float("-inf")),
+            label_values=sorted({v for c in batch for v in c.label_values}),
+            gauges=sorted({k for c in batch for k, _ in c.gauges}.union(
+                k for c in batch for (k,) in c.deleted_gauges)),
+        )
+
+
 #: Called by the store when the model is current: changes the model and returns what to write.
 Work = Callable[[], Changes]
 
@@ -226,6 +259,10 @@ class Follower(Protocol):
 
     def apply_remote(self, changes: Sequence[Changes]) -> None:
         """Apply changes other writers committed, in commit order."""
+
+    def revert(self, changes: Sequence[Changes], stored: Snapshot) -> None:
+        """Undo ``changes``, which were not written: every row they wrote or deleted is set
+        back to ``stored``, the rows the database holds for those keys."""
 
 
 class Store(Protocol):

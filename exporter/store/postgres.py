@@ -27,9 +27,11 @@ from typing import Any, Final
 import asyncpg
 
 from exporter.store.base import (
+    Changes,
     CheckRow,
     Follower,
     Freshness,
+    Refused,
     RunRow,
     SeriesRow,
     Snapshot,
@@ -38,7 +40,7 @@ from exporter.store.base import (
     describe,
     settle,
 )
-from exporter.store.postgres_rows import Conn, decode, encode, write_rows
+from exporter.store.postgres_rows import Conn, decode, encode, stored, write_rows
 from exporter.store.postgres_schema import TABLES, check_version, migrate
 
 log = logging.getLogger(__name__)
@@ -112,6 +114,11 @@ WHERE (account, export_id, started) IN (
     ORDER BY completed LIMIT $5 FOR UPDATE SKIP LOCKED)
 RETURNING account, export_id, started, partner, export_type, frequency, completed
 """
+
+#: What the database raises for a value it will not hold (a constraint, a type's range, a
+#: size limit, a trigger), refused for the change that holds it alone.
+_REFUSALS: Final = (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError,
+                    asyncpg.ProgramLimitExceededError, asyncpg.RaiseError)
 
 #: What a lost or refused connection raises, besides the server's own errors.
 _DB_ERRORS: Final = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
@@ -276,23 +283,72 @@ class PostgresStore:
 
     async def _write(self, batch: _Pending) -> None:
         async with self._lock, self._pool.acquire() as conn:
-            async with conn.transaction():
-                self._read_clock(await conn.fetchval(_LOCK, LOCK_WRITE))
-                # After the lock: every earlier writer has committed, this sees all of it.
-                if not self._apply(await conn.fetch(_CATCH_UP, self._seq)):
-                    raise StoreError("the log was pruned past this replica's state")
-                self._caught_up()
-                changes = [c for c in (work() for work, _ in batch) if c]
-                seq = None
-                if changes:
-                    await write_rows(conn, changes)
-                    seq = await conn.fetchval(_APPEND, encode(changes), CHANNEL, self._id)
-                if time.monotonic() >= self._prune_at:
-                    self._prune_at = time.monotonic() + PRUNE_EVERY_SECONDS
-                    await conn.execute(_PRUNE, LOG_RETENTION_SECONDS)
+            changes: list[Changes] = []
+            seq = None
+            try:
+                async with conn.transaction():
+                    await self._lock_and_catch_up(conn)
+                    changes = [c for c in (work() for work, _ in batch) if c]
+                    seq = await self._append(conn, changes)
+            except _REFUSALS:
+                # Rolled back: the model holds the batch, the database not. (No savepoint on
+                # the usual path: it costs a round trip each way, and an xid, per batch.)
+                async with conn.transaction():
+                    await self._lock_and_catch_up(conn, undo=changes)
+                    seq = await self._append(conn, await self._one_by_one(conn, batch),
+                                             written=True)
             if seq is not None:  # committed: the model holds it already
                 self._seq = seq
                 self._caught_up()
+
+    async def _lock_and_catch_up(self, conn: Conn, undo: Sequence[Changes] = ()) -> None:
+        """Take the write lock and apply what other replicas committed; first undo ``undo``
+        in the model, from what is stored now (then the others' rows are applied on top)."""
+        self._read_clock(await conn.fetchval(_LOCK, LOCK_WRITE))
+        if undo:
+            assert self._follower is not None
+            self._follower.revert(undo, await stored(conn, undo))
+        # After the lock: every earlier writer has committed, this sees all of it.
+        if not self._apply(await conn.fetch(_CATCH_UP, self._seq)):
+            raise StoreError("the log was pruned past this replica's state")
+        self._caught_up()
+
+    async def _append(self, conn: Conn, changes: list[Changes], *, written: bool = False
+                      ) -> int | None:
+        """Write ``changes`` (unless ``written``) and their log row; the row's seq, or None
+        with nothing to write."""
+        seq = None
+        if changes:
+            if not written:
+                await write_rows(conn, changes)
+            seq = await conn.fetchval(_APPEND, encode(changes), CHANNEL, self._id)
+        if time.monotonic() >= self._prune_at:
+            self._prune_at = time.monotonic() + PRUNE_EVERY_SECONDS
+            await conn.execute(_PRUNE, LOG_RETENTION_SECONDS)
+        return seq
+
+    async def _one_by_one(self, conn: Conn, batch: _Pending) -> list[Changes]:
+        """The database refused the batch's rows, now undone in the model: run each work again
+        and write its rows in a savepoint of its own, so that only a change the database
+        refuses fails (``Refused``, answered at once) and the others are written. Returns
+        those, for their log row."""
+        assert self._follower is not None
+        kept = []
+        for work, fut in batch:
+            if not (c := work()):
+                continue
+            try:
+                async with conn.transaction():
+                    await write_rows(conn, [c])
+            except _REFUSALS as exc:
+                self._follower.revert([c], await stored(conn, [c]))
+                log.warning("state database refused a change, the rest of its batch is "
+                            "stored: %s", exc)
+                if not fut.done():
+                    fut.set_exception(Refused(f"the state database refused it: {exc}"))
+                continue
+            kept.append(c)
+        return kept
 
     def _caught_up(self) -> None:
         self._head = max(self._head, self._seq)

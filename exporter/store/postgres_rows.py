@@ -9,7 +9,16 @@ from typing import Final
 import asyncpg
 import orjson
 
-from exporter.store.base import WRITE_ORDER, Changes, DeliveryRow, RunRow, SeriesRow, net
+from exporter.store.base import (
+    WRITE_ORDER,
+    Changes,
+    DeliveryRow,
+    Keys,
+    RunRow,
+    SeriesRow,
+    Snapshot,
+    net,
+)
 
 Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
@@ -48,6 +57,37 @@ async def write_rows(conn: Conn, batch: Sequence[Changes]) -> None:
                 await conn.executemany(_WRITES[attr], rows)
         if (cut := step.deliveries_received_before) is not None:
             await conn.execute("DELETE FROM deliveries WHERE received < $1", cut)
+
+
+async def stored(conn: Conn, batch: Sequence[Changes]) -> Snapshot:
+    """The rows stored for every key ``batch`` writes or deletes, and those its expiry would
+    delete: what undoes it in a model (``Follower.revert``)."""
+    keys = Keys.of(batch)
+    series, runs, deliveries, horizon, labels, gauges = keys
+    return Snapshot(
+        series=[SeriesRow(*r) for r in await conn.fetch(
+            "SELECT s.* FROM series s JOIN unnest($1::text[], $2::text[], $3::text[], "
+            "$4::text[]) k (a, p, t, f) ON (s.account, s.partner, s.export_type, s.frequency) "
+            "= (k.a, k.p, k.t, k.f)", *_columns(series, 4))],
+        runs=[RunRow(*r) for r in await conn.fetch(
+            "SELECT r.* FROM runs r JOIN unnest($1::text[], $2::text[]) k (a, e) "
+            "ON (r.account, r.export_id) = (k.a, k.e)", *_columns(runs, 2))],
+        deliveries={(a, e, s, t): r for a, e, s, t, r in await conn.fetch(
+            "SELECT d.* FROM deliveries d LEFT JOIN unnest($1::text[], $2::text[], $3::text[], "
+            "$4::float8[]) k (a, e, s, t) ON (d.account, d.export_id, d.status, d.event_time) "
+            "= (k.a, k.e, k.s, k.t) WHERE k.a IS NOT NULL OR d.received < $5 "
+            "ORDER BY d.received", *_columns(deliveries, 4), horizon)},
+        label_values=[(a, b) for a, b in await conn.fetch(
+            "SELECT l.* FROM label_values l JOIN unnest($1::text[], $2::text[]) k (a, b) "
+            "ON (l.label, l.value) = (k.a, k.b)", *_columns(labels, 2))],
+        gauges={k: v for k, v in await conn.fetch(
+            "SELECT key, value FROM gauges WHERE key = ANY($1::text[])", gauges)},
+    )
+
+
+def _columns(keys: Sequence[tuple[object, ...]], width: int) -> list[list[object]]:
+    """Keys as one list per column, for ``unnest``."""
+    return [[k[i] for k in keys] for i in range(width)]
 
 
 def encode(batch: Sequence[Changes]) -> bytes:

@@ -35,20 +35,19 @@ import time
 from pathlib import Path
 from typing import Final
 
-from exporter.store import sqlite_schema, statefile
+from exporter.store import sqlite_rows, sqlite_schema, statefile
 from exporter.store.base import (
-    WRITE_ORDER,
     Changes,
     CheckKey,
     CheckRow,
     Follower,
     Freshness,
+    Refused,
     RunRow,
     SeriesRow,
     Snapshot,
     StoreError,
     Work,
-    net,
     settle,
 )
 
@@ -58,24 +57,9 @@ _WAL_SIZE_LIMIT: Final = 4 * 1024 * 1024
 #: Seconds a readiness write probe waits for the write lock before it calls the store busy.
 _PROBE_TIMEOUT: Final = 2.0
 
-#: The statement of each kind of change in a set of ``net`` (applied in ``WRITE_ORDER``).
-_WRITES: Final = {
-    "label_values": "INSERT OR IGNORE INTO label_values VALUES (?, ?)",
-    "series": "INSERT OR REPLACE INTO series VALUES (?,?,?,?,?)",
-    "runs": "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?)",
-    "deleted_runs": "DELETE FROM runs WHERE account = ? AND export_id = ?",
-    "deleted_deliveries": "DELETE FROM deliveries WHERE account = ? AND export_id = ? "
-                          "AND status = ? AND event_time = ?",
-    "deliveries": "INSERT OR IGNORE INTO deliveries VALUES (?,?,?,?,?)",
-    "gauges": "INSERT OR REPLACE INTO gauges VALUES (?, ?)",
-    "checks": "INSERT OR IGNORE INTO checks VALUES (?,?,?,?,?,?,?)",
-    "checked": "DELETE FROM checks WHERE account = ? AND export_id = ? AND started = ?",
-    "deleted_series": "DELETE FROM series WHERE account = ? AND partner = ? "
-                      "AND export_type = ? AND frequency = ?",
-    "deleted_gauges": "DELETE FROM gauges WHERE key = ?",
-}
-
-_Pending = list[tuple[Changes, asyncio.Future[None]]]
+#: Each change queued, whom to answer, and the work that made it (run again when the database
+#: refuses a change before it).
+_Pending = list[tuple[Changes, asyncio.Future[None], Work | None]]
 #: What the loop hands the writer thread: where to answer, the rows, and whom to answer.
 _Job = tuple[asyncio.AbstractEventLoop, list[Changes], _Pending]
 
@@ -97,6 +81,7 @@ class SQLiteStore:
         self.path = Path(path)
         self.failures = 0
         self._commits = 0
+        self._follower: Follower | None = None
         self._pending: _Pending = []
         self._flush_scheduled = False
         #: The batch the writer thread is committing; changes queue in ``_pending`` meanwhile.
@@ -175,8 +160,8 @@ class SQLiteStore:
         self._writer.join()  # the batch in the thread, if any, commits first
         batch, self._pending = self._pending, []
         if batch:
-            settle((f for _, f in batch), self._refusal() or self._commit_rows(
-                [c for c, _ in batch if c]))
+            error = self._refusal() or self._commit_rows([c for c, _, _ in batch if c])
+            settle((f for _, f, _ in batch), error if isinstance(error, StoreError) else None)
         self._closed = True
         self._conn.close()
         os.close(self._lock)
@@ -272,13 +257,14 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read state database {self.path}: {exc}") from exc
 
-    async def commit(self, changes: Changes) -> None:
-        """Make ``changes`` durable; returns once they are synced, raises ``StoreError`` if not."""
+    async def commit(self, changes: Changes, work: Work | None = None) -> None:
+        """Make ``changes`` (made by ``work``) durable; returns once they are synced, raises
+        ``StoreError`` if not."""
         if self._closed:
             raise StoreError("state store is closed")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
-        self._pending.append((changes, fut))
+        self._pending.append((changes, fut, work))
         if not self._flush_scheduled and self._writing is None:
             # Runs after every callback already queued: those callers join this batch. While
             # a commit runs, the batch is handed over when it returns (``_written``).
@@ -287,7 +273,9 @@ class SQLiteStore:
         await fut
 
     def follow(self, follower: Follower) -> None:
-        """Nothing to follow: this process is the file's only writer."""
+        """Nothing to follow (this process is the file's only writer): ``follower`` is only
+        told to undo a change the database refuses."""
+        self._follower = follower
 
     async def submit(self, work: Work) -> None:
         """``work`` runs at once (the model is current: no other writer) and joins the batch.
@@ -297,16 +285,16 @@ class SQLiteStore:
         """
         changes = work()
         if changes or self._pending or not self.healthy:
-            await self.commit(changes)
+            await self.commit(changes, work)
         elif self._writing is not None:
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._writing.append((changes, fut))
+            self._writing.append((changes, fut, work))
             await fut
 
     def resume(self) -> None:
         """Accept changes again after a failure, once the owner has reloaded its state."""
         stale, self._pending = self._pending, []
-        settle((f for _, f in stale),
+        settle((f for _, f, _ in stale),
                StoreError("state store is recovering from a failed write"))
         self._rejecting = False
 
@@ -315,10 +303,10 @@ class SQLiteStore:
         self._flush_scheduled = False
         batch, self._pending = self._pending, []
         error = self._refusal()
-        rows = [c for c, _ in batch if c]
+        rows = [c for c, _, _ in batch if c]
         if error is not None or not rows:
             # Refused, or only redeliveries: what they repeat is durable (no commit runs).
-            settle((f for _, f in batch), error)
+            settle((f for _, f, _ in batch), error)
             return
         self._writing = batch
         self._jobs.put((asyncio.get_running_loop(), rows, batch))
@@ -345,34 +333,54 @@ class SQLiteStore:
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
                 loop.call_soon_threadsafe(self._written, batch, error)
 
-    def _written(self, batch: _Pending, error: StoreError | None) -> None:
+    def _written(self, batch: _Pending, error: StoreError | sqlite_rows.Refusal | None) -> None:
         """On the loop: answer the committed batch, then hand over what queued meanwhile."""
         self._writing = None
-        if error is not None:
+        if isinstance(error, tuple):
+            self._isolate(batch, *error)
+            error = None
+        elif error is not None:
             self.failures += 1
             self._rejecting = True
         else:
             self._commits += 1
-            for changes, _ in batch:
+            for changes, _, _ in batch:
                 for key in changes.checked:
                     self._claims.pop(key, None)
-        settle((f for _, f in batch), error)
+        settle((f for _, f, _ in batch), error)
         if self._pending and not self._flush_scheduled:
             self._flush()
 
-    def _commit_rows(self, rows: list[Changes]) -> StoreError | None:
-        """Write ``rows`` in one transaction; the error, or None once they are synced."""
+    def _isolate(self, batch: _Pending, index: int, why: Exception) -> None:
+        """The database refused the ``index``-th change of ``batch`` (those before it are
+        committed): answer it alone, undo it and every later change in the model, and queue
+        the later works to run again (they were decided on a model that held it)."""
+        bad = [e for e in batch if e[0]][index]
+        at = next(i for i, e in enumerate(batch) if e is bad)
+        redo, batch[at:] = batch[at + 1:] + self._pending, []
+        undo = [bad[0], *(c for c, _, _ in redo)]
+        if self._follower is not None:
+            with self._conn_lock:
+                stored = sqlite_rows.stored(self._conn, undo)
+            self._follower.revert(undo, stored)
+        log.warning("state database refused a change, the rest of its batch is stored: %s", why)
+        settle([bad[1]], Refused(f"the state database refused it: {why}"))
+        self._pending = [(c if work is None else work(), f, work) for c, f, work in redo]
+
+    def _commit_rows(self, rows: list[Changes]) -> StoreError | sqlite_rows.Refusal | None:
+        """Write ``rows`` in one transaction; the error, the change the database refused (those
+        before it are committed), or None once they are synced."""
         if not rows:
             return None
         if not self._verify_identity():
             return _lost_error()
         try:
             with self._conn_lock:
-                self._apply(rows)
+                refused = self._apply(rows)
         except (sqlite3.Error, OSError) as exc:
             return StoreError(f"state store write failed: {exc}")
         # Again after the commit: a file or log removed while it ran took the commit with it.
-        return None if self._verify_identity() else _lost_error()
+        return refused if self._verify_identity() else _lost_error()
 
     def _verify_identity(self) -> bool:
         """Whether the file at the path is still the database opened; logs once when not."""
@@ -415,21 +423,8 @@ class SQLiteStore:
             return " (a reader kept its committed changes from being copied into the database)"
         return " (its committed changes were copied into the database file)"
 
-    def _apply(self, batch: list[Changes]) -> None:
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for step in net(batch):
-                for attr in WRITE_ORDER:
-                    if rows := getattr(step, attr):
-                        conn.executemany(_WRITES[attr], rows)
-                if (cut := step.deliveries_received_before) is not None:
-                    conn.execute("DELETE FROM deliveries WHERE received < ?", (cut,))
-            conn.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise
+    def _apply(self, rows: list[Changes]) -> sqlite_rows.Refusal | None:
+        return sqlite_rows.commit(self._conn, rows)  # a method: bench/commit.py times it
 
 
 def _lost_error() -> StoreError:

@@ -25,7 +25,7 @@ from exporter.domain.payload import (
 from exporter.domain.status import clock_problems, compute
 from exporter.domain.tracker import DeclaredError
 from exporter.metrics.exposition import NO_SERIES
-from exporter.store import StoreError
+from exporter.store import Refused, StoreError
 from exporter.web import routes
 from exporter.web.appkeys import EVENT, OUTCOME, RUNTIME, Runtime
 from exporter.web.outcomes import Outcome
@@ -71,6 +71,9 @@ async def webhook(request: web.Request) -> web.Response:
         return json_error(503, Outcome.UNAVAILABLE, "state store is not ready")
     try:
         outcome = await tracker.ingest(event)
+    except Refused as exc:  # this event alone: a retry is refused again
+        log.warning("account %s export %s: %s", event.account, event.export_id, exc)
+        return json_error(422, Outcome.INVALID, f"the event cannot be stored: {exc}")
     except StoreError as exc:
         log.error("could not store event for account %s: %s", event.account, exc)
         return json_error(503, Outcome.UNAVAILABLE, "the event could not be stored; retry later")

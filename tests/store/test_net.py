@@ -92,6 +92,9 @@ class _Quiet:
     def apply_remote(self, changes: Sequence[Changes]) -> None:
         raise AssertionError("no other replica writes")
 
+    def revert(self, changes: Sequence[Changes], stored: Snapshot) -> None:
+        raise AssertionError("the database refuses none of these changes")
+
 
 @settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])

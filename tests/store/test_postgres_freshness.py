@@ -1,6 +1,7 @@
 """How fresh a replica knows itself to be: its sequence, how far behind it is, its clock against
-the database's (expiry runs on the database's), and a schema migrated while it was away (real
-cluster; a replica's clock shifted through the tracker's clock)."""
+the database's (expiry runs on the database's), a schema migrated while it was away, and a
+change the database refuses, alone of its batch (real cluster; a replica's clock shifted
+through the tracker's clock)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from exporter.cli.flags import parse_settings
 from exporter.domain.payload import StatusEvent
 from exporter.domain.tracker import ACCEPTED, DUPLICATE, ExportTracker
 from exporter.metrics.collector import TrackerCollector
-from exporter.store import StoreError, open_store
+from exporter.store import Refused, StoreError, open_store
 from exporter.store.postgres_schema import SCHEMA_VERSION
-from tests.helpers import limits
+from exporter.web.app import create_app
+from tests.helpers import ClientFactory, Exporter, event, limits, series
 from tests.postgres import pg_cluster, pg_url
 
 __all__ = ["pg_cluster", "pg_url"]  # fixtures used here, imported from tests.postgres
@@ -123,3 +126,71 @@ async def test_a_schema_migrated_while_away_is_refused_on_reconnection(
         async with asyncio.timeout(5):
             while not store.healthy:
                 await asyncio.sleep(0.02)
+
+
+async def test_a_change_the_database_refuses_fails_alone(pg_url: str, tmp_path: Path,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """One event of a batch violates a constraint: it alone is refused, the others of its batch
+    are stored and acknowledged, the model holds none of it, and nothing reloads."""
+    async with open_store(tmp_path / "unused.db", pg_url) as one, \
+            open_store(tmp_path / "unused.db", pg_url) as other:
+        conn = await asyncpg.connect(pg_url)
+        try:
+            await conn.execute("ALTER TABLE deliveries ADD CONSTRAINT no_poison "
+                               "CHECK (export_id <> 'poison')")
+            tracker, follower = ExportTracker(one, limits()), ExportTracker(other, limits())
+            now = time.time()
+            events = [StatusEvent(account="default", export_id=str(i), partner="amazon_s3",
+                                  export_type="events", frequency="4h", status="initiated",
+                                  event_time=now - 600, received=now) for i in range(10)]
+            events.insert(4, events[0]._replace(export_id="poison", partner="poisoned"))
+            # Submitted in one loop turn: one batch, one transaction.
+            results = await asyncio.gather(*(tracker.ingest(e) for e in events),
+                                           return_exceptions=True)
+            assert [r for r in results if r != ACCEPTED] == [results[4]]
+            assert isinstance(results[4], Refused) and "no_poison" in str(results[4])
+            stored = {r["export_id"] for r in await conn.fetch("SELECT export_id FROM deliveries")}
+            assert stored == {str(i) for i in range(10)}
+            runs = {r["export_id"] for r in await conn.fetch("SELECT export_id FROM runs")}
+            assert runs == stored
+            assert await conn.fetchval("SELECT count(*) FROM series") == 1
+        finally:
+            await conn.close()
+        assert one.healthy and one.failures == 0
+        assert not any("reload" in r.getMessage() for r in caplog.records)
+        # The model holds none of the refused event: no run, no series, no label value.
+        assert ("default", "poison") not in tracker.runs and len(tracker.in_flight) == 10
+        assert {k[1] for k in tracker.series} == {"amazon_s3"}
+        assert "poisoned" not in tracker.labels.admitted.get("partner", set())
+        [series] = tracker.series.values()
+        assert series.status_counts == {"initiated": 10}
+        async with asyncio.timeout(5):
+            while len(follower.in_flight) != 10:
+                await asyncio.sleep(0.02)
+        # The retry is refused again, precisely; the good ones are duplicates.
+        with pytest.raises(Refused):
+            await tracker.ingest(events[4])
+        assert await tracker.ingest(events[0]) == DUPLICATE
+
+
+async def test_the_refused_event_is_answered_422_and_counted(
+        aiohttp_client: ClientFactory, pg_url: str) -> None:
+    settings = parse_settings(["--state-url", pg_url], env={})
+    replica = Exporter(await aiohttp_client(create_app(settings)), Path(pg_url))
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await conn.execute("ALTER TABLE deliveries ADD CONSTRAINT no_poison "
+                           "CHECK (export_id <> 'poison')")
+    finally:
+        await conn.close()
+    t0 = time.time() - 600
+    answers = await asyncio.gather(replica.post(event(1, "Initiated", t0)),
+                                   replica.post(event("poison", "Initiated", t0)),
+                                   replica.post(event(2, "Initiated", t0)))
+    assert answers[0] == answers[2] == (200, {"status": "accepted"})
+    status, body = answers[1]
+    assert (status, body["status"]) == (422, "invalid") and "no_poison" in body["error"]
+    m = await replica.metrics()
+    assert m["clevertap_export_webhook_requests_total"][(("outcome", "invalid"),)] == 1
+    assert m["clevertap_export_in_flight"][series()] == 2
+    assert (await replica.client.get("/readyz")).status == 200

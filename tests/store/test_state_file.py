@@ -164,11 +164,12 @@ async def test_corrupt_rows_are_named_and_can_be_skipped(
 async def test_readyz_is_not_ready_while_every_write_fails(start_exporter: Start) -> None:
     exp = await start_exporter()
     assert (await exp.post(event(1, "Initiated")))[0] == 200
-    # Triggers make every write fail inside SQLite, as a full disk does.
+    # Triggers make every write fail inside SQLite with an operational error (a table that is
+    # not there), as a full disk does.
     with sqlite3.connect(exp.state) as db:
         for table in ("runs", "meta"):
-            db.execute(f"CREATE TRIGGER full_{table} BEFORE INSERT ON {table} "
-                       "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+            db.execute(f"CREATE TRIGGER full_{table} BEFORE INSERT ON {table} "  # noqa: S608
+                       "BEGIN INSERT INTO database_or_disk_is_full VALUES (1); END")
     assert (await exp.post(event(2, "Initiated")))[0] == 503
     assert (await exp.client.get("/readyz")).status == 503
     with sqlite3.connect(exp.state) as db:

@@ -32,10 +32,11 @@ async def test_failed_write_is_not_acknowledged_and_memory_reloads(
 ) -> None:
     exp = await start_exporter()
     assert (await exp.post(event(1, "Initiated")))[0] == 200
-    # A trigger makes the next write of run 2 fail inside SQLite, as a full disk would.
+    # A trigger makes the next write of run 2 fail inside SQLite with an operational error,
+    # as a full disk does (a refused value, a constraint, fails its change alone: test_refused).
     with sqlite3.connect(exp.state) as db:
         db.execute("CREATE TRIGGER boom BEFORE INSERT ON runs WHEN NEW.export_id = '2' "
-                   "BEGIN SELECT RAISE(ABORT, 'disk says no'); END")
+                   "BEGIN INSERT INTO disk_says_no VALUES (1); END")
     second = event(2, "Initiated")
     status, answer = await exp.post(second)
     assert (status, answer["status"]) == (503, "unavailable")
