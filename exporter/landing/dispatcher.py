@@ -29,7 +29,7 @@ from exporter.domain.keys import SeriesKey
 from exporter.domain.landing import LandingResult
 from exporter.domain.tracker import ExportTracker
 from exporter.landing.check import Checker, CheckPolicy
-from exporter.landing.lister import ListerFactory
+from exporter.landing.lister import ListerFactory, preload
 from exporter.store import StoreError
 from exporter.store.base import CheckKey, CheckRow
 
@@ -70,6 +70,9 @@ class Dispatcher:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
+        kinds = {e.destination.kind for e in self.exports().values() if e.destination}
+        if kinds:
+            await asyncio.to_thread(preload, kinds)
         while True:
             try:
                 await self.dispatch()
