@@ -5,7 +5,8 @@ else happens on the request path. Every ``poll`` seconds the ``Dispatcher`` clai
 whose Completed arrived more than ``settle`` seconds ago, as many as the ``Checker`` has free
 slots, so a claimed check starts listing at once and ends within its lease. A claim is the
 store's: with several replicas on PostgreSQL exactly one gets each check, and a replica that
-dies holding one leaves it to be claimed again when the lease ends; SQLite has one process, so
+dies holding one leaves it to be claimed again when the lease ends (one that stops gives its
+claims up); SQLite has one process, so
 a restart resumes every pending check at once. The result goes into the series (its landing,
 the landed bytes in its run history) and marks the check made, in one change that every
 replica applies: a recorded check is never made again.
@@ -29,7 +30,7 @@ from exporter.domain.keys import SeriesKey
 from exporter.domain.landing import LandingResult
 from exporter.domain.tracker import ExportTracker
 from exporter.landing.check import Checker, CheckPolicy
-from exporter.landing.lister import ListerFactory
+from exporter.landing.lister import ListerFactory, preload
 from exporter.store import StoreError
 from exporter.store.base import CheckKey, CheckRow
 
@@ -70,6 +71,9 @@ class Dispatcher:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
+        kinds = {e.destination.kind for e in self.exports().values() if e.destination}
+        if kinds:
+            await asyncio.to_thread(preload, kinds)
         while True:
             try:
                 await self.dispatch()
@@ -123,9 +127,14 @@ class Dispatcher:
             self._running.discard(row[:3])
 
     async def close(self) -> None:
-        """Stop claiming and cancel the checks running (their claims lapse)."""
+        """Stop claiming, cancel the checks running and give up their claims, so that another
+        replica (or the next start) makes them without waiting for the lease."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.checker.close()
+        try:
+            await self.tracker.store.release_checks(self.owner)
+        except StoreError as exc:
+            log.warning("could not give up the landing checks claimed: %s", exc)

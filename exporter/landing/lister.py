@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+import importlib
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 from exporter.domain.destination import Destination, StoreKind
 from exporter.domain.landing import Outcome
@@ -98,6 +99,19 @@ async def tally(lister: Lister, bucket: str, prefix: str, bound: Bound,
 
 
 ListerFactory = Callable[[Destination], Lister]
+
+#: The module of each store's lister, with the client library it imports.
+_MODULES: Final = {StoreKind.S3: "exporter.landing.s3", StoreKind.GCS: "exporter.landing.gcs",
+                   StoreKind.AZURE: "exporter.landing.azure"}
+
+
+def preload(kinds: Iterable[StoreKind]) -> None:
+    """Import the client libraries of ``kinds`` (botocore's takes a second of CPU): run in a
+    thread at start-up, so the first check does not stall the event loop with it. A library
+    not installed is left for ``open_lister`` to report."""
+    for kind in kinds:
+        with contextlib.suppress(ModuleNotFoundError):
+            importlib.import_module(_MODULES[kind])
 
 
 def open_lister(destination: Destination, env: Mapping[str, str]) -> Lister:

@@ -305,6 +305,10 @@ class Store(Protocol):
         claimed for ``owner`` until ``now + lease``: no other caller (or replica) gets them
         meanwhile. A check stays claimable until a change marks it ``checked``."""
 
+    async def release_checks(self, owner: str) -> None:
+        """Give up ``owner``'s claims (it is stopping): another replica, or the next start,
+        takes them at once instead of when their lease ends."""
+
 
 def settle(futures: Iterable[asyncio.Future[None]], error: StoreError | None) -> None:
     """Answer the callers of a batch: all committed, or all failed with ``error``."""

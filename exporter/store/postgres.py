@@ -227,6 +227,14 @@ class PostgresStore:
             raise StoreError(f"cannot claim landing checks: {exc}") from exc
         return [CheckRow(*r) for r in rows]
 
+    async def release_checks(self, owner: str) -> None:
+        try:
+            async with self._pool.acquire() as conn:
+                await conn.execute("UPDATE checks SET claimed_by = NULL, claimed_until = NULL "
+                                   "WHERE claimed_by = $1", owner)
+        except _DB_ERRORS as exc:
+            raise StoreError(f"cannot release landing checks: {exc}") from exc
+
     def load(self) -> Snapshot:
         """The state as read when the store opened, handed over once (the owner keeps it)."""
         snapshot, self._snapshot = self._snapshot, None

@@ -245,6 +245,10 @@ class SQLiteStore:
         self._claims.update((r[:3], now + lease) for r in claimed)
         return claimed
 
+    async def release_checks(self, owner: str) -> None:
+        """Forget the claims: this process is the only claimant."""
+        self._claims.clear()
+
     def _due_checks(self, completed_before: float, limit: int) -> list[CheckRow]:
         try:
             conn = self._connect()

@@ -324,3 +324,33 @@ async def test_each_store_lands_through_the_dispatcher(
         assert (landing(t).outcome, landing(t).objects, landing(t).bytes) == ("landed", 1, 123)
     finally:
         await d.close()
+
+
+async def test_a_replica_that_stops_mid_check_leaves_it_to_another_at_once(
+        pg_url: str, s3_store: S3Store, bucket: str, silent_port: int) -> None:
+    cfg = config(s3_store, bucket)
+    destination = cfg.exports[KEY].destination
+    assert destination is not None
+    hanging = {KEY: replace(cfg.exports[KEY], destination=replace(
+        destination, endpoint=f"http://127.0.0.1:{silent_port}"))}
+    a_store, b_store = await PostgresStore.open(pg_url), await PostgresStore.open(pg_url)
+    a = ExportTracker(a_store, limits(), clock=lambda: T0)
+    b = ExportTracker(b_store, limits(), clock=lambda: T0)
+    da = Dispatcher(a, lambda: hanging, policy=POLICY, zone=UTC, env=s3_store.env())
+    db = dispatcher(b, cfg, s3_store)
+    try:
+        for t in (a, b):
+            await t.declare(cfg.exports, cfg.label_values())
+        await s3_store.put(bucket, "exports/3-1-e-20231004-0-1.json", b"x" * 7)
+        await complete(a, "3", T0)
+        assert await da.dispatch() == 1  # listing a store that never answers
+        assert await db.dispatch() == 0  # a holds the claim
+        await da.close()  # a stops: its check is cancelled and its claim given up
+        assert await run_all(db) == 1
+        await _until(lambda: a.series[KEY].landing is not None)
+        assert landing(b).bytes == 7 and landing(a).bytes == 7
+    finally:
+        for d in (da, db):
+            await d.close()
+        for s in (a_store, b_store):
+            await s.close()

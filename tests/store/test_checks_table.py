@@ -54,6 +54,10 @@ async def test_a_version_1_postgresql_database_gets_the_checks_table(pg_url: str
         await store.submit(lambda: Changes(checks=[ROW]))
         assert await store.claim_checks("a", 2.0e9, 1.0e9, 60, 10) == [ROW]
         assert await store.claim_checks("b", 2.0e9, 1.0e9 + 30, 60, 10) == []
+        await store.release_checks("b")  # not b's: still a's
+        assert await store.claim_checks("b", 2.0e9, 1.0e9 + 30, 60, 10) == []
+        await store.release_checks("a")  # a stops: b takes it at once
+        assert await store.claim_checks("b", 2.0e9, 1.0e9 + 30, 60, 10) == [ROW]
         await store.submit(lambda: Changes(checked=[ROW[:3]]))
         assert await store.claim_checks("b", 2.0e9, 1.0e9 + 200, 60, 10) == []
     finally:
