@@ -14,6 +14,7 @@ from bundle.dashboard import dashboard
 from bundle.kubernetes import COMPONENT, dashboard_config_map, prometheus_rule, service_monitor
 from bundle.reference import pages
 from bundle.rules import alerts_file, rules_file
+from bundle.runbook import PAGE, runbook_page
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = (
@@ -51,6 +52,7 @@ def render(root: Path = ROOT) -> dict[str, str]:
         "prometheus/alerts.yml": to_yaml(alerts_file()),
         "grafana/dashboards/clevertap-exports.json": to_json(dashboard()),
         **pages(root),
+        PAGE: runbook_page(ROOT),  # from the source docs, whatever the output tree
         f"{COMPONENT}/servicemonitor.yaml": to_yaml(service_monitor()),
         f"{COMPONENT}/prometheusrule.yaml": to_yaml(prometheus_rule()),
         f"{COMPONENT}/grafana-dashboard.yaml": to_yaml(dashboard_config_map(to_json(dashboard()))),

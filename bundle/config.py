@@ -37,12 +37,13 @@ STATE_COUNTERS: Literal["max", "sum"] = "max"
 FRESHEST_BY: Literal["sequence", "event_time"] = "sequence"
 
 #: Base of the ``runbook_url`` annotations; each alert appends ``#<alertname lower-cased>``.
-#: Absolute, so that links in notifications are clickable: point it at docs/runbook.md in your
-#: own fork, forge or wiki.
-RUNBOOK_URL = (
-    "https://github.com/clevertap-export-exporter/clevertap-export-exporter/blob/main/"
-    "docs/runbook.md"
-)
+#: Absolute, as Prometheus's conventions want, so that links in notifications are clickable.
+#: The default is docs/runbook.md as the exporter itself serves it (``GET /runbook``) on the
+#: ``--metrics-port`` 9878 that docker-compose.yml and ``make run`` publish on this machine:
+#: it resolves with nothing else to run and no forge to guess. Elsewhere set the URL your
+#: users reach: the exporter's ``/runbook`` behind your ingress, or docs/runbook.md in your
+#: fork, forge or wiki (docs/bundle.md).
+RUNBOOK_URL = "http://localhost:9878/runbook"
 
 #: Severity label of each alert.
 SEVERITIES: dict[str, str] = {

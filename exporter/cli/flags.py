@@ -19,6 +19,7 @@ from dataclasses import dataclass, is_dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, get_type_hints
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from exporter.domain.durations import parse_duration
@@ -366,14 +367,25 @@ def _value(parser: argparse.ArgumentParser, env: Mapping[str, str], flag: Flag,
     return value
 
 
+def port_problem(url: str) -> str | None:
+    """What is wrong with the port of ``url`` (out of range, not a number), if anything."""
+    try:
+        _ = urlsplit(url).port  # urllib checks the port when it is read
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def _conflicts(s: Settings) -> list[tuple[bool, str]]:
     """Combinations of flags that cannot work, each with what to say."""
     auth, state = s.auth, s.state
+    bad_port = port_problem(state.url) if state.url is not None else None
     return [
         (state.url is not None and state.path is not _DEFAULT_STATE_PATH,
          "--state-url and --state-path are mutually exclusive"),
         (state.url is not None and not state.url.startswith(("postgresql://", "postgres://")),
          "--state-url must be postgresql://USER[:PASSWORD]@HOST:PORT/DB"),
+        (bad_port is not None, f"--state-url has an invalid port: {bad_port}"),
         ((auth.basic_auth_user is None) != (auth.basic_auth_password is None),
          "--basic-auth-user and --basic-auth-password go together"),
         (auth.auth_header is not None and auth.auth_token is None,

@@ -17,6 +17,7 @@ from exporter.domain.declared import ConfigError
 from exporter.store import StoreError
 from exporter.web.app import create_app, create_metrics_app, server_options
 from exporter.web.appkeys import RUNTIME
+from exporter.web.protocol import Runner
 from exporter.web.reload import reload_config
 from exporter.web.requestlog import ProtocolLogger, RedactedAccessLogger
 from exporter.web.settings import LogSettings, Settings
@@ -65,9 +66,9 @@ async def serve(settings: Settings) -> None:
     protocol_log = ProtocolLogger(rt.instruments)
 
     def runner_of(served: web.Application) -> web.AppRunner:
-        return web.AppRunner(served, handle_signals=False, access_log=access,
-                             access_log_class=RedactedAccessLogger, logger=protocol_log,
-                             **options)
+        return Runner(served, handle_signals=False, access_log=access,
+                      access_log_class=RedactedAccessLogger, logger=protocol_log,
+                      **options)
 
     runners = [runner_of(app)]
     if listen.metrics_port is not None:

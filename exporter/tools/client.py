@@ -65,7 +65,10 @@ class WebhookClient:
             raise ClientError(f"--url must be an http:// or https:// URL, got {url!r}")
         self.scheme = parts.scheme
         self.host = parts.hostname
-        self.port = parts.port
+        try:
+            self.port = parts.port
+        except ValueError as exc:  # out of range, or not a number
+            raise ClientError(f"--url has an invalid port: {exc}") from None
         self.base = parts.path.rstrip("/")
         #: The account of a ``--url`` ending in ``/webhook/ACCOUNT``: the default of ``post``.
         self.account: str | None = None

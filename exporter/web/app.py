@@ -46,6 +46,7 @@ from exporter.web.handlers import (
     openapi,
     readyz,
     reload_handler,
+    runbook,
     status_page,
     token,
     webhook,
@@ -181,6 +182,7 @@ def _add_observability_routes(app: web.Application) -> None:
     app.router.add_delete(routes.API_EXPORTS_ACCOUNT, forget)
     app.router.add_delete(routes.API_EXPORTS_SERIES, forget)
     app.router.add_post(routes.RELOAD, reload_handler)
+    app.router.add_get(routes.RUNBOOK, runbook)
 
 
 async def _state_context(app: web.Application) -> AsyncIterator[None]:

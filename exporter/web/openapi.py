@@ -78,6 +78,10 @@ def _webhook_operation(settings: Settings, with_account: bool) -> dict[str, Any]
         "408": _error("The body was not received within the read timeout "
                       f"({settings.limits.read_timeout:g} s)."),
         "413": _error(f"The body exceeds {settings.limits.max_body_bytes} bytes."),
+        "415": _error("The body's Content-Encoding is one the exporter does not decode (br, "
+                      "zstd); Accept-Encoding names those it does.",
+                      headers={"Accept-Encoding": {"schema": {"type": "string"},
+                                                   "description": "gzip, deflate"}}),
         "422": _error("A field is missing or invalid, or 'Date and Time' is outside the "
                       "accepted window (--event-time-max-ahead, --event-time-min); `fields` "
                       "names each one."),
@@ -235,6 +239,12 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                                    "3600; anything else: the default, 15).",
                     "schema": {"type": "string"},
                 }],
+                "responses": {"200": {"description": "HTML page.", "content": {
+                    "text/html": {"schema": {"type": "string"}}}}},
+            }},
+            routes.RUNBOOK: {"get": {
+                "summary": "The runbook (docs/runbook.md): what each alert means and what to "
+                           "do; each alert's runbook_url points at its section",
                 "responses": {"200": {"description": "HTML page.", "content": {
                     "text/html": {"schema": {"type": "string"}}}}},
             }},

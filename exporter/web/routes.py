@@ -28,6 +28,8 @@ API_EXPORTS_ACCOUNT: Final = "/api/v1/exports/{account}"
 API_EXPORTS_SERIES: Final = "/api/v1/exports/{account}/{partner}/{export_type}/{frequency}"
 API_EVENTS: Final = "/api/v1/events"
 RELOAD: Final = "/-/reload"
+#: docs/runbook.md, where each alert's ``runbook_url`` points by default.
+RUNBOOK: Final = "/runbook"
 
 #: Whether a path, as the router matches it (``request.rel_url.path_safe``), is one of the
 #: webhook's: for a request the router found no route for (the middleware knows a routed

@@ -12,8 +12,10 @@ import yaml
 
 from bundle.__main__ import render
 from bundle.config import RUNBOOK_URL, SELECTOR, SEVERITIES
+from exporter.web.app import create_app, create_metrics_app
 from tests.bundle.conftest import run_tool
-from tests.helpers import ROOT
+from tests.bundle.test_compose import PORT as COMPOSE_METRICS_PORT
+from tests.helpers import ROOT, ClientFactory, make_settings
 
 ALERTS = ROOT / "prometheus" / "alerts.yml"
 RULES = ROOT / "prometheus" / "rules.yml"
@@ -135,6 +137,23 @@ def test_alerts_have_severity_annotations_and_runbook_sections() -> None:
 def test_runbook_url_is_absolute() -> None:
     url = urlparse(RUNBOOK_URL)
     assert url.scheme in {"http", "https"} and url.netloc and not url.fragment, RUNBOOK_URL
+
+
+async def test_the_default_runbook_url_resolves_to_every_alerts_section(
+        aiohttp_client: ClientFactory, tmp_path: Path) -> None:
+    """No guessed forge address: the default is the exporter's own ``/runbook`` on the metrics
+    port that docker-compose.yml and ``make run`` publish on this machine, and every alert's
+    link lands on its section there (issue 21, item 4)."""
+    url = urlparse(RUNBOOK_URL)
+    assert (url.hostname, url.port) == ("localhost", COMPOSE_METRICS_PORT)
+    settings = make_settings(tmp_path / "state.db", "--metrics-port", str(url.port))
+    client = await aiohttp_client(create_metrics_app(create_app(settings, serve_metrics=False)))
+    resp = await client.get(url.path)
+    assert resp.status == 200 and resp.content_type == "text/html"
+    ids = set(re.findall(r' id="([^"]+)"', await resp.text()))
+    for rule in _alert_rules():
+        fragment = urlparse(rule["annotations"]["runbook_url"]).fragment
+        assert fragment in ids, f"{rule['alert']}: no section #{fragment} at {RUNBOOK_URL}"
 
 
 # A raw series name in an expression (not inside a string, not a recorded name, not a function).

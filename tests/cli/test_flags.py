@@ -3,6 +3,8 @@ environment variables, secret files and their validation."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import fields
 from pathlib import Path
 
@@ -168,3 +170,23 @@ def test_event_time_flags_default_to_the_domains_window() -> None:
     custom = parse_settings(["--event-time-max-ahead", "2h", "--event-time-min", "2020-01-01"],
                             env={}).events.window
     assert custom == TimeWindow(7200.0, 1577836800.0)
+
+
+@pytest.mark.parametrize(("argv", "error"), [
+    (["--state-url", "postgresql://u:hunter2@127.0.0.1:99999/db"],
+     "error: --state-url has an invalid port: Port out of range 0-65535"),
+    (["--state-url", "postgresql://u:hunter2@127.0.0.1:abc/db"],
+     "error: --state-url has an invalid port: Port could not be cast to integer value as 'abc'"),
+    (["send", "--url", "http://127.0.0.1:99999"],
+     "error: --url has an invalid port: Port out of range 0-65535"),
+    (["replay", "--url", "http://127.0.0.1:abc", "-"],
+     "error: --url has an invalid port: Port could not be cast to integer value as 'abc'"),
+], ids=["state-url-range", "state-url-text", "url-range", "url-text"])
+def test_a_bad_port_is_one_line_not_a_traceback(argv: list[str], error: str) -> None:
+    """As the program is run: a bad port in ``--state-url`` or ``--url`` is one line naming the
+    flag, without the password (issue 23, item 14), not a 46-line traceback."""
+    proc = subprocess.run([sys.executable, "-m", "exporter", *argv], cwd=ROOT, input="",
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert proc.returncode in (1, 2), proc.stderr
+    assert "Traceback" not in proc.stderr and "hunter2" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].endswith(error), proc.stderr
