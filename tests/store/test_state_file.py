@@ -3,10 +3,13 @@ any path, a foreign or newer or damaged database, and readiness that means "woul
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shutil
 import signal
 import sqlite3
+import time
 import urllib.error
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -221,6 +224,37 @@ async def test_a_lost_write_ahead_log_answers_503_and_logs_once(
     lost = [r for r in caplog.records if r.name == "exporter.store.sqlite"]
     assert len(lost) == 1 and lost[0].levelno == logging.ERROR
     assert f"write-ahead log state.db-wal {damage}" in lost[0].getMessage()
+
+
+def test_what_was_acknowledged_before_an_idle_second_survives_a_cut_log_and_kill(
+        exporter_process: Process) -> None:
+    proc = exporter_process()
+    proc.start()
+    assert all(proc.post(event(i, "Initiated"))[0] == 200 for i in range(1, 21))
+    assert proc.state is not None and proc.proc is not None
+    wal = Path(f"{proc.state}-wal")
+    copy = proc.state.with_name("copy.db")  # the database file alone, as a cut log leaves it
+
+    def in_database_file() -> int:
+        shutil.copyfile(proc.state, copy)  # type: ignore[arg-type]
+        with contextlib.closing(sqlite3.connect(copy)) as db:
+            try:
+                return int(db.execute("SELECT count(*) FROM runs").fetchone()[0])
+            except sqlite3.DatabaseError:  # copied in the middle of a checkpoint
+                return 0
+
+    deadline = time.monotonic() + 10
+    while in_database_file() < 20 and time.monotonic() < deadline:
+        time.sleep(0.2)  # the writer checkpoints once idle for IDLE_CHECKPOINT_SECONDS
+    assert in_database_file() == 20
+    os.truncate(wal, 0)
+    os.kill(proc.proc.pid, signal.SIGKILL)
+    proc.proc.wait()
+    store = SQLiteStore(proc.state)
+    try:
+        assert {int(r.export_id) for r in store.load().runs} == set(range(1, 21))
+    finally:
+        store.close()
 
 
 @pytest.mark.parametrize("damage", ["deleted", "truncated"])
