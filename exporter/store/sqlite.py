@@ -18,8 +18,7 @@ What the store refuses, rather than lose or mix up state:
 * creating an empty database where one existed (its ``-wal``, ``-shm`` or ``.lock`` remain), or
   recreating a dropped table, unless ``init`` says so;
 * writing once the file at the path, or its write-ahead log, is no longer the one it opened
-  (deleted or replaced while running): every commit and readiness check compares device and
-  inode, and what a lost log held is first checkpointed into the database file.
+  (deleted, replaced or cut while running; ``sqlite_guard``).
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Final
 
-from exporter.store import sqlite_rows, sqlite_schema, statefile
+from exporter.store import sqlite_guard, sqlite_rows, sqlite_schema, statefile
 from exporter.store.base import (
     Changes,
     CheckKey,
@@ -54,10 +53,8 @@ from exporter.store.base import (
 log = logging.getLogger(__name__)
 
 _WAL_SIZE_LIMIT: Final = 4 * 1024 * 1024
-#: Seconds without a commit after which the writer checkpoints (a webhook every few hours is
-#: the usual load: its changes reach the database file a second later, not 1,000 pages later).
+#: Seconds without a commit after which the writer checkpoints (sqlite_guard.checkpoint).
 IDLE_CHECKPOINT_SECONDS: Final = 1.0
-_WAL_HEADER_BYTES: Final = 32
 #: Seconds a readiness write probe waits for the write lock before it calls the store busy.
 _PROBE_TIMEOUT: Final = 2.0
 
@@ -93,11 +90,7 @@ class SQLiteStore:
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._rejecting = False
         self._closed = False
-        self._lost: str | None = None  # why the file at the path is no longer ours
-        self._lost_lock = threading.Lock()
-        #: The writer thread's connection, also used by a readiness check that finds the
-        #: write-ahead log lost (``_rescue``).
-        self._conn_lock = threading.Lock()
+        self._conn_lock = threading.Lock()  # the writer's connection, also the guard's
         #: Landing checks handed out, until when: the only claimant is this process (the lock).
         self._claims: dict[CheckKey, float] = {}
         traces = statefile.traces(self.path)
@@ -126,13 +119,13 @@ class SQLiteStore:
         try:
             sqlite_schema.check(self.path, init)  # before anything is written to the file
             self._conn = conn = self._connect(create=True)
-            self._identity = statefile.identity(self.path)
+            identity = statefile.identity(self.path)
             sqlite_schema.create(conn)
             sqlite_schema.check_rows(conn, self.path, skip_corrupt)
             # A write now, so the write-ahead log exists from here on (wal_problem).
             conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('opened', ?)",
                          (repr(time.time()),))
-            self._wal_identity = statefile.identity(statefile.wal_path(self.path))
+            self._guard = sqlite_guard.FileGuard(self.path, conn, self._conn_lock, identity)
         except BaseException as exc:
             if conn is not None:
                 conn.close()
@@ -174,11 +167,11 @@ class SQLiteStore:
     def healthy(self) -> bool:
         """Whether the store is open, still the file at its path, and its last commit
         succeeded."""
-        return not self._closed and not self._rejecting and self._lost is None
+        return not self._closed and not self._rejecting and self._guard.lost is None
 
     def load(self) -> Snapshot:
         """Read the whole state, as committed."""
-        if self._lost is not None:
+        if self._guard.lost is not None:
             # The open connection still reads what this process committed: the model stays
             # what it stored, while every write is refused.
             return self._read(self._conn)
@@ -211,7 +204,7 @@ class SQLiteStore:
 
         Runs in a worker thread, on a connection of its own.
         """
-        if self._closed or not self._verify_identity():
+        if self._closed or not self._guard.intact():
             return False
         try:
             conn = self._connect(timeout=_PROBE_TIMEOUT)
@@ -325,12 +318,12 @@ class SQLiteStore:
             return StoreError("state store is closed")
         if self._rejecting:
             return StoreError("state store is recovering from a failed write")
-        if self._lost is not None:
+        if self._guard.lost is not None:
             # Counted as a failure so the owner reloads (from the open connection) and its
             # model does not claim what this batch changed.
             self.failures += 1
             self._rejecting = True
-            return _lost_error()
+            return sqlite_guard.lost_error()
         return None
 
     def _write(self) -> None:
@@ -342,7 +335,7 @@ class SQLiteStore:
                 job = self._jobs.get(timeout=IDLE_CHECKPOINT_SECONDS if dirty else None)
             except queue.Empty:
                 dirty = False
-                self._checkpoint()
+                self._guard.checkpoint()
                 continue
             if job is None:
                 return
@@ -351,16 +344,6 @@ class SQLiteStore:
             dirty = not isinstance(error, StoreError)  # a refusal commits those before it
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
                 loop.call_soon_threadsafe(self._written, batch, error)
-
-    def _checkpoint(self) -> None:
-        """What is acknowledged, in the database file itself: a log deleted, cut or damaged
-        later then takes nothing acknowledged with it. Only from a log known good, since a
-        checkpoint copies whatever the log's frames hold."""
-        with contextlib.suppress(OSError):  # a log emptied under a commit is a cut one
-            if (self._verify_identity()
-                    and statefile.wal_path(self.path).stat().st_size >= _WAL_HEADER_BYTES):
-                with contextlib.suppress(sqlite3.Error), self._conn_lock:
-                    self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _written(self, batch: _Pending, error: StoreError | sqlite_rows.Refusal | None) -> None:
         """On the loop: answer the committed batch, then hand over what queued meanwhile."""
@@ -401,61 +384,16 @@ class SQLiteStore:
         before it are committed), or None once they are synced."""
         if not rows:
             return None
-        if not self._verify_identity():
-            return _lost_error()
+        if not self._guard.intact():
+            return sqlite_guard.lost_error()
         try:
             with self._conn_lock:
                 refused = self._apply(rows)
         except (sqlite3.Error, OSError) as exc:
             return StoreError(f"state store write failed: {exc}")
         # Again after the commit: a file or log removed while it ran took the commit with it.
-        return refused if self._verify_identity() else _lost_error()
-
-    def _verify_identity(self) -> bool:
-        """Whether the file at the path is still the database opened; logs once when not."""
-        if self._lost is not None:
-            return False
-        try:
-            now = statefile.identity(self.path)
-        except FileNotFoundError:
-            problem = "was deleted"
-        except OSError as exc:
-            problem = f"cannot be checked ({exc})"
-        else:
-            wal = statefile.wal_problem(self.path, self._wal_identity)
-            if now == self._identity and wal is None:
-                return True
-            problem = "was replaced by another file" if wal is None else wal
-            # A checkpoint copies a lost log's frames into the intact file; frames cut off in
-            # place would be copied as zeros, so those are left for the restart to ignore.
-            if wal is not None and now == self._identity and statefile.WAL_TRUNCATED not in wal:
-                problem += self._rescue()
-        with self._lost_lock:
-            if self._lost is None:
-                self._lost = (f"the state database {self.path} {problem} while the exporter "
-                              "was running; refusing every write (restore the file and "
-                              "restart)")
-                log.error("%s", self._lost)
-        return False
-
-    def _rescue(self) -> str:
-        """Copy what this connection committed to a lost write-ahead log into the database
-        file, which is intact, so that acknowledged changes survive the restart; says how it
-        went. The open connection still reads the log's frames (a deleted log's inode, or the
-        log replaced), where a new connection would not."""
-        try:
-            with self._conn_lock:
-                busy, _, _ = self._conn.execute("PRAGMA wal_checkpoint(FULL)").fetchone()
-        except sqlite3.Error as exc:
-            return f" (its committed changes could not be copied into the database: {exc})"
-        if busy:
-            return " (a reader kept its committed changes from being copied into the database)"
-        return " (its committed changes were copied into the database file)"
+        return refused if self._guard.intact() else sqlite_guard.lost_error()
 
     def _apply(self, rows: list[Changes]) -> sqlite_rows.Refusal | None:
         return sqlite_rows.commit(self._conn, rows)  # a method: bench/commit.py times it
 
-
-def _lost_error() -> StoreError:
-    return StoreError("state store write refused: the state database file is no longer the "
-                      "one opened (logged when detected)")
