@@ -5,6 +5,7 @@ server, and recorded with the run (its landing, the landed bytes in its history)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -70,6 +71,18 @@ def dispatcher(t: ExportTracker, cfg: DeclaredConfig, s3: S3Store, *,
                       env=s3.env(), clock=clock)
 
 
+@contextlib.asynccontextmanager
+async def dispatching(t: ExportTracker, cfg: DeclaredConfig, s3: S3Store, *,
+                      settle: float = 0.0,
+                      clock: Callable[[], float] = time.time) -> AsyncIterator[Dispatcher]:
+    """``dispatcher``, closed on the way out."""
+    d = dispatcher(t, cfg, s3, settle=settle, clock=clock)
+    try:
+        yield d
+    finally:
+        await d.close()
+
+
 async def run_all(d: Dispatcher) -> int:
     started = await d.dispatch()
     await d.checker.join()
@@ -108,8 +121,7 @@ async def test_a_completed_run_whose_files_exist_is_landed_with_counts_and_bytes
     await s3_store.put(bucket, "exports/771-1690283492-app_launched-20231004-1-1.json", b"y" * 50)
     await s3_store.put(bucket, "exports/772-1690283492-other_run-20231004-0-1.json", b"z" * 999)
     await complete(t, "771", T0)
-    d = dispatcher(t, cfg, s3_store)
-    try:
+    async with dispatching(t, cfg, s3_store) as d:
         assert await run_all(d) == 1
         series = t.series[KEY]
         assert series.landing is not None
@@ -119,8 +131,6 @@ async def test_a_completed_run_whose_files_exist_is_landed_with_counts_and_bytes
         assert [r.landed_bytes for r in series.history] == [150]
         assert t.landing_checks == {(KEY, "landed"): 1}
         assert await run_all(d) == 0  # checked once: the check is marked made
-    finally:
-        await d.close()
 
 
 async def test_an_empty_prefix_is_recorded_empty_and_a_missing_bucket_not_found(
@@ -129,8 +139,7 @@ async def test_an_empty_prefix_is_recorded_empty_and_a_missing_bucket_not_found(
     cfg = config(s3_store, bucket)
     await t.declare(cfg.exports, cfg.label_values())
     await complete(t, "9", T0)
-    d = dispatcher(t, cfg, s3_store)
-    try:
+    async with dispatching(t, cfg, s3_store) as d:
         assert await run_all(d) == 1
         assert landing(t).outcome == "empty"
         assert t.series[KEY].history[-1].landed_bytes == 0
@@ -143,8 +152,6 @@ async def test_an_empty_prefix_is_recorded_empty_and_a_missing_bucket_not_found(
         assert landing(t).outcome == "not_found"
         assert t.series[KEY].failed_checks == 1
         assert t.series[KEY].history[-1].landed_bytes is None  # nothing known of its size
-    finally:
-        await d.close()
 
 
 async def test_the_check_waits_for_the_settle_time_off_the_request_path(
@@ -154,15 +161,12 @@ async def test_the_check_waits_for_the_settle_time_off_the_request_path(
     await t.declare(cfg.exports, cfg.label_values())
     await complete(t, "5", T0)
     now = [T0 + 600]  # the Completed arrived at T0 + 605
-    d = dispatcher(t, cfg, s3_store, settle=60, clock=lambda: now[0])
-    try:
+    async with dispatching(t, cfg, s3_store, settle=60, clock=lambda: now[0]) as d:
         assert await run_all(d) == 0
         assert t.series[KEY].landing is None
         now[0] = T0 + 666
         assert await run_all(d) == 1
         assert t.series[KEY].landing is not None
-    finally:
-        await d.close()
 
 
 async def test_a_restart_between_the_completed_and_the_check_checks_once(
@@ -174,19 +178,13 @@ async def test_a_restart_between_the_completed_and_the_check_checks_once(
     await complete(t, "31", T0)
     t = sqlite()  # the process restarts before any check
     await t.declare(cfg.exports, cfg.label_values())
-    d = dispatcher(t, cfg, s3_store)
-    try:
+    async with dispatching(t, cfg, s3_store) as d:
         assert await run_all(d) == 1
         assert landing(t).bytes == 10
-    finally:
-        await d.close()
     t = sqlite()  # and again after it: nothing left to check
-    d = dispatcher(t, cfg, s3_store)
-    try:
+    async with dispatching(t, cfg, s3_store) as d:
         assert await run_all(d) == 0
         assert landing(t).bytes == 10
-    finally:
-        await d.close()
 
 
 async def test_a_run_far_smaller_than_its_usual_is_smaller_than_usual(
@@ -194,8 +192,7 @@ async def test_a_run_far_smaller_than_its_usual_is_smaller_than_usual(
     t = sqlite()
     cfg = config(s3_store, bucket)
     await t.declare(cfg.exports, cfg.label_values())
-    d = dispatcher(t, cfg, s3_store)
-    try:
+    async with dispatching(t, cfg, s3_store) as d:
         for i in range(6):  # the minimum history is five checked runs
             await s3_store.put(bucket, f"exports/{i}-1-e-20231004-0-1.json", b"x" * 1000)
             await complete(t, str(i), T0 + i * 4 * HOUR)
@@ -208,8 +205,6 @@ async def test_a_run_far_smaller_than_its_usual_is_smaller_than_usual(
         await run_all(d)
         assert landing(t).outcome == "smaller_than_usual"
         assert t.series[KEY].history[-1].landed_bytes == 99
-    finally:
-        await d.close()
 
 
 async def test_a_new_export_is_never_smaller_than_usual(
@@ -217,15 +212,12 @@ async def test_a_new_export_is_never_smaller_than_usual(
     t = sqlite()
     cfg = config(s3_store, bucket)
     await t.declare(cfg.exports, cfg.label_values())
-    d = dispatcher(t, cfg, s3_store)
-    try:
+    async with dispatching(t, cfg, s3_store) as d:
         for i, size in enumerate((1000, 1000, 1000, 1000, 5)):  # four runs: too few to tell
             await s3_store.put(bucket, f"exports/{i}-1-e-20231004-0-1.json", b"x" * size)
             await complete(t, str(i), T0 + i * 4 * HOUR)
             await run_all(d)
             assert landing(t).outcome == "landed"
-    finally:
-        await d.close()
 
 
 async def test_a_check_of_an_export_no_longer_with_a_destination_is_dropped(
