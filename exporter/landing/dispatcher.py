@@ -25,7 +25,7 @@ from datetime import tzinfo
 from typing import Final
 
 from exporter.domain.declared import DeclaredExport
-from exporter.domain.destination import LandingRun
+from exporter.domain.destination import LandingRun, StoreKind
 from exporter.domain.keys import SeriesKey
 from exporter.domain.landing import LandingResult
 from exporter.domain.tracker import ExportTracker
@@ -65,15 +65,14 @@ class Dispatcher:
         self.checker = Checker(policy=replace(policy, settle=0.0), concurrency=concurrency,
                                max_pending=concurrency, listers=listers, env=env)
         self._running: set[CheckKey] = set()
+        #: Stores whose client library was imported off the loop (``preload``).
+        self._loaded: set[StoreKind] = set()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
-        kinds = {e.destination.kind for e in self.exports().values() if e.destination}
-        if kinds:
-            await asyncio.to_thread(preload, kinds)
         while True:
             try:
                 await self.dispatch()
@@ -84,8 +83,12 @@ class Dispatcher:
     async def dispatch(self) -> int:
         """Claim the due checks there is room for and start them; how many were started."""
         room = self.concurrency - len(self._running)
-        if room <= 0 or not any(e.destination for e in self.exports().values()):
+        kinds = {e.destination.kind for e in self.exports().values() if e.destination}
+        if room <= 0 or not kinds:
             return 0
+        if kinds - self._loaded:  # at start, and after a reload that names a new store
+            await asyncio.to_thread(preload, kinds - self._loaded)
+            self._loaded |= kinds
         now = self.clock()
         rows = await self.tracker.store.claim_checks(self.owner, now - self.settle, now,
                                                      self.lease, room)

@@ -107,8 +107,9 @@ _MODULES: Final = {StoreKind.S3: "exporter.landing.s3", StoreKind.GCS: "exporter
 
 def preload(kinds: Iterable[StoreKind]) -> None:
     """Import the client libraries of ``kinds`` (botocore's takes a second of CPU): run in a
-    thread at start-up, so the first check does not stall the event loop with it. A library
-    not installed is left for ``open_lister`` to report."""
+    thread before the first check of a kind (at start, or after a reload that adds it), so that
+    check does not stall the event loop with it. A library not installed is left for
+    ``open_lister`` to report."""
     for kind in kinds:
         with contextlib.suppress(ModuleNotFoundError):
             importlib.import_module(_MODULES[kind])
